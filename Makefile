@@ -1,0 +1,28 @@
+# The README's commands. `make test` works on a fresh clone: it makes .venv and installs
+# what the tests need. Set DATABASE_URL=postgres://... to run the suite on PostgreSQL.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: test test-postgres tox clean
+
+$(BIN)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-postgres: $(BIN)/.installed
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/alloy_oauth} \
+		$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+tox: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet 'tox>=4'
+	$(BIN)/tox $(TOX_ARGS)
+
+clean:
+	rm -rf $(VENV) .tox build dist *.egg-info

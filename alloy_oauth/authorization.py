@@ -1,0 +1,291 @@
+"""The authorization-code flow: start it for an end user, finish it at the callback.
+
+The views are thin wrappers around :func:`start` and :func:`complete`; anything else that
+connects an account (the admin's validation, headless connect links) goes through them too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.sessions.backends.base import SessionBase
+from django.db import IntegrityError, transaction
+from django.http import QueryDict
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import protocol
+from .conf import app_settings
+from .models import AuthorizationRequest, Connector, Credential, CredentialEvent
+from .signals import credential_connected
+
+logger = logging.getLogger(__name__)
+
+#: Session key of the per-browser secret that pending authorizations are bound to.
+BINDING_SESSION_KEY = "alloy_oauth_binding"
+#: Longest callback parameter accepted; real codes and states are far shorter.
+MAX_PARAM_LENGTH = 4096
+_CALLBACK_PARAMS = ("state", "code", "error", "error_description", "error_uri", "iss")
+
+
+class AuthorizationFailed(Exception):
+    """The callback cannot complete. ``reason`` is a stable code for programs and tests;
+    ``str()`` is a sentence for the end user that never contains a secret. Nothing was stored."""
+
+    def __init__(self, reason: str, message: str, *, connector: Connector | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.connector = connector
+
+
+@dataclass(frozen=True)
+class Connected:
+    credential: Credential
+    created: bool
+    next_url: str
+
+
+def browser_binding(session: SessionBase, *, create: bool) -> str | None:
+    """The hash of this browser session's binding secret (made on first use when ``create``).
+
+    A secret kept *in* the session, rather than the session key, survives key rotation
+    (``cycle_key`` on login) and works with every session backend; logging out or in as
+    someone else flushes it, which is what we want.
+    """
+    secret = session.get(BINDING_SESSION_KEY)
+    if not secret:
+        if not create:
+            return None
+        secret = secrets.token_urlsafe(32)
+        session[BINDING_SESSION_KEY] = secret
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def start(
+    connector: Connector,
+    *,
+    session: SessionBase,
+    redirect_uri: str,
+    user: Any = None,
+    external_id: str = "",
+    next_url: str = "",
+) -> str:
+    """Record a pending authorization for one end user and return the provider URL to send
+    their browser to. Raises :class:`protocol.OAuthError` when the connector's auth URL is
+    refused by the transport rule."""
+    protocol.require_secure_url(
+        connector.auth_url, allow_http=settings.DEBUG, what=_("The connector's auth URL")
+    )
+    state = protocol.new_state()
+    verifier, challenge = protocol.new_pkce_pair() if connector.use_pkce else ("", None)
+    scopes = connector.scopes
+    now = timezone.now()
+    pending = AuthorizationRequest.objects.create(
+        state_hash=protocol.hash_state(state),
+        connector=connector,
+        user=user,
+        external_id=external_id,
+        code_verifier=verifier,
+        redirect_uri=redirect_uri,
+        scope=" ".join(scopes),
+        next_url=next_url,
+        session_binding=browser_binding(session, create=True),
+        created_at=now,
+        expires_at=now + timedelta(seconds=app_settings.STATE_TTL),
+    )
+    logger.info("Authorization %s started for connector %s.", pending.pk, connector.slug)
+    return protocol.authorization_url(
+        connector.auth_url,
+        client_id=connector.client_id,
+        redirect_uri=redirect_uri,
+        state=state,
+        scopes=scopes,
+        scope_separator=connector.scope_separator,
+        code_challenge=challenge,
+        extra_params=connector.authorization_params,
+    )
+
+
+def complete(params: QueryDict, session: SessionBase) -> Connected:
+    """Finish an authorization from the callback's query parameters.
+
+    Checks, in this order: state present → known → unexpired → not used → same browser
+    session; then consumes it with one conditional UPDATE (of two simultaneous callbacks
+    only one wins); then the provider's error, if any; then exchanges the code and stores
+    the credential. Any failure raises :class:`AuthorizationFailed` with nothing stored.
+    """
+    values = _single_values(params)
+    state = values.get("state")
+    if not state:
+        raise AuthorizationFailed(
+            "missing_state", _("The authorization response has no state parameter.")
+        )
+    pending = (
+        AuthorizationRequest.objects.select_related("connector")
+        .filter(state_hash=protocol.hash_state(state))
+        .first()
+    )
+    if pending is None:
+        raise AuthorizationFailed(
+            "unknown_state", _("This authorization response does not match any request.")
+        )
+    connector = pending.connector
+    now = timezone.now()
+    if pending.expires_at <= now:
+        raise AuthorizationFailed(
+            "expired_state", _("This authorization took too long. Please start again."),
+            connector=connector,
+        )
+    if pending.consumed_at is not None:
+        raise AuthorizationFailed(
+            "used_state", _("This authorization response has already been used."),
+            connector=connector,
+        )
+    binding = browser_binding(session, create=False)
+    if binding is None or not hmac.compare_digest(binding, pending.session_binding):
+        raise AuthorizationFailed(
+            "wrong_session",
+            _("This authorization was started in another browser session. Please start again "
+              "from this browser."),
+            connector=connector,
+        )
+    consumed = AuthorizationRequest.objects.filter(
+        pk=pending.pk, consumed_at__isnull=True
+    ).update(consumed_at=now)
+    if not consumed:
+        raise AuthorizationFailed(
+            "used_state", _("This authorization response has already been used."),
+            connector=connector,
+        )
+    if values.get("error"):
+        raise _provider_refusal(values, connector)
+    code = values.get("code")
+    if not code:
+        raise AuthorizationFailed(
+            "missing_code", _("The provider sent neither a code nor an error."),
+            connector=connector,
+        )
+    if not connector.is_active:
+        raise AuthorizationFailed(
+            "inactive_connector", _("This connection is currently disabled."), connector=connector
+        )
+    try:
+        token = protocol.exchange_code(
+            connector.oauth_client(),
+            code=code,
+            redirect_uri=pending.redirect_uri,
+            code_verifier=pending.code_verifier or None,
+            extra_params=connector.token_params,
+        )
+    except protocol.OAuthError as exc:
+        logger.warning(
+            "Authorization %s for connector %s: code exchange failed (%s, HTTP %s).",
+            pending.pk, connector.slug, exc.kind, exc.status,
+        )
+        raise AuthorizationFailed("token_error", str(exc), connector=connector) from None
+    credential, created = _store_credential(pending, token)
+    logger.info(
+        "Authorization %s for connector %s stored credential %s.",
+        pending.pk, connector.slug, credential.pk,
+    )
+    credential_connected.send(sender=Credential, credential=credential, created=created)
+    return Connected(credential=credential, created=created, next_url=pending.next_url)
+
+
+def _single_values(params: QueryDict) -> dict[str, str]:
+    """The callback parameters we read, refusing repeated (RFC 6749 §3.1) or oversized ones."""
+    values: dict[str, str] = {}
+    for name in _CALLBACK_PARAMS:
+        found = params.getlist(name)
+        if len(found) > 1:
+            raise AuthorizationFailed(
+                "invalid_request", _("The authorization response repeats a parameter.")
+            )
+        if found:
+            if len(found[0]) > MAX_PARAM_LENGTH:
+                raise AuthorizationFailed(
+                    "invalid_request", _("The authorization response has an oversized parameter.")
+                )
+            values[name] = found[0]
+    return values
+
+
+def _provider_refusal(values: dict[str, str], connector: Connector) -> AuthorizationFailed:
+    error = values["error"][:100]
+    description = values.get("error_description", "")[: protocol.MAX_DESCRIPTION_CHARS]
+    if error == "access_denied":
+        message = _("You did not grant access to %(name)s.") % {"name": connector.name}
+    else:
+        message = _("%(name)s refused the authorization (%(error)s).") % {
+            "name": connector.name, "error": error,
+        }
+    if description:
+        message = f"{message} {description}"
+    return AuthorizationFailed(error if error == "access_denied" else "provider_error", message,
+                               connector=connector)
+
+
+def _store_credential(
+    pending: AuthorizationRequest, token: protocol.TokenResponse
+) -> tuple[Credential, bool]:
+    """Create the end user's credential for this connector, or reconnect the existing one
+    (same row, back to ``active``, ``version`` bumped so an in-flight refresh of the old grant
+    cannot overwrite the new tokens)."""
+    connector = pending.connector
+    now = timezone.now()
+    values = connector.token_values(token, requested_scopes=protocol.parse_scopes(pending.scope))
+    values.update(
+        status=Credential.Status.ACTIVE,
+        connected_at=now,
+        failure_count=0,
+        last_error="",
+    )
+    owner = {"user": pending.user} if pending.user_id else {"external_id": pending.external_id}
+    try:
+        return _save_credential(connector, owner, values, now)
+    except IntegrityError:
+        # Another callback for the same end user created the row first: update it instead.
+        return _save_credential(connector, owner, values, now)
+
+
+def _save_credential(
+    connector: Connector, owner: dict[str, Any], values: dict[str, Any], now: Any
+) -> tuple[Credential, bool]:
+    with transaction.atomic():
+        credential = (
+            Credential.objects.select_for_update().filter(connector=connector, **owner).first()
+        )
+        created = credential is None
+        if created:
+            credential = Credential(connector=connector, **owner)
+        else:
+            values = {**values, "version": credential.version + 1}
+        for name, value in values.items():
+            setattr(credential, name, value)
+        credential.save()
+        CredentialEvent.objects.create(
+            credential=credential,
+            kind=CredentialEvent.Kind.CONNECTED,
+            created_at=now,
+            detail=_connected_detail(credential, created),
+        )
+    return credential, created
+
+
+def _connected_detail(credential: Credential, created: bool) -> str:
+    parts = [_("Connected.") if created else _("Reconnected.")]
+    if credential.scope:
+        parts.append(_("Scopes granted: %(scopes)s.") % {"scopes": credential.scope})
+    if credential.expires_at:
+        parts.append(_("Access token expires at %(when)s.") % {
+            "when": credential.expires_at.isoformat(timespec="seconds"),
+        })
+    return " ".join(parts)

@@ -1,0 +1,137 @@
+"""System checks (``manage.py check``). Every message has an id, listed in ``docs/checks.md``.
+
+- ``alloy_oauth.E001`` / ``W001``: ``FERNET_KEYS`` is not set (error with DEBUG off).
+- ``alloy_oauth.E002``: ``ALLOY_OAUTH`` is not a dict.
+- ``alloy_oauth.E003``: an ``ALLOY_OAUTH`` value is invalid.
+- ``alloy_oauth.W002``: ``ALLOY_OAUTH`` has a key this version does not know.
+- ``alloy_oauth.E004``: sessions are not enabled (the callback is bound to the browser session).
+- ``alloy_oauth.W003``: ``SESSION_COOKIE_SAMESITE = "Strict"`` drops the session on the callback.
+- ``alloy_oauth.W004``: a connector URL is not https outside DEBUG/loopback (database check).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core import checks
+from django.db import DatabaseError, connections
+
+from .conf import DEFAULTS, user_settings
+from .protocol import insecure_url_problem
+
+FERNET_KEYS_MISSING = (
+    "FERNET_KEYS is not set, so tokens and client secrets are encrypted with a key derived "
+    "from SECRET_KEY: rotating SECRET_KEY would make every stored token unreadable."
+)
+FERNET_KEYS_HINT = (
+    "Set FERNET_KEYS = [<a long random key>] in your settings (keep it out of version control); "
+    "the first key encrypts, all of them decrypt. See docs/security.md."
+)
+
+_POSITIVE_NUMBERS = ("REFRESH_LEAD_TIME", "STATE_TTL", "HTTP_TIMEOUT")
+_CONNECTOR_URL_FIELDS = ("auth_url", "token_url", "refresh_url", "revocation_url", "api_base_url")
+
+
+def register() -> None:
+    checks.register(check_fernet_keys, checks.Tags.security)
+    checks.register(check_settings)
+    checks.register(check_sessions)
+    checks.register(check_connector_urls, checks.Tags.database)
+
+
+def check_fernet_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    if getattr(settings, "FERNET_KEYS", None):
+        return []
+    if settings.DEBUG:
+        return [checks.Warning(FERNET_KEYS_MISSING, hint=FERNET_KEYS_HINT, id="alloy_oauth.W001")]
+    return [checks.Error(FERNET_KEYS_MISSING, hint=FERNET_KEYS_HINT, id="alloy_oauth.E001")]
+
+
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    raw = getattr(settings, "ALLOY_OAUTH", None)
+    if raw is not None and not isinstance(raw, dict):
+        return [checks.Error(
+            "ALLOY_OAUTH must be a dict.", hint="See docs/configuration.md.", id="alloy_oauth.E002",
+        )]
+    values = user_settings()
+    messages: list[checks.CheckMessage] = [
+        checks.Warning(
+            f"ALLOY_OAUTH has an unknown key {key!r}; it is ignored.",
+            hint="Known keys: " + ", ".join(sorted(DEFAULTS)) + ".",
+            id="alloy_oauth.W002",
+        )
+        for key in sorted(set(values) - set(DEFAULTS))
+    ]
+    for key in _POSITIVE_NUMBERS:
+        value = values.get(key, DEFAULTS[key])
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            messages.append(checks.Error(
+                f"ALLOY_OAUTH[{key!r}] must be a positive number of seconds, not {value!r}.",
+                id="alloy_oauth.E003",
+            ))
+    base = values.get("CALLBACK_BASE_URL")
+    if base is not None:
+        problem = (
+            "must be a string" if not isinstance(base, str)
+            else insecure_url_problem(base, allow_http=settings.DEBUG)
+        )
+        if problem:
+            messages.append(checks.Error(
+                f"ALLOY_OAUTH['CALLBACK_BASE_URL'] {problem}.",
+                hint='For example "https://app.example.com" (scheme and host, no path).',
+                id="alloy_oauth.E003",
+            ))
+    return messages
+
+
+def check_sessions(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    messages: list[checks.CheckMessage] = []
+    middleware = getattr(settings, "MIDDLEWARE", None) or []
+    if not apps.is_installed("django.contrib.sessions") or not any(
+        "SessionMiddleware" in str(name) for name in middleware
+    ):
+        messages.append(checks.Error(
+            "alloy_oauth needs django.contrib.sessions and SessionMiddleware: every "
+            "authorization is bound to the browser session that started it.",
+            id="alloy_oauth.E004",
+        ))
+    if str(getattr(settings, "SESSION_COOKIE_SAMESITE", "Lax")).lower() == "strict":
+        messages.append(checks.Warning(
+            "SESSION_COOKIE_SAMESITE is 'Strict': browsers do not send the session cookie on the "
+            "provider's redirect back to the callback, so every connection fails.",
+            hint="Use 'Lax' (Django's default).",
+            id="alloy_oauth.W003",
+        ))
+    return messages
+
+
+def check_connector_urls(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Runs only when the check command is given databases (``check --database default``,
+    ``migrate``): the connectors live in the database."""
+    from .models import Connector
+
+    messages: list[checks.CheckMessage] = []
+    for alias in databases or ():
+        try:
+            if Connector._meta.db_table not in connections[alias].introspection.table_names():
+                continue
+            connectors = list(Connector.objects.using(alias).only("slug", *_CONNECTOR_URL_FIELDS))
+        except DatabaseError:
+            continue
+        for connector in connectors:
+            for field in _CONNECTOR_URL_FIELDS:
+                url = getattr(connector, field)
+                problem = url and insecure_url_problem(url, allow_http=settings.DEBUG)
+                if problem:
+                    messages.append(checks.Warning(
+                        f"Connector {connector.slug!r}: {field} {problem}.",
+                        hint="Tokens and secrets would travel in clear text. Use the https URL "
+                             "the provider documents.",
+                        obj=connector,
+                        id="alloy_oauth.W004",
+                    ))
+    return messages

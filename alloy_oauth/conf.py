@@ -1,0 +1,57 @@
+"""The ``ALLOY_OAUTH`` settings dict.
+
+Every value is read from ``django.conf.settings`` at the moment it is used, so
+``override_settings(ALLOY_OAUTH={...})`` works in tests and nothing needs reloading.
+Keys left out of the dict take their value from :data:`DEFAULTS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Seconds before a token's expiry at which it is refreshed (a connector may override it).
+    "REFRESH_LEAD_TIME": 300,
+    # Seconds a pending authorization (the state sent to the provider) stays valid.
+    "STATE_TTL": 600,
+    # Seconds to wait for the provider's token endpoint (connect and read).
+    "HTTP_TIMEOUT": 10,
+    # Absolute base URL ("https://app.example.com") used to build the callback URL instead of
+    # the request's host, for sites behind a proxy or for callbacks built outside a request.
+    "CALLBACK_BASE_URL": None,
+}
+
+
+class AppSettings:
+    """One property per setting; see ``docs/configuration.md`` for the reference."""
+
+    def _get(self, name: str) -> Any:
+        return user_settings().get(name, DEFAULTS[name])
+
+    @property
+    def REFRESH_LEAD_TIME(self) -> int:
+        return int(self._get("REFRESH_LEAD_TIME"))
+
+    @property
+    def STATE_TTL(self) -> int:
+        return int(self._get("STATE_TTL"))
+
+    @property
+    def HTTP_TIMEOUT(self) -> float:
+        return float(self._get("HTTP_TIMEOUT"))
+
+    @property
+    def CALLBACK_BASE_URL(self) -> str | None:
+        value = self._get("CALLBACK_BASE_URL")
+        return value.rstrip("/") if value else None
+
+
+def user_settings() -> dict[str, Any]:
+    """The raw ``ALLOY_OAUTH`` dict as the project wrote it (for the system checks)."""
+    value = getattr(settings, "ALLOY_OAUTH", None)
+    return value if isinstance(value, dict) else {}
+
+
+app_settings = AppSettings()

@@ -1,0 +1,106 @@
+"""The operator's connector form: write-only client secret, URL and JSON validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from . import protocol
+from .models import Connector
+
+_URL_FIELDS = ("auth_url", "token_url", "refresh_url", "revocation_url", "api_base_url")
+_RESERVED_PARAMS = {
+    "authorization_params": protocol.RESERVED_AUTHORIZATION_PARAMS,
+    "token_params": protocol.RESERVED_TOKEN_PARAMS,
+    "refresh_params": protocol.RESERVED_TOKEN_PARAMS,
+}
+#: Editing any of these invalidates an earlier "Validate credential" result.
+OAUTH_FIELDS = (
+    "auth_url", "token_url", "client_id", "client_secret", "scope", "refresh_url",
+    "refresh_params", "client_auth_method", "use_pkce", "scope_separator",
+    "authorization_params", "token_params",
+)
+
+
+def _formfield(field: models.Field, **kwargs: Any) -> forms.Field | None:
+    if isinstance(field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return field.formfield(**kwargs)
+
+
+class ConnectorForm(forms.ModelForm):
+    #: Set by the admin from the request (see :func:`alloy_oauth.models.callback_url`).
+    callback_url_value = ""
+
+    callback_url = forms.CharField(
+        label=gettext_lazy("Callback URL"),
+        required=False,
+        disabled=True,
+        help_text=gettext_lazy("Register this URL as the redirect URI at the provider."),
+        widget=forms.TextInput(attrs={"readonly": True, "size": 60, "class": "vTextField"}),
+    )
+    client_secret = forms.CharField(
+        label=gettext_lazy("Client secret"),
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+
+    class Meta:
+        model = Connector
+        fields = "__all__"
+        formfield_callback = _formfield
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The stored secret never enters the form, so it can never be rendered back.
+        self.initial.pop("client_secret", None)
+        self.fields["callback_url"].initial = self.callback_url_value or self.instance.callback_url
+        if self.instance.pk and self.instance.client_secret:
+            self.fields["client_secret"].help_text = _(
+                "A secret is stored. Leave blank to keep it; type a new one to replace it."
+            )
+        else:
+            self.fields["client_secret"].help_text = _("No secret is stored yet.")
+
+    def clean_client_secret(self) -> str:
+        value = self.cleaned_data.get("client_secret") or ""
+        if not value and self.instance.pk:
+            return self.instance.client_secret
+        return value
+
+    def clean_scope(self) -> str:
+        value = self.cleaned_data.get("scope", "")
+        if value.strip() and not protocol.parse_scopes(value):
+            raise forms.ValidationError(
+                _("Enter at least one scope (separated by spaces or commas), or leave it blank.")
+            )
+        return value.strip()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        for name in _URL_FIELDS:
+            url = cleaned.get(name)
+            problem = url and protocol.insecure_url_problem(url, allow_http=settings.DEBUG)
+            if problem:
+                self.add_error(name, _("This URL %(problem)s.") % {"problem": problem})
+        for name, reserved in _RESERVED_PARAMS.items():
+            value = cleaned.get(name)
+            if value is None or name not in cleaned:
+                continue
+            if not isinstance(value, dict):
+                self.add_error(name, _('Enter a JSON object, e.g. {"prompt": "consent"}.'))
+            elif clash := sorted(set(value) & reserved):
+                self.add_error(name, _("These parameters are set by the OAuth flow itself: "
+                                       "%(names)s.") % {"names": ", ".join(clash)})
+        return cleaned
+
+    def save(self, commit: bool = True) -> Connector:
+        if self.instance.pk and any(name in self.changed_data for name in OAUTH_FIELDS):
+            self.instance.validated_at = None
+        return super().save(commit=commit)

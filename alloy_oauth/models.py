@@ -1,0 +1,328 @@
+"""Connectors (operator configuration), credentials (end users' tokens), pending authorizations
+and the audit trail. Every secret is stored with ``fernet_fields.EncryptedTextField``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from fernet_fields import EncryptedTextField
+
+from . import protocol
+from .conf import app_settings
+from .fields import EncryptedJSONField
+
+
+def callback_url(request: Any = None) -> str:
+    """The absolute URL of the one callback view: ``CALLBACK_BASE_URL`` when set, else built
+    from ``request``; without either, the path alone (set ``CALLBACK_BASE_URL``)."""
+    path = reverse("alloy_oauth:callback")
+    if app_settings.CALLBACK_BASE_URL:
+        return app_settings.CALLBACK_BASE_URL + path
+    if request is not None:
+        return request.build_absolute_uri(path)
+    return path
+
+
+class Connector(models.Model):
+    """One OAuth 2.0 app registration at a third party."""
+
+    class ClientAuthMethod(models.TextChoices):
+        CLIENT_SECRET_BASIC = protocol.CLIENT_SECRET_BASIC, _("HTTP Basic (client_secret_basic)")
+        CLIENT_SECRET_POST = protocol.CLIENT_SECRET_POST, _("In the body (client_secret_post)")
+
+    class ScopeSeparator(models.TextChoices):
+        SPACE = " ", _("Space (RFC 6749)")
+        COMMA = ",", _("Comma")
+
+    name = models.CharField(_("name"), max_length=100)
+    slug = models.SlugField(_("slug"), unique=True, help_text=_("Used in URLs."))
+    is_active = models.BooleanField(_("active"), default=True)
+
+    auth_url = models.URLField(
+        _("auth URL"), max_length=500,
+        help_text=_("The provider's authorization endpoint, where end users grant access."),
+    )
+    token_url = models.URLField(
+        _("access token URL"), max_length=500,
+        help_text=_("The provider's token endpoint, where codes are exchanged for tokens."),
+    )
+    client_id = models.CharField(_("client ID"), max_length=255)
+    client_secret = EncryptedTextField(_("client secret"), blank=True)
+    scope = models.TextField(
+        _("scope"), blank=True, help_text=_("Scopes to request, separated by spaces or commas."),
+    )
+
+    refresh_url = models.URLField(
+        _("refresh URL"), max_length=500, blank=True,
+        help_text=_("Leave blank to refresh at the access token URL."),
+    )
+    refresh_params = models.JSONField(
+        _("extra refresh parameters"), default=dict, blank=True,
+        help_text=_("JSON object added to the body of every refresh request."),
+    )
+    refresh_lead_time = models.PositiveIntegerField(
+        _("refresh lead time"), null=True, blank=True,
+        help_text=_("Seconds before expiry to refresh a token. Blank: the REFRESH_LEAD_TIME setting."),
+    )
+    default_expires_in = models.PositiveIntegerField(
+        _("default token lifetime"), null=True, blank=True,
+        help_text=_("Seconds to assume when the provider does not send expires_in."),
+    )
+
+    client_auth_method = models.CharField(
+        _("client authentication"), max_length=32,
+        choices=ClientAuthMethod.choices, default=ClientAuthMethod.CLIENT_SECRET_BASIC,
+    )
+    use_pkce = models.BooleanField(_("use PKCE (S256)"), default=True)
+    scope_separator = models.CharField(
+        _("scope separator"), max_length=1,
+        choices=ScopeSeparator.choices, default=ScopeSeparator.SPACE,
+    )
+    authorization_params = models.JSONField(
+        _("extra authorization parameters"), default=dict, blank=True,
+        help_text=_('JSON object added to the authorization URL, e.g. {"access_type": "offline"}.'),
+    )
+    token_params = models.JSONField(
+        _("extra token parameters"), default=dict, blank=True,
+        help_text=_("JSON object added to the body of the code exchange."),
+    )
+    revocation_url = models.URLField(
+        _("revocation URL"), max_length=500, blank=True, help_text=_("RFC 7009 endpoint, optional."),
+    )
+    api_base_url = models.URLField(
+        _("API base URL"), max_length=500, blank=True,
+        help_text=_("Relative URLs of credential.session() are resolved against it."),
+    )
+    test_request_path = models.CharField(
+        _("test request path"), max_length=500, blank=True,
+        help_text=_("A GET request made with a new token when validating, e.g. /user."),
+    )
+
+    validated_at = models.DateTimeField(_("validated at"), null=True, blank=True, editable=False)
+    validation_error = models.TextField(_("validation error"), blank=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("connector")
+        verbose_name_plural = _("connectors")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def callback_url(self) -> str:
+        """What the operator registers at the provider (see :func:`callback_url`)."""
+        return callback_url()
+
+    @property
+    def scopes(self) -> list[str]:
+        return protocol.parse_scopes(self.scope)
+
+    @property
+    def lead_time(self) -> int:
+        """Seconds before expiry at which this connector's tokens are refreshed."""
+        if self.refresh_lead_time is not None:
+            return self.refresh_lead_time
+        return app_settings.REFRESH_LEAD_TIME
+
+    def oauth_client(self, token_url: str | None = None) -> protocol.ClientConfig:
+        """How the protocol layer reaches this connector's token endpoint."""
+        return protocol.ClientConfig(
+            token_url=token_url or self.token_url,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            auth_method=self.client_auth_method,
+            timeout=app_settings.HTTP_TIMEOUT,
+            allow_http=settings.DEBUG,
+        )
+
+    def token_values(
+        self, token: protocol.TokenResponse, *, requested_scopes: list[str]
+    ) -> dict[str, Any]:
+        """The credential columns a token response sets.
+
+        ``expires_at`` counts from when the request was sent, so it is never late; a missing
+        ``expires_in`` falls back to ``default_expires_in``, else the expiry is unknown and the
+        token is not scheduled for refresh. A response without ``refresh_token`` leaves the
+        stored one alone (RFC 6749 §6), and one without ``scope`` means the requested scopes
+        (RFC 6749 §5.1).
+        """
+        lifetime = token.expires_in if token.expires_in is not None else self.default_expires_in
+        expires_at = token.issued_at + timedelta(seconds=lifetime) if lifetime else None
+        values: dict[str, Any] = {
+            "access_token": token.access_token,
+            "token_type": token.token_type,
+            "scope": " ".join(token.scopes if token.scopes is not None else requested_scopes),
+            "expires_at": expires_at,
+            "next_refresh_at": self.refresh_due_at(expires_at),
+            "token_response": token.extra,
+        }
+        if token.refresh_token:
+            values["refresh_token"] = token.refresh_token
+        return values
+
+    def refresh_due_at(self, expires_at: datetime | None) -> datetime | None:
+        if expires_at is None:
+            return None
+        return expires_at - timedelta(seconds=self.lead_time)
+
+
+class CredentialQuerySet(models.QuerySet["Credential"]):
+    def for_owner(self, user: Any = None, external_id: str | None = None) -> CredentialQuerySet:
+        """Credentials of one end user: a Django user, or the host's own ``external_id``."""
+        if (user is None) == (not external_id):
+            raise ValueError("Pass exactly one of user= or external_id=.")
+        if user is not None:
+            return self.filter(user=user)
+        return self.filter(external_id=external_id)
+
+    def active(self) -> CredentialQuerySet:
+        return self.filter(status=Credential.Status.ACTIVE)
+
+
+class Credential(models.Model):
+    """One end user's tokens for one connector."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        REAUTH_REQUIRED = "reauth_required", _("Reconnection required")
+        ERROR = "error", _("Error")
+        REVOKED = "revoked", _("Revoked")
+
+    connector = models.ForeignKey(
+        Connector, on_delete=models.PROTECT, related_name="credentials",
+        verbose_name=_("connector"),
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True,
+        related_name="alloy_oauth_credentials", verbose_name=_("user"),
+    )
+    external_id = models.CharField(
+        _("external ID"), max_length=255, blank=True, db_index=True,
+        help_text=_("The host's own identifier for an end user who is not a Django user."),
+    )
+
+    access_token = EncryptedTextField(_("access token"))
+    refresh_token = EncryptedTextField(_("refresh token"), blank=True, default="")
+    token_type = models.CharField(_("token type"), max_length=40, default="Bearer")
+    scope = models.TextField(_("granted scope"), blank=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    token_response = EncryptedJSONField(
+        _("other token response fields"), default=dict, blank=True,
+    )
+
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.ACTIVE,
+    )
+    connected_at = models.DateTimeField(_("connected at"), default=timezone.now)
+    last_refreshed_at = models.DateTimeField(_("last refreshed at"), null=True, blank=True)
+    next_refresh_at = models.DateTimeField(_("next refresh at"), null=True, blank=True)
+    failure_count = models.PositiveIntegerField(_("consecutive failures"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    lease_until = models.DateTimeField(_("refresh lease until"), null=True, blank=True)
+    version = models.PositiveIntegerField(_("version"), default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = CredentialQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("credential")
+        verbose_name_plural = _("credentials")
+        indexes = [
+            # The refresh sweep: active credentials whose next_refresh_at has come.
+            models.Index(fields=["status", "next_refresh_at"], name="alloy_oauth_cred_due"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False) | ~Q(external_id=""),
+                name="alloy_oauth_cred_has_owner",
+            ),
+            models.UniqueConstraint(
+                fields=["connector", "user"], condition=Q(user__isnull=False),
+                name="alloy_oauth_cred_one_per_user",
+            ),
+            models.UniqueConstraint(
+                fields=["connector", "external_id"], condition=~Q(external_id=""),
+                name="alloy_oauth_cred_one_per_external_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connector} — {self.owner_label}"
+
+    @property
+    def owner_label(self) -> str:
+        if self.user_id is not None:
+            return str(self.user)
+        return self.external_id
+
+
+class AuthorizationRequest(models.Model):
+    """One pending authorization: what the callback needs to check and finish it.
+
+    Only a hash of ``state`` is stored; the PKCE verifier is encrypted.
+    """
+
+    state_hash = models.CharField(max_length=64, unique=True)
+    connector = models.ForeignKey(
+        Connector, on_delete=models.CASCADE, related_name="authorization_requests",
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True,
+        related_name="+",
+    )
+    external_id = models.CharField(max_length=255, blank=True)
+    code_verifier = EncryptedTextField(blank=True)
+    redirect_uri = models.TextField()
+    scope = models.TextField(blank=True)
+    next_url = models.TextField(blank=True)
+    session_binding = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("authorization request")
+        verbose_name_plural = _("authorization requests")
+
+    def __str__(self) -> str:
+        return f"{self.connector} ({self.created_at:%Y-%m-%d %H:%M:%S})"
+
+
+class CredentialEvent(models.Model):
+    """The audit trail of one credential. ``detail`` never holds a secret."""
+
+    class Kind(models.TextChoices):
+        CONNECTED = "connected", _("Connected")
+        REFRESHED = "refreshed", _("Refreshed")
+        REFRESH_FAILED = "refresh_failed", _("Refresh failed")
+        REAUTH_REQUIRED = "reauth_required", _("Reconnection required")
+        REVOKED = "revoked", _("Revoked")
+
+    credential = models.ForeignKey(
+        Credential, on_delete=models.CASCADE, related_name="events", verbose_name=_("credential"),
+    )
+    kind = models.CharField(_("event"), max_length=20, choices=Kind.choices)
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
+    detail = models.TextField(_("detail"), blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("credential event")
+        verbose_name_plural = _("credential events")
+        indexes = [
+            models.Index(fields=["credential", "-created_at"], name="alloy_oauth_event_trail"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.created_at:%Y-%m-%d %H:%M:%S})"

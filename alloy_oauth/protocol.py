@@ -1,0 +1,555 @@
+"""OAuth 2.0 client mechanics (RFC 6749, RFC 7636): authorization URLs, PKCE, token requests.
+
+Plain values in, plain values out: this module knows nothing of models, views or Celery, so
+the callback view, the refresh engine and the admin's "Validate credential" all speak to
+providers through the same few functions.
+
+Why the HTTP exchange is written here and not delegated to ``requests_oauthlib.OAuth2Session``
+is in ``docs/architecture.md`` (in short: its plain-http switch is a process-wide environment
+variable, its default Basic auth skips the RFC 6749 §2.3.1 form-encoding, it logs request and
+response bodies at DEBUG, and it cannot read the error pages real providers send).
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import hashlib
+import ipaddress
+import json
+import os
+import secrets
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
+
+import requests
+
+from .redaction import scrub
+
+#: Parameters of the authorization request that the connector's extra parameters may not replace.
+RESERVED_AUTHORIZATION_PARAMS = frozenset(
+    {"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge",
+     "code_challenge_method"}
+)
+#: Parameters of a token request that the connector's extra parameters may not replace.
+RESERVED_TOKEN_PARAMS = frozenset(
+    {"grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "client_id",
+     "client_secret"}
+)
+CLIENT_SECRET_BASIC = "client_secret_basic"
+CLIENT_SECRET_POST = "client_secret_post"
+
+#: A token response larger than this is not a token response.
+MAX_RESPONSE_BYTES = 1024 * 1024
+#: Longest provider error description kept (they end up in pages and ``last_error``).
+MAX_DESCRIPTION_CHARS = 300
+#: Longest Retry-After honoured, in seconds.
+MAX_RETRY_AFTER = 24 * 3600
+
+_TOKEN_FIELDS_WITH_COLUMNS = frozenset({"access_token", "refresh_token"})
+
+
+class ErrorKind(StrEnum):
+    """What a failed token request means for the credential and who has to act."""
+
+    #: ``invalid_grant``: the grant is dead (revoked, expired, reused); the end user must reconnect.
+    REAUTHORIZE = "reauthorize"
+    #: ``invalid_client`` / ``unauthorized_client`` / HTTP 401: the operator's client
+    #: credentials were rejected.
+    CLIENT = "client"
+    #: Any other OAuth error or 4xx: the request itself was refused (bad scope, wrong URL…).
+    REJECTED = "rejected"
+    #: 429, 5xx, timeouts, refused connections: try again later.
+    TRANSIENT = "transient"
+    #: A 2xx that is not a usable token response (HTML, garbage, no access token).
+    MALFORMED = "malformed"
+    #: Our own configuration refuses the request (e.g. plain http to a public host).
+    CONFIGURATION = "configuration"
+
+
+class OAuthError(Exception):
+    """A token request that did not produce a token.
+
+    ``str(error)`` is a sentence for an operator or end user and never contains a secret:
+    descriptions sent back by the provider are scrubbed of every secret the request carried.
+    """
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        error: str | None = None,
+        description: str | None = None,
+        status: int | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.error = error
+        self.description = description
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in (ErrorKind.TRANSIENT, ErrorKind.MALFORMED)
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """How to reach and authenticate at one provider's token endpoint."""
+
+    token_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    auth_method: str = CLIENT_SECRET_BASIC
+    timeout: float = 10.0
+    #: Allow plain http to any host (the host project runs with DEBUG on).
+    allow_http: bool = False
+
+
+@dataclass(frozen=True)
+class TokenResponse:
+    """A successful token response, normalised (RFC 6749 §5.1)."""
+
+    access_token: str = field(repr=False)
+    token_type: str
+    issued_at: datetime
+    refresh_token: str | None = field(default=None, repr=False)
+    #: Lifetime in seconds; ``None`` when the provider did not say (or said nonsense).
+    expires_in: int | None = None
+    #: Granted scopes; ``None`` when the provider omitted ``scope`` (= the requested scopes).
+    scopes: list[str] | None = None
+    #: Every other member of the response (``id_token``, provider extras…).
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+class ClientSecretBasic(requests.auth.AuthBase):
+    """HTTP Basic client authentication as RFC 6749 §2.3.1 defines it.
+
+    The client id and secret are form-urlencoded *before* base64, so a secret such as
+    ``s3cr+t/with%2F:colon`` reaches a strict provider intact; ``requests.auth.HTTPBasicAuth``
+    sends them raw and such a provider answers ``invalid_client``.
+    """
+
+    def __init__(self, client_id: str, client_secret: str) -> None:
+        self.client_id = client_id
+        self._client_secret = client_secret
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        pair = f"{quote_plus(self.client_id)}:{quote_plus(self._client_secret)}"
+        request.headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        return request
+
+    def __repr__(self) -> str:
+        return f"ClientSecretBasic(client_id={self.client_id!r})"
+
+
+# --- scopes, state and PKCE -------------------------------------------------------------
+
+
+def parse_scopes(value: str | Iterable[str] | None) -> list[str]:
+    """Scopes from an operator's text or a provider's answer: spaces and/or commas, in order,
+    without duplicates or empty items."""
+    if value is None:
+        return []
+    items = value.replace(",", " ").split() if isinstance(value, str) else value
+    seen: dict[str, None] = {}
+    for item in items:
+        item = str(item).strip()
+        if item:
+            seen.setdefault(item, None)
+    return list(seen)
+
+
+def new_state() -> str:
+    """An unguessable ``state`` value (256 bits)."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_state(state: str) -> str:
+    """What is stored instead of the state: the state has 256 bits, so a plain hash suffices."""
+    return hashlib.sha256(state.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_pkce_pair() -> tuple[str, str]:
+    """A PKCE ``(code_verifier, code_challenge)`` pair for the S256 method (RFC 7636 §4.1-4.2)."""
+    verifier = secrets.token_urlsafe(64)  # 86 characters of [A-Za-z0-9_-], within 43..128
+    return verifier, pkce_challenge(verifier)
+
+
+def pkce_challenge(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+# --- transport policy ---------------------------------------------------------------------
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def insecure_url_problem(url: str, *, allow_http: bool) -> str | None:
+    """Why ``url`` may not carry OAuth traffic, or ``None`` when it may.
+
+    ``https`` always; plain ``http`` only to a loopback host (tests, the demo) or when the
+    host project runs with DEBUG on. The rule is applied per request, never by flipping
+    oauthlib's process-wide ``OAUTHLIB_INSECURE_TRANSPORT``.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme not in ("http", "https") or not host:
+        return "must be an absolute http(s) URL"
+    if parts.username or parts.password:
+        return "must not contain a user name or password"
+    if parts.scheme == "http" and not (allow_http or is_loopback_host(host)):
+        return "must use https (plain http is only allowed for loopback hosts or with DEBUG on)"
+    return None
+
+
+def require_secure_url(url: str, *, allow_http: bool, what: str = "The URL") -> None:
+    problem = insecure_url_problem(url, allow_http=allow_http)
+    if problem:
+        raise OAuthError(ErrorKind.CONFIGURATION, f"{what} {problem}.")
+
+
+# --- the authorization request ------------------------------------------------------------
+
+
+def authorization_url(
+    auth_url: str,
+    *,
+    client_id: str,
+    redirect_uri: str,
+    state: str,
+    scopes: list[str],
+    scope_separator: str = " ",
+    code_challenge: str | None = None,
+    extra_params: Mapping[str, Any] | None = None,
+) -> str:
+    """The provider URL to send the end user to (RFC 6749 §4.1.1, RFC 7636 §4.3).
+
+    Parameters already in ``auth_url`` (some providers put a tenant there) are kept; the
+    connector's extra parameters are added but can never replace a protocol parameter.
+    """
+    parts = urlsplit(auth_url)
+    params: list[tuple[str, str]] = [
+        (key, value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        if key not in RESERVED_AUTHORIZATION_PARAMS
+    ]
+    params += [
+        (str(key), _param_value(value))
+        for key, value in (extra_params or {}).items()
+        if key not in RESERVED_AUTHORIZATION_PARAMS
+    ]
+    params += [("response_type", "code"), ("client_id", client_id), ("redirect_uri", redirect_uri)]
+    if scopes:
+        params.append(("scope", scope_separator.join(scopes)))
+    params.append(("state", state))
+    if code_challenge:
+        params += [("code_challenge", code_challenge), ("code_challenge_method", "S256")]
+    return urlunsplit(parts._replace(query=urlencode(params, quote_via=quote)))
+
+
+def _param_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+# --- token requests -----------------------------------------------------------------------
+
+
+def exchange_code(
+    client: ClientConfig,
+    *,
+    code: str,
+    redirect_uri: str,
+    code_verifier: str | None = None,
+    extra_params: Mapping[str, Any] | None = None,
+) -> TokenResponse:
+    """Redeem an authorization code (RFC 6749 §4.1.3) with the same ``redirect_uri``."""
+    params = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+    if code_verifier:
+        params["code_verifier"] = code_verifier
+    return token_request(client, params, extra_params, secret_values=(code, code_verifier))
+
+
+def token_request(
+    client: ClientConfig,
+    params: dict[str, str],
+    extra_params: Mapping[str, Any] | None = None,
+    *,
+    secret_values: Iterable[str | None] = (),
+) -> TokenResponse:
+    """POST to the token endpoint with the client's authentication and normalise the answer.
+
+    ``secret_values`` are the secrets in ``params``; they are scrubbed from any text the
+    provider sends back before it reaches an exception message.
+    """
+    require_secure_url(client.token_url, allow_http=client.allow_http, what="The token URL")
+    data = {str(k): _param_value(v) for k, v in (extra_params or {}).items()
+            if k not in RESERVED_TOKEN_PARAMS}
+    data.update(params)
+    auth: requests.auth.AuthBase | None = None
+    if client.auth_method == CLIENT_SECRET_POST:
+        data["client_id"] = client.client_id
+        data["client_secret"] = client.client_secret
+    else:
+        auth = ClientSecretBasic(client.client_id, client.client_secret)
+    hidden = [client.client_secret, *secret_values]
+    issued_at = datetime.now(timezone.utc)
+    host = urlsplit(client.token_url).hostname
+    try:
+        response = _http_session().post(
+            client.token_url,
+            data=data,
+            auth=auth,
+            headers={"Accept": "application/json"},
+            timeout=client.timeout,
+            allow_redirects=False,
+            stream=True,
+        )
+        with response:
+            body = _read_body(response)
+    except requests.Timeout:
+        raise OAuthError(
+            ErrorKind.TRANSIENT,
+            f"The token endpoint at {host} did not answer within {client.timeout:g} seconds.",
+        ) from None
+    except requests.ConnectionError:
+        raise OAuthError(
+            ErrorKind.TRANSIENT, f"Could not connect to the token endpoint at {host}."
+        ) from None
+    except requests.RequestException as exc:
+        raise OAuthError(
+            ErrorKind.TRANSIENT,
+            f"The request to the token endpoint at {host} failed ({type(exc).__name__}).",
+        ) from None
+    return parse_token_response(
+        response.status_code,
+        response.headers.get("Content-Type", ""),
+        body,
+        retry_after=response.headers.get("Retry-After"),
+        issued_at=issued_at,
+        secret_values=hidden,
+    )
+
+
+def parse_token_response(
+    status: int,
+    content_type: str,
+    body: bytes | None,
+    *,
+    issued_at: datetime,
+    retry_after: str | None = None,
+    secret_values: Iterable[str | None] = (),
+) -> TokenResponse:
+    """Turn whatever the token endpoint answered into a :class:`TokenResponse` or raise
+    :class:`OAuthError`. The HTTP status is looked at first; a 200 whose body carries
+    ``error`` is an error; JSON and form-encoded bodies are both understood."""
+    if body is None:
+        raise OAuthError(
+            ErrorKind.MALFORMED,
+            f"The token endpoint sent more than {MAX_RESPONSE_BYTES // 1024} KiB.",
+            status=status,
+        )
+    params, looks_like_html = _parse_body(content_type, body)
+    if params is not None and "error" in params:
+        raise _provider_error(status, params, retry_after, secret_values)
+    if 300 <= status < 400:
+        raise OAuthError(
+            ErrorKind.MALFORMED,
+            f"The token endpoint redirected (HTTP {status}); enter the final token URL.",
+            status=status,
+        )
+    if status >= 400:
+        raise _http_error(status, looks_like_html, retry_after)
+    if params is None:
+        what = "an HTML page" if looks_like_html else "a body that is neither JSON nor form data"
+        raise OAuthError(
+            ErrorKind.MALFORMED,
+            f"The token endpoint answered HTTP {status} with {what} instead of a token.",
+            status=status,
+        )
+    access_token = params.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        raise OAuthError(
+            ErrorKind.MALFORMED,
+            "The token endpoint's answer has no access_token.",
+            status=status,
+        )
+    refresh_token = params.get("refresh_token")
+    token_type = params.get("token_type")
+    token_type = str(token_type).strip() if token_type else "Bearer"
+    if token_type.lower() == "bearer":
+        token_type = "Bearer"
+    scope = params.get("scope")
+    return TokenResponse(
+        access_token=access_token,
+        token_type=token_type[:40],
+        issued_at=issued_at,
+        refresh_token=refresh_token if isinstance(refresh_token, str) and refresh_token else None,
+        expires_in=_seconds(params.get("expires_in")),
+        scopes=None if scope is None else parse_scopes(scope),
+        extra={k: v for k, v in params.items() if k not in _TOKEN_FIELDS_WITH_COLUMNS},
+    )
+
+
+def _parse_body(content_type: str, body: bytes) -> tuple[dict[str, Any] | None, bool]:
+    """(parameters or None, whether the body looks like an HTML page)."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    text = body.decode("utf-8", "replace").strip()
+    looks_like_html = media_type in ("text/html", "application/xhtml+xml") or text.startswith("<")
+    if looks_like_html or not text:
+        return None, looks_like_html
+    if media_type == "application/json" or media_type.endswith("+json") or text[0] in "{[":
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None, False
+        return (value if isinstance(value, dict) else None), False
+    if media_type in ("", "application/x-www-form-urlencoded", "text/plain"):
+        pairs = parse_qsl(text, keep_blank_values=True)
+        if pairs and all(key and not any(c.isspace() for c in key) for key, _ in pairs):
+            return dict(pairs), False
+    return None, False
+
+
+def _provider_error(
+    status: int,
+    params: Mapping[str, Any],
+    retry_after: str | None,
+    secret_values: Iterable[str | None],
+) -> OAuthError:
+    error = scrub(str(params.get("error"))[:100], secret_values)
+    description = params.get("error_description")
+    description = (
+        scrub(str(description)[:MAX_DESCRIPTION_CHARS], secret_values) if description else None
+    )
+    if status == 429 or error in ("temporarily_unavailable", "server_error", "slow_down"):
+        kind = ErrorKind.TRANSIENT
+    elif error == "invalid_grant":
+        kind = ErrorKind.REAUTHORIZE
+    elif error in ("invalid_client", "unauthorized_client"):
+        kind = ErrorKind.CLIENT
+    elif status >= 500:
+        kind = ErrorKind.TRANSIENT
+    else:
+        kind = ErrorKind.REJECTED
+    message = f"The provider answered {error}" + (f": {description}" if description else ".")
+    return OAuthError(
+        kind,
+        message,
+        error=error,
+        description=description,
+        status=status,
+        retry_after=_retry_after(retry_after) if kind is ErrorKind.TRANSIENT else None,
+    )
+
+
+def _http_error(status: int, looks_like_html: bool, retry_after: str | None) -> OAuthError:
+    page = " with an HTML page" if looks_like_html else ""
+    if status == 429:
+        return OAuthError(
+            ErrorKind.TRANSIENT,
+            "The token endpoint is rate limiting requests (HTTP 429).",
+            status=status,
+            retry_after=_retry_after(retry_after),
+        )
+    if status >= 500:
+        return OAuthError(
+            ErrorKind.TRANSIENT,
+            f"The token endpoint answered HTTP {status}{page}.",
+            status=status,
+            retry_after=_retry_after(retry_after),
+        )
+    if status == 401:
+        return OAuthError(
+            ErrorKind.CLIENT,
+            "The token endpoint rejected the client credentials (HTTP 401).",
+            status=status,
+        )
+    return OAuthError(
+        ErrorKind.REJECTED,
+        f"The token endpoint answered HTTP {status}{page}; check the token URL.",
+        status=status,
+    )
+
+
+def _seconds(value: Any) -> int | None:
+    """``expires_in`` as sent by real providers: int, float or numeric string; else unknown."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, (int, float)) and value == value and 0 < value < 10**10:
+        return int(value)
+    return None
+
+
+def _retry_after(value: str | None) -> int | None:
+    """Retry-After as delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(int(value), MAX_RETRY_AFTER)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    delay = (when - datetime.now(timezone.utc)).total_seconds()
+    return min(max(int(delay), 0), MAX_RETRY_AFTER)
+
+
+def _read_body(response: requests.Response) -> bytes | None:
+    """The body, or ``None`` when it exceeds :data:`MAX_RESPONSE_BYTES`."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(64 * 1024):
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_local = threading.local()
+
+
+def _http_session() -> requests.Session:
+    """A pooled session per thread and per process (Celery's prefork children must not share
+    their parent's sockets)."""
+    pid = os.getpid()
+    if getattr(_local, "pid", None) != pid:
+        _local.session = requests.Session()
+        _local.pid = pid
+    return _local.session

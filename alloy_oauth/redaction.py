@@ -1,0 +1,28 @@
+"""Keeping secret values out of text that leaves the process (pages, logs, ``last_error``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+REDACTED = "[redacted]"
+#: Values shorter than this are too common to be worth replacing (and are not real secrets).
+MIN_SECRET_LENGTH = 4
+
+
+def scrub(text: str, secret_values: Iterable[str | None]) -> str:
+    """``text`` with every occurrence of every secret value replaced by ``[redacted]``.
+
+    Providers sometimes echo what they were sent (``"invalid code: abc…"``); anything built
+    from a provider's answer goes through here before it is shown or stored.
+    """
+    for value in sorted({v for v in secret_values if v and len(v) >= MIN_SECRET_LENGTH},
+                        key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+    return text
+
+
+def last_four(value: str | None) -> str:
+    """What an admin page may show of a token: whether it is set and its last 4 characters."""
+    if not value:
+        return ""
+    return "…" + value[-4:] if len(value) > 12 else "…"

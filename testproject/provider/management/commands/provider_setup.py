@@ -1,0 +1,36 @@
+"""Create or update the provider's client application and one end user (idempotent)."""
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from oauth2_provider.models import get_application_model
+
+
+class Command(BaseCommand):
+    help = "Register a confidential client application and an end user at the built-in provider."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--client-id", required=True)
+        parser.add_argument("--client-secret", required=True)
+        parser.add_argument("--redirect-uri", action="append", required=True)
+        parser.add_argument("--username", required=True)
+        parser.add_argument("--password", required=True)
+        parser.add_argument("--name", default="alloy_oauth test project")
+
+    def handle(self, *args, **options):
+        user, _ = get_user_model().objects.get_or_create(username=options["username"])
+        user.set_password(options["password"])
+        user.save()
+        Application = get_application_model()
+        app = Application.objects.filter(client_id=options["client_id"]).first() or Application(
+            client_id=options["client_id"]
+        )
+        app.name = options["name"]
+        app.user = user
+        app.client_type = Application.CLIENT_CONFIDENTIAL
+        app.authorization_grant_type = Application.GRANT_AUTHORIZATION_CODE
+        app.client_secret = options["client_secret"]
+        app.redirect_uris = " ".join(options["redirect_uri"])
+        app.skip_authorization = True
+        app.algorithm = ""
+        app.save()
+        self.stdout.write(f"Provider application {app.client_id} ready for user {user.username}.")

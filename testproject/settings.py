@@ -1,0 +1,109 @@
+"""Settings of the test project, read from the environment with django-environ.
+
+Variables (all optional; a ``.env`` file at the repository root is read too):
+DEBUG, SECRET_KEY, FERNET_KEYS (comma-separated), DATABASE_URL, ALLOWED_HOSTS,
+CELERY_BROKER_URL, ALLOY_OAUTH_CALLBACK_BASE_URL, SESSION_COOKIE_NAME, CSRF_COOKIE_NAME,
+and the PROVIDER_* variables of the built-in OAuth provider (see ``provider/``).
+"""
+
+from pathlib import Path
+
+import environ
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+if (REPO_DIR / ".env").is_file():
+    env.read_env(REPO_DIR / ".env")
+VAR_DIR = Path(env("ALLOY_OAUTH_VAR_DIR", default=str(REPO_DIR / "var")))
+
+DEBUG = env.bool("DEBUG", default=True)
+SECRET_KEY = env("SECRET_KEY", default="insecure-dev-key-for-the-testproject-only" if DEBUG else environ.Env.NOTSET)
+FERNET_KEYS = env.list("FERNET_KEYS", default=[]) or None
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "oauth2_provider",
+    "testproject.provider",
+    "alloy_oauth",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "testproject.urls"
+WSGI_APPLICATION = "testproject.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [REPO_DIR / "testproject" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
+TIME_ZONE = "UTC"
+STATIC_URL = "/static/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+# Two instances of this project on one host (the app and the provider, as in the tests)
+# must not overwrite each other's cookies: cookies ignore the port.
+SESSION_COOKIE_NAME = env("SESSION_COOKIE_NAME", default="sessionid")
+CSRF_COOKIE_NAME = env("CSRF_COOKIE_NAME", default="csrftoken")
+
+ALLOY_OAUTH = {
+    "CALLBACK_BASE_URL": env("ALLOY_OAUTH_CALLBACK_BASE_URL", default=None),
+}
+
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=f"filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {
+        "data_folder_in": str(VAR_DIR / "broker"),
+        "data_folder_out": str(VAR_DIR / "broker"),
+        "processed_folder": str(VAR_DIR / "broker-processed"),
+    }
+    if CELERY_BROKER_URL.startswith("filesystem")
+    else {}
+)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+
+# The built-in OAuth 2.0 provider (django-oauth-toolkit) that plays the third party.
+OAUTH2_PROVIDER = {
+    "PKCE_REQUIRED": True,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("PROVIDER_ACCESS_TOKEN_EXPIRE_SECONDS", default=3600),
+    "ROTATE_REFRESH_TOKEN": env.bool("PROVIDER_ROTATE_REFRESH_TOKEN", default=True),
+    "REFRESH_TOKEN_REUSE_PROTECTION": env.bool("PROVIDER_REFRESH_TOKEN_REUSE_PROTECTION", default=True),
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": env.int("PROVIDER_REFRESH_TOKEN_GRACE_PERIOD_SECONDS", default=0),
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https"],
+    "SCOPES": {"read": "Read your profile", "write": "Change your profile"},
+    "DEFAULT_SCOPES": ["read"],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"alloy_oauth": {"handlers": ["console"], "level": env("ALLOY_OAUTH_LOG_LEVEL", default="INFO")}},
+}

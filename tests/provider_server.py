@@ -1,0 +1,169 @@
+"""A live OAuth 2.0 provider for the tests: the test project's django-oauth-toolkit server,
+run as its own process, with its own database, on 127.0.0.1.
+
+Its client secret needs RFC 6749 §2.3.1 form-encoding in HTTP Basic auth, and PKCE is
+required, so a client that gets either wrong fails against it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urljoin
+
+import requests
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+MANAGE = REPO_DIR / "testproject" / "manage.py"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ProviderServer:
+    workdir: Path
+    access_token_lifetime: int = 3600
+    rotate_refresh_tokens: bool = True
+    reuse_protection: bool = True
+    grace_period: int = 0
+    database_url: str | None = None
+    client_id: str = "alloy-oauth-test-client"
+    client_secret: str = "s3cr+t/with%2F:colon"
+    username: str = "provider-user"
+    password: str = "provider-password"
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def auth_url(self) -> str:
+        return self.base_url + "/provider/o/authorize/"
+
+    @property
+    def token_url(self) -> str:
+        return self.base_url + "/provider/o/token/"
+
+    @property
+    def revocation_url(self) -> str:
+        return self.base_url + "/provider/o/revoke_token/"
+
+    @property
+    def me_url(self) -> str:
+        return self.base_url + "/provider/api/me/"
+
+    @property
+    def login_url(self) -> str:
+        return self.base_url + "/accounts/login/"
+
+    def env(self) -> dict[str, str]:
+        env = {
+            key: value for key, value in os.environ.items()
+            if not key.startswith(("DJANGO_", "DATABASE_", "CELERY_", "PYTEST_"))
+        }
+        env.update(
+            DJANGO_SETTINGS_MODULE="testproject.settings",
+            DEBUG="0",
+            SECRET_KEY="provider-secret-key",
+            FERNET_KEYS="provider-fernet-key",
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            DATABASE_URL=self.database_url or f"sqlite:///{self.workdir / 'provider.sqlite3'}",
+            ALLOY_OAUTH_VAR_DIR=str(self.workdir),
+            SESSION_COOKIE_NAME="provider_sessionid",
+            CSRF_COOKIE_NAME="provider_csrftoken",
+            PROVIDER_ACCESS_TOKEN_EXPIRE_SECONDS=str(self.access_token_lifetime),
+            PROVIDER_ROTATE_REFRESH_TOKEN=str(int(self.rotate_refresh_tokens)),
+            PROVIDER_REFRESH_TOKEN_REUSE_PROTECTION=str(int(self.reuse_protection)),
+            PROVIDER_REFRESH_TOKEN_GRACE_PERIOD_SECONDS=str(self.grace_period),
+        )
+        return env
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, str(MANAGE), *args], env=self.env(), cwd=REPO_DIR,
+            capture_output=True, text=True, timeout=120,
+        )
+        if result.returncode:
+            raise RuntimeError(f"manage.py {args[0]} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def start(self) -> ProviderServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.manage("migrate", "--noinput", "-v0")
+        self.manage(
+            "provider_setup",
+            "--client-id", self.client_id,
+            "--client-secret", self.client_secret,
+            # RFC 8252 §7.3: any port is accepted for a registered loopback IP redirect URI.
+            "--redirect-uri", "http://127.0.0.1/oauth/callback/",
+            "--username", self.username,
+            "--password", self.password,
+        )
+        log = open(self.workdir / "provider.log", "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{self.port}", "--noreload",
+             "--skip-checks"],
+            env=self.env(), cwd=REPO_DIR, stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("The provider exited:\n" + self.log_tail())
+            try:
+                requests.get(self.login_url, timeout=2)
+                return self
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("The provider did not start within 60 s:\n" + self.log_tail())
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def log_tail(self, lines: int = 40) -> str:
+        path = self.workdir / "provider.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    # --- a browser's view of the provider -------------------------------------------------
+
+    def login(self, browser: requests.Session) -> None:
+        """Sign the end user in at the provider (its own session cookie)."""
+        page = browser.get(self.login_url, timeout=10)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        answer = browser.post(
+            self.login_url,
+            data={"username": self.username, "password": self.password,
+                  "csrfmiddlewaretoken": token, "next": "/"},
+            headers={"Referer": self.login_url},
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert answer.status_code == 302, answer.text[:500]
+
+    def consent(self, browser: requests.Session, authorization_url: str) -> str:
+        """Follow the provider's authorization URL; return where it sends the browser back."""
+        answer = browser.get(authorization_url, allow_redirects=False, timeout=10)
+        assert answer.status_code == 302, (answer.status_code, answer.text[:500])
+        return urljoin(authorization_url, answer.headers["Location"])
+
+    def call_api(self, access_token: str) -> requests.Response:
+        return requests.get(
+            self.me_url, headers={"Authorization": f"Bearer {access_token}"}, timeout=10
+        )

@@ -1,0 +1,111 @@
+"""System checks: each id, its trigger and its silence."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from alloy_oauth import checks as alloy_checks
+from alloy_oauth.models import Connector
+
+
+def ids(messages) -> list[str]:
+    return [m.id for m in messages]
+
+
+class TestFernetKeys:
+    def test_configured(self, settings):
+        assert alloy_checks.check_fernet_keys() == []
+
+    def test_missing_without_debug_is_an_error(self, settings):
+        del settings.FERNET_KEYS
+        settings.DEBUG = False
+        [message] = alloy_checks.check_fernet_keys()
+        assert message.id == "alloy_oauth.E001" and message.level == checks.ERROR
+        assert "SECRET_KEY" in message.msg and "unreadable" in message.msg
+
+    def test_missing_with_debug_is_a_warning(self, settings):
+        settings.FERNET_KEYS = []
+        settings.DEBUG = True
+        assert ids(alloy_checks.check_fernet_keys()) == ["alloy_oauth.W001"]
+
+    def test_registered_with_django(self, settings):
+        del settings.FERNET_KEYS
+        with pytest.raises(SystemCheckError, match="alloy_oauth.E001"):
+            call_command("check")
+
+
+class TestSettings:
+    def test_defaults_are_valid(self, settings):
+        settings.ALLOY_OAUTH = {}
+        assert alloy_checks.check_settings() == []
+
+    def test_not_a_dict(self, settings):
+        settings.ALLOY_OAUTH = ["STATE_TTL", 5]
+        assert ids(alloy_checks.check_settings()) == ["alloy_oauth.E002"]
+
+    def test_unknown_key(self, settings):
+        settings.ALLOY_OAUTH = {"STATE_TLL": 5}
+        [message] = alloy_checks.check_settings()
+        assert message.id == "alloy_oauth.W002" and "'STATE_TLL'" in message.msg
+        assert "STATE_TTL" in message.hint
+
+    @pytest.mark.parametrize("key, value", [
+        ("STATE_TTL", 0), ("STATE_TTL", -1), ("HTTP_TIMEOUT", "10"), ("REFRESH_LEAD_TIME", None),
+        ("REFRESH_LEAD_TIME", True),
+    ])
+    def test_invalid_numbers(self, settings, key, value):
+        settings.ALLOY_OAUTH = {key: value}
+        assert ids(alloy_checks.check_settings()) == ["alloy_oauth.E003"]
+
+    @pytest.mark.parametrize("value", ["app.example.com", "http://app.example.com", 42,
+                                       "https://user:pw@app.example.com"])
+    def test_invalid_callback_base_url(self, settings, value):
+        settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": value}
+        assert ids(alloy_checks.check_settings()) == ["alloy_oauth.E003"]
+
+    def test_valid_callback_base_url(self, settings):
+        settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": "https://app.example.com"}
+        assert alloy_checks.check_settings() == []
+
+
+class TestSessions:
+    def test_ok(self):
+        assert alloy_checks.check_sessions() == []
+
+    def test_middleware_missing(self, settings):
+        settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "Session" not in m]
+        assert ids(alloy_checks.check_sessions()) == ["alloy_oauth.E004"]
+
+    def test_samesite_strict(self, settings):
+        settings.SESSION_COOKIE_SAMESITE = "Strict"
+        assert ids(alloy_checks.check_sessions()) == ["alloy_oauth.W003"]
+
+
+@pytest.mark.django_db
+class TestConnectorUrls:
+    def test_only_with_databases(self, make_connector):
+        make_connector(token_url="http://provider.example/token")
+        assert alloy_checks.check_connector_urls() == []
+
+    def test_plain_http_to_a_public_host(self, make_connector, settings):
+        connector = make_connector(slug="plain", token_url="http://provider.example/token",
+                                   revocation_url="http://provider.example/revoke")
+        make_connector(slug="local", token_url="http://127.0.0.1:8000/token")
+        messages = alloy_checks.check_connector_urls(databases=["default"])
+        assert ids(messages) == ["alloy_oauth.W004", "alloy_oauth.W004"]
+        assert all(m.obj == connector for m in messages)
+        assert "'plain': token_url must use https" in messages[0].msg
+        settings.DEBUG = True
+        assert alloy_checks.check_connector_urls(databases=["default"]) == []
+
+    def test_runs_with_check_database(self, make_connector):
+        make_connector(token_url="http://provider.example/token")
+        call_command("check", databases=["default"])  # warnings do not raise
+
+    def test_all_good(self, make_connector):
+        make_connector()
+        assert alloy_checks.check_connector_urls(databases=["default"]) == []
+        assert Connector.objects.count() == 1
