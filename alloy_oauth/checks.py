@@ -30,7 +30,10 @@ FERNET_KEYS_HINT = (
     "the first key encrypts, all of them decrypt. See docs/security.md."
 )
 
-_POSITIVE_NUMBERS = ("REFRESH_LEAD_TIME", "STATE_TTL", "HTTP_TIMEOUT")
+_POSITIVE_NUMBERS = (
+    "REFRESH_LEAD_TIME", "STATE_TTL", "HTTP_TIMEOUT", "LEASE_SECONDS", "SWEEP_INTERVAL",
+    "SWEEP_BATCH_SIZE", "MAX_REFRESH_FAILURES", "RETRY_BACKOFF", "RETRY_BACKOFF_MAX",
+)
 _CONNECTOR_URL_FIELDS = ("auth_url", "token_url", "refresh_url", "revocation_url", "api_base_url")
 
 
@@ -64,13 +67,25 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         )
         for key in sorted(set(values) - set(DEFAULTS))
     ]
+    invalid = set()
     for key in _POSITIVE_NUMBERS:
         value = values.get(key, DEFAULTS[key])
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            invalid.add(key)
             messages.append(checks.Error(
-                f"ALLOY_OAUTH[{key!r}] must be a positive number of seconds, not {value!r}.",
+                f"ALLOY_OAUTH[{key!r}] must be a positive number, not {value!r}.",
                 id="alloy_oauth.E003",
             ))
+    lease, timeout = (values.get(k, DEFAULTS[k]) for k in ("LEASE_SECONDS", "HTTP_TIMEOUT"))
+    if not invalid & {"LEASE_SECONDS", "HTTP_TIMEOUT"} and lease < 4 * timeout:
+        messages.append(checks.Error(
+            f"ALLOY_OAUTH['LEASE_SECONDS'] ({lease}) must be at least 4 x HTTP_TIMEOUT "
+            f"({timeout}): a token request lasts up to 3 x HTTP_TIMEOUT, and one still "
+            "waiting for the provider when its lease ends "
+            "could be repeated by another worker, and providers that rotate refresh tokens "
+            "revoke the whole grant when one is used twice.",
+            id="alloy_oauth.E003",
+        ))
     base = values.get("CALLBACK_BASE_URL")
     if base is not None:
         problem = (

@@ -16,8 +16,23 @@ DEFAULTS: dict[str, Any] = {
     "REFRESH_LEAD_TIME": 300,
     # Seconds a pending authorization (the state sent to the provider) stays valid.
     "STATE_TTL": 600,
-    # Seconds to wait for the provider's token endpoint (connect and read).
+    # Seconds to wait for the provider's token endpoint: to connect, for the answer to start,
+    # and again for the body (a token request never lasts more than 3 x HTTP_TIMEOUT).
     "HTTP_TIMEOUT": 10,
+    # Seconds a worker may hold a credential's refresh lease; one that dies holding it delays
+    # the next refresh by at most this long. At least 4 x HTTP_TIMEOUT.
+    "LEASE_SECONDS": 60,
+    # Seconds between two sweeps (the beat entry of alloy_oauth.beat.beat_schedule()).
+    "SWEEP_INTERVAL": 60,
+    # Credential ids fetched and enqueued per round trip of the sweep.
+    "SWEEP_BATCH_SIZE": 500,
+    # Consecutive failed refreshes (timeouts, 5xx, 429, garbage) after which a credential
+    # stops being retried and is marked "error".
+    "MAX_REFRESH_FAILURES": 8,
+    # Backoff after the n-th consecutive failure: RETRY_BACKOFF * 2**(n-1) seconds (with
+    # jitter), at most RETRY_BACKOFF_MAX, and never sooner than the provider's Retry-After.
+    "RETRY_BACKOFF": 30,
+    "RETRY_BACKOFF_MAX": 3600,
     # Absolute base URL ("https://app.example.com") used to build the callback URL instead of
     # the request's host, for sites behind a proxy or for callbacks built outside a request.
     "CALLBACK_BASE_URL": None,
@@ -41,6 +56,30 @@ class AppSettings:
     @property
     def HTTP_TIMEOUT(self) -> float:
         return float(self._get("HTTP_TIMEOUT"))
+
+    @property
+    def LEASE_SECONDS(self) -> int:
+        return int(self._get("LEASE_SECONDS"))
+
+    @property
+    def SWEEP_INTERVAL(self) -> int:
+        return int(self._get("SWEEP_INTERVAL"))
+
+    @property
+    def SWEEP_BATCH_SIZE(self) -> int:
+        return int(self._get("SWEEP_BATCH_SIZE"))
+
+    @property
+    def MAX_REFRESH_FAILURES(self) -> int:
+        return int(self._get("MAX_REFRESH_FAILURES"))
+
+    @property
+    def RETRY_BACKOFF(self) -> int:
+        return int(self._get("RETRY_BACKOFF"))
+
+    @property
+    def RETRY_BACKOFF_MAX(self) -> int:
+        return int(self._get("RETRY_BACKOFF_MAX"))
 
     @property
     def CALLBACK_BASE_URL(self) -> str | None:

@@ -4,7 +4,7 @@ and the audit trail. Every secret is stored with ``fernet_fields.EncryptedTextFi
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
@@ -17,6 +17,10 @@ from fernet_fields import EncryptedTextField
 from . import protocol
 from .conf import app_settings
 from .fields import EncryptedJSONField
+
+if TYPE_CHECKING:
+    from .refresh import Outcome
+    from .session import CredentialSession
 
 
 def callback_url(request: Any = None) -> str:
@@ -265,6 +269,34 @@ class Credential(models.Model):
         if self.user_id is not None:
             return str(self.user)
         return self.external_id
+
+    def get_access_token(self, min_valid: int = 60) -> str:
+        """An access token valid for at least ``min_valid`` seconds, refreshed now if needed
+        (or, when another process is refreshing it, the token that process gets).
+
+        Raises ``alloy_oauth.exceptions.ReauthorizationRequired`` when the end user must
+        reconnect, and ``TokenRefreshFailed`` when the token has expired and cannot be
+        refreshed right now. While a refresh is impossible, a token that is still valid (for
+        less than ``min_valid``) is returned rather than nothing.
+        """
+        from .refresh import access_token
+
+        return access_token(self, min_valid=min_valid)
+
+    def session(self, min_valid: int = 60) -> CredentialSession:
+        """A ``requests.Session`` for the connector's API that handles the token itself
+        (see :class:`alloy_oauth.session.CredentialSession`)."""
+        from .session import CredentialSession
+
+        return CredentialSession(self, min_valid=min_valid)
+
+    def refresh(self, force: bool = False) -> Outcome:
+        """Refresh now through the engine (when due, or always with ``force``) and reload."""
+        from .refresh import refresh_credential
+
+        outcome = refresh_credential(self.pk, force=force, wait=True)
+        self.refresh_from_db()
+        return outcome
 
 
 class AuthorizationRequest(models.Model):

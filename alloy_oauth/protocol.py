@@ -20,6 +20,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,6 +29,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 import requests
+import urllib3
 
 from .redaction import scrub
 
@@ -297,6 +299,18 @@ def exchange_code(
     return token_request(client, params, extra_params, secret_values=(code, code_verifier))
 
 
+def refresh_access_token(
+    client: ClientConfig,
+    *,
+    refresh_token: str,
+    extra_params: Mapping[str, Any] | None = None,
+) -> TokenResponse:
+    """Trade a refresh token for new tokens (RFC 6749 §6). A response without
+    ``refresh_token`` means the old one stays valid; the caller keeps it."""
+    params = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    return token_request(client, params, extra_params, secret_values=(refresh_token,))
+
+
 def token_request(
     client: ClientConfig,
     params: dict[str, str],
@@ -333,7 +347,7 @@ def token_request(
             stream=True,
         )
         with response:
-            body = _read_body(response)
+            body = _read_body(response, deadline=time.monotonic() + 2 * client.timeout)
     except requests.Timeout:
         raise OAuthError(
             ErrorKind.TRANSIENT,
@@ -530,16 +544,31 @@ def _retry_after(value: str | None) -> int | None:
     return min(max(int(delay), 0), MAX_RETRY_AFTER)
 
 
-def _read_body(response: requests.Response) -> bytes | None:
-    """The body, or ``None`` when it exceeds :data:`MAX_RESPONSE_BYTES`."""
+def _read_body(response: requests.Response, *, deadline: float) -> bytes | None:
+    """The body, or ``None`` when it exceeds :data:`MAX_RESPONSE_BYTES`.
+
+    Read with ``read1`` (at most one receive per call) so that a provider trickling bytes
+    cannot hold the request past ``deadline``: refresh leases are sized on that bound.
+    """
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(64 * 1024):
+    while True:
+        if time.monotonic() > deadline:
+            raise requests.Timeout("the token response took too long")
+        try:
+            chunk = response.raw.read1(64 * 1024, decode_content=True)
+        except urllib3.exceptions.ReadTimeoutError:
+            raise requests.Timeout("the token response stopped") from None
+        except (urllib3.exceptions.ProtocolError, OSError):
+            raise requests.ConnectionError("the token response was cut off") from None
+        except urllib3.exceptions.HTTPError:
+            raise requests.RequestException("the token response could not be read") from None
+        if not chunk:
+            return b"".join(chunks)
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
             return None
         chunks.append(chunk)
-    return b"".join(chunks)
 
 
 _local = threading.local()

@@ -50,3 +50,14 @@ STATIC_URL = "/static/"
 LOGIN_URL = "/accounts/login/"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Celery: the in-memory broker by default (a worker thread in the test process); .ci/run sets
+# CELERY_BROKER_URL=redis://… so the same tests run through Redis.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="memory://")
+CELERY_TASK_DEFAULT_QUEUE = env("ALLOY_OAUTH_TEST_QUEUE", default="alloy_oauth_tests")
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Subprocesses of the concurrency tests receive their settings through the environment.
+ALLOY_OAUTH = env.json("ALLOY_OAUTH_JSON", default={})

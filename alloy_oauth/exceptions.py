@@ -1,0 +1,29 @@
+"""Exceptions host code may catch when it asks a credential for a token."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .models import Credential
+
+
+class CredentialError(Exception):
+    """Base class: the credential cannot give a usable access token right now.
+
+    ``str()`` is a sentence that names the connector and never contains a secret.
+    """
+
+    def __init__(self, credential: Credential, message: str) -> None:
+        super().__init__(message)
+        self.credential = credential
+
+
+class ReauthorizationRequired(CredentialError):
+    """The grant is gone (refresh token rejected, revoked, or never issued): the end user
+    must connect again (``alloy_oauth:authorize``)."""
+
+
+class TokenRefreshFailed(CredentialError):
+    """The token has (nearly) expired and could not be refreshed now; it may work later
+    (provider down, rate limited) or need the operator (``credential.status == "error"``)."""

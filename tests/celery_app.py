@@ -1,0 +1,11 @@
+"""The Celery app of the test suite (the same shape as testproject/celery.py)."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+
+app = Celery("alloy_oauth_tests")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,506 @@
+"""The refresh engine with a stubbed token endpoint: success, every failure class, the lease,
+on-demand tokens and the API session."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from urllib.parse import parse_qs
+
+import pytest
+import requests
+from django.db import transaction
+from django.utils import timezone
+
+from alloy_oauth import refresh
+from alloy_oauth.exceptions import ReauthorizationRequired, TokenRefreshFailed
+from alloy_oauth.models import Credential, CredentialEvent
+from alloy_oauth.refresh import Result
+from alloy_oauth.signals import (
+    credential_reauth_required,
+    credential_refresh_failed,
+    credential_refreshed,
+)
+
+from .conftest import TOKEN_URL
+
+API = "https://api.provider.example/v1"
+OLD_ACCESS, OLD_REFRESH = "old-access-token", "old-refresh-token"
+
+
+@pytest.fixture
+def credential(connector, django_user_model) -> Credential:
+    """An active credential whose refresh time has come (expires in 2 minutes)."""
+    now = timezone.now()
+    return Credential.objects.create(
+        connector=connector, user=django_user_model.objects.create_user("enduser"),
+        access_token=OLD_ACCESS, refresh_token=OLD_REFRESH, scope="read write",
+        expires_at=now + timedelta(seconds=120), next_refresh_at=now - timedelta(seconds=1),
+    )
+
+
+@pytest.fixture
+def signals():
+    received: list[tuple[str, dict]] = []
+    handlers = {}
+    def handler(signal, sender, **kwargs):
+        assert sender is Credential
+        received.append((signal_name[signal], kwargs))
+
+    for signal in signal_name:
+        handlers[signal] = handler
+        signal.connect(handler, weak=False)
+    yield received
+    for signal, handler in handlers.items():
+        signal.disconnect(handler)
+
+
+signal_name = {credential_refreshed: "refreshed", credential_refresh_failed: "refresh_failed",
+               credential_reauth_required: "reauth_required"}
+
+
+def stored(credential: Credential) -> Credential:
+    return Credential.objects.get(pk=credential.pk)
+
+
+def events(credential: Credential) -> list[str]:
+    return list(credential.events.order_by("created_at", "id").values_list("kind", flat=True))
+
+
+def assert_old_tokens_kept(credential: Credential) -> None:
+    row = stored(credential)
+    assert (row.access_token, row.refresh_token) == (OLD_ACCESS, OLD_REFRESH)
+    assert row.lease_until is None
+
+
+class TestSuccess:
+    def test_refresh(self, credential, responses, signals):
+        responses.post(TOKEN_URL, json={"access_token": "new-access", "token_type": "bearer",
+                                        "expires_in": 3600, "refresh_token": "new-refresh"})
+        before = timezone.now()
+        outcome = refresh.refresh_credential(credential.pk)
+        assert outcome.result is Result.REFRESHED
+        row = stored(credential)
+        assert (row.access_token, row.refresh_token) == ("new-access", "new-refresh")
+        assert row.version == credential.version + 1
+        assert row.lease_until is None and row.failure_count == 0
+        assert before <= row.last_refreshed_at <= timezone.now()
+        assert before <= row.expires_at - timedelta(seconds=3600) <= row.last_refreshed_at
+        assert row.next_refresh_at == row.expires_at - timedelta(seconds=300)
+        assert row.scope == "read write"  # the provider did not say: unchanged
+        assert events(credential) == ["refreshed"]
+        assert "rotated" in row.events.get().detail
+        assert [name for name, _ in signals] == ["refreshed"]
+        assert signals[0][1]["credential"].access_token == "new-access"
+        body = parse_qs(responses.calls[0].request.body)
+        assert body == {"grant_type": ["refresh_token"], "refresh_token": [OLD_REFRESH]}
+        assert responses.calls[0].request.headers["Authorization"].startswith("Basic ")
+
+    def test_refresh_url_and_params(self, credential, responses):
+        connector = credential.connector
+        connector.refresh_url = "https://provider.example/oauth/refresh"
+        connector.refresh_params = {"audience": "api", "grant_type": "evil"}
+        connector.save()
+        responses.post("https://provider.example/oauth/refresh", json={"access_token": "n"})
+        assert refresh.refresh_credential(credential.pk).result is Result.REFRESHED
+        body = parse_qs(responses.calls[0].request.body)
+        assert body["audience"] == ["api"] and body["grant_type"] == ["refresh_token"]
+
+    def test_response_without_refresh_token_keeps_the_old_one(self, credential, responses):
+        responses.post(TOKEN_URL, json={"access_token": "new-access", "expires_in": 60,
+                                        "scope": "read"})
+        refresh.refresh_credential(credential.pk)
+        row = stored(credential)
+        assert (row.access_token, row.refresh_token, row.scope) == ("new-access", OLD_REFRESH, "read")
+        assert "rotated" not in row.events.get().detail
+
+    def test_not_due(self, credential, responses):
+        Credential.objects.filter(pk=credential.pk).update(
+            next_refresh_at=timezone.now() + timedelta(minutes=5))
+        assert refresh.refresh_credential(credential.pk).result is Result.NOT_DUE
+        assert len(responses.calls) == 0
+        assert stored(credential).lease_until is None
+
+    def test_force(self, credential, responses):
+        Credential.objects.filter(pk=credential.pk).update(
+            next_refresh_at=timezone.now() + timedelta(minutes=5))
+        responses.post(TOKEN_URL, json={"access_token": "n"})
+        assert refresh.refresh_credential(credential.pk, force=True).result is Result.REFRESHED
+
+    def test_force_retries_a_credential_in_error_but_not_a_dead_grant(self, credential, responses):
+        responses.post(TOKEN_URL, json={"access_token": "n"})
+        Credential.objects.filter(pk=credential.pk).update(status="error")
+        assert refresh.refresh_credential(credential.pk).result is Result.NOT_REFRESHABLE
+        assert refresh.refresh_credential(credential.pk, force=True).result is Result.REFRESHED
+        assert stored(credential).status == "active"
+        Credential.objects.filter(pk=credential.pk).update(status="reauth_required")
+        outcome = refresh.refresh_credential(credential.pk, force=True)
+        assert outcome.result is Result.NOT_REFRESHABLE
+        assert len(responses.calls) == 1
+
+    def test_lease_held_by_someone_else(self, credential, responses):
+        Credential.objects.filter(pk=credential.pk).update(
+            lease_until=timezone.now() + timedelta(seconds=30))
+        assert refresh.refresh_credential(credential.pk).result is Result.BUSY
+        assert refresh.refresh_credential(credential.pk, force=True).result is Result.BUSY
+        assert len(responses.calls) == 0
+
+    def test_expired_lease_is_taken_over(self, credential, responses):
+        Credential.objects.filter(pk=credential.pk).update(
+            lease_until=timezone.now() - timedelta(seconds=1))
+        responses.post(TOKEN_URL, json={"access_token": "n"})
+        assert refresh.refresh_credential(credential.pk).result is Result.REFRESHED
+
+    def test_if_version(self, credential, responses):
+        responses.post(TOKEN_URL, json={"access_token": "n"})
+        outcome = refresh.refresh_credential(credential.pk, force=True, if_version=99)
+        assert outcome.result is Result.NOT_DUE and len(responses.calls) == 0
+        outcome = refresh.refresh_credential(credential.pk, force=True,
+                                             if_version=credential.version)
+        assert outcome.result is Result.REFRESHED
+
+    def test_unknown_credential(self, db):
+        with pytest.raises(Credential.DoesNotExist):
+            refresh.refresh_credential(424242)
+
+    def test_reconnected_while_refreshing(self, credential, responses):
+        """The end user reconnected during the token request: the refresh's result loses."""
+        def reconnect_meanwhile(request):
+            Credential.objects.filter(pk=credential.pk).update(
+                access_token="reconnected", version=credential.version + 1)
+            return 200, {}, json.dumps({"access_token": "from-refresh"})
+
+        responses.add_callback(responses.POST, TOKEN_URL, callback=reconnect_meanwhile)
+        assert refresh.refresh_credential(credential.pk).result is Result.SUPERSEDED
+        assert stored(credential).access_token == "reconnected"
+        assert events(credential) == []
+
+    def test_a_crash_releases_the_lease(self, credential, responses, monkeypatch):
+        def boom(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(refresh.protocol, "refresh_access_token", boom)
+        with pytest.raises(KeyboardInterrupt):
+            refresh.refresh_credential(credential.pk)
+        assert stored(credential).lease_until is None
+
+
+class TestFailures:
+    """Each failure class: status, event, signal, retry; the stored tokens stay intact."""
+
+    def test_invalid_grant_needs_reauthorization(self, credential, responses, signals):
+        responses.post(TOKEN_URL, json={"error": "invalid_grant",
+                                        "error_description": "Token has been revoked."},
+                       status=400)
+        outcome = refresh.refresh_credential(credential.pk)
+        assert outcome.result is Result.REAUTH_REQUIRED and outcome.retry_in is None
+        row = stored(credential)
+        assert row.status == "reauth_required" and row.next_refresh_at is None
+        assert row.last_error == "The provider answered invalid_grant: Token has been revoked."
+        assert events(credential) == ["reauth_required"]
+        assert [name for name, _ in signals] == ["reauth_required"]
+        assert_old_tokens_kept(credential)
+        # No retry: it is not due any more.
+        assert refresh.refresh_credential(credential.pk).result is Result.NOT_REFRESHABLE
+        assert len(responses.calls) == 1
+
+    @pytest.mark.parametrize("stub", [
+        dict(json={"error": "invalid_client"}, status=401),
+        dict(json={"error": "unauthorized_client"}, status=400),
+        dict(body="", status=401),
+        dict(json={"error": "invalid_scope"}, status=400),
+        dict(body="Not Found", status=404),
+    ])
+    def test_operator_problems_mark_error(self, credential, responses, signals, stub):
+        responses.post(TOKEN_URL, **stub)
+        outcome = refresh.refresh_credential(credential.pk)
+        assert outcome.result is Result.FAILED
+        row = stored(credential)
+        assert row.status == "error" and row.next_refresh_at is None and row.failure_count == 1
+        assert events(credential) == ["refresh_failed"]
+        [(name, kwargs)] = signals
+        assert name == "refresh_failed" and kwargs["will_retry"] is False
+        assert kwargs["error"] in ("client", "rejected")
+        assert_old_tokens_kept(credential)
+
+    @pytest.mark.parametrize("stub, error", [
+        (dict(body="", status=500), "transient"),
+        (dict(body="<html>502 Bad Gateway</html>", status=502, content_type="text/html"),
+         "transient"),
+        (dict(json={"error": "temporarily_unavailable"}, status=503), "transient"),
+        (dict(body="<html>maintenance</html>", status=200, content_type="text/html"), "malformed"),
+        (dict(body="{not json", status=200), "malformed"),
+        (dict(json={"token_type": "bearer"}, status=200), "malformed"),
+        (dict(body=requests.ReadTimeout()), "transient"),
+        (dict(body=requests.ConnectionError()), "transient"),
+    ])
+    def test_transient_failures_retry_with_backoff(self, credential, responses, signals, stub,
+                                                   error, settings):
+        settings.ALLOY_OAUTH = {"RETRY_BACKOFF": 30}
+        responses.post(TOKEN_URL, **stub)
+        before = timezone.now()
+        outcome = refresh.refresh_credential(credential.pk)
+        assert outcome.result is Result.RETRY
+        assert 15 <= outcome.retry_in <= 30
+        row = stored(credential)
+        assert row.status == "active" and row.failure_count == 1
+        assert before + timedelta(seconds=15) <= row.next_refresh_at
+        assert row.next_refresh_at <= timezone.now() + timedelta(seconds=30)
+        assert "Retrying in" in row.last_error
+        assert events(credential) == ["refresh_failed"]
+        [(name, kwargs)] = signals
+        assert kwargs["will_retry"] is True and kwargs["error"] == error
+        assert_old_tokens_kept(credential)
+        # Backing off: the sweep will not pick it before next_refresh_at.
+        assert refresh.refresh_credential(credential.pk).result is Result.NOT_DUE
+
+    def test_retry_after_is_honoured(self, credential, responses):
+        responses.post(TOKEN_URL, body="", status=429, headers={"Retry-After": "600"})
+        outcome = refresh.refresh_credential(credential.pk)
+        assert outcome.result is Result.RETRY and outcome.retry_in == 600
+        assert stored(credential).next_refresh_at >= timezone.now() + timedelta(seconds=595)
+
+    def test_backoff_grows_then_gives_up(self, credential, responses, settings, signals):
+        settings.ALLOY_OAUTH = {"RETRY_BACKOFF": 10, "RETRY_BACKOFF_MAX": 60,
+                                "MAX_REFRESH_FAILURES": 4}
+        responses.post(TOKEN_URL, body="", status=503)
+        ceilings = []
+        for _ in range(3):
+            Credential.objects.filter(pk=credential.pk).update(next_refresh_at=timezone.now())
+            outcome = refresh.refresh_credential(credential.pk)
+            assert outcome.result is Result.RETRY
+            ceilings.append(outcome.retry_in)
+        assert 5 <= ceilings[0] <= 10 and 10 <= ceilings[1] <= 20 and 20 <= ceilings[2] <= 40
+        Credential.objects.filter(pk=credential.pk).update(next_refresh_at=timezone.now())
+        outcome = refresh.refresh_credential(credential.pk)
+        assert outcome.result is Result.FAILED
+        row = stored(credential)
+        assert row.status == "error" and row.failure_count == 4
+        assert "Gave up after 4 consecutive failures" in row.last_error
+        assert signals[-1][1]["will_retry"] is False
+        assert_old_tokens_kept(credential)
+
+    def test_backoff_is_capped(self, settings):
+        settings.ALLOY_OAUTH = {"RETRY_BACKOFF": 30, "RETRY_BACKOFF_MAX": 3600}
+        assert all(1800 <= refresh.retry_delay(20) <= 3600 for _ in range(50))
+
+    def test_success_clears_the_failures(self, credential, responses):
+        responses.post(TOKEN_URL, body="", status=500)
+        refresh.refresh_credential(credential.pk)
+        Credential.objects.filter(pk=credential.pk).update(next_refresh_at=timezone.now())
+        responses.replace(responses.POST, TOKEN_URL, json={"access_token": "n"})
+        assert refresh.refresh_credential(credential.pk).result is Result.REFRESHED
+        row = stored(credential)
+        assert (row.failure_count, row.last_error, row.status) == (0, "", "active")
+        assert events(credential) == ["refresh_failed", "refreshed"]
+
+    def test_no_secret_in_errors(self, credential, responses):
+        responses.post(TOKEN_URL, status=400, json={
+            "error": "invalid_grant",
+            "error_description": f"refresh token {OLD_REFRESH} was used twice"})
+        refresh.refresh_credential(credential.pk)
+        row = stored(credential)
+        assert OLD_REFRESH not in row.last_error
+        assert OLD_REFRESH not in row.events.get().detail
+
+
+class TestWithoutRefreshToken:
+    def test_still_valid(self, credential, responses):
+        Credential.objects.filter(pk=credential.pk).update(refresh_token="")
+        outcome = refresh.refresh_credential(credential.pk)
+        assert outcome.result is Result.NOT_REFRESHABLE
+        row = stored(credential)
+        assert row.status == "active" and row.next_refresh_at == row.expires_at
+        assert len(responses.calls) == 0
+
+    def test_expired(self, credential, responses, signals):
+        Credential.objects.filter(pk=credential.pk).update(
+            refresh_token="", expires_at=timezone.now() - timedelta(seconds=1))
+        assert refresh.refresh_credential(credential.pk).result is Result.REAUTH_REQUIRED
+        assert stored(credential).status == "reauth_required"
+        assert events(credential) == ["reauth_required"]
+        assert [name for name, _ in signals] == ["reauth_required"]
+
+
+class TestOnDemand:
+    def test_valid_token_needs_no_request(self, credential, responses):
+        Credential.objects.filter(pk=credential.pk).update(
+            expires_at=timezone.now() + timedelta(hours=1))
+        credential.refresh_from_db()
+        assert credential.get_access_token() == OLD_ACCESS
+        assert len(responses.calls) == 0
+
+    def test_unknown_expiry_counts_as_valid(self, credential, responses):
+        Credential.objects.filter(pk=credential.pk).update(expires_at=None)
+        credential.refresh_from_db()
+        assert credential.get_access_token() == OLD_ACCESS
+
+    def test_expiring_token_is_refreshed(self, credential, responses):
+        responses.post(TOKEN_URL, json={"access_token": "fresh", "expires_in": 3600})
+        assert credential.get_access_token(min_valid=300) == "fresh"
+        assert credential.access_token == "fresh" and credential.version == 1
+        assert credential.get_access_token(min_valid=300) == "fresh"
+        assert len(responses.calls) == 1
+
+    def test_reauthorization_required(self, credential, responses):
+        responses.post(TOKEN_URL, json={"error": "invalid_grant"}, status=400)
+        with pytest.raises(ReauthorizationRequired, match="must reconnect their Example"):
+            credential.get_access_token(min_valid=300)
+        with pytest.raises(ReauthorizationRequired):
+            stored(credential).get_access_token()
+        assert len(responses.calls) == 1
+
+    def test_provider_down_but_token_still_valid(self, credential, responses):
+        responses.post(TOKEN_URL, status=503, body="")
+        assert credential.get_access_token(min_valid=300) == OLD_ACCESS  # 120 s left
+        # Backing off: the next call does not hammer the provider.
+        assert credential.get_access_token(min_valid=300) == OLD_ACCESS
+        assert len(responses.calls) == 1
+
+    def test_provider_down_and_token_expired(self, credential, responses):
+        Credential.objects.filter(pk=credential.pk).update(
+            expires_at=timezone.now() - timedelta(seconds=5))
+        credential.refresh_from_db()
+        responses.post(TOKEN_URL, status=503, body="")
+        with pytest.raises(TokenRefreshFailed, match="has expired and could not be refreshed"):
+            credential.get_access_token()
+
+    def test_operator_problem_keeps_serving_a_valid_token(self, credential, responses):
+        responses.post(TOKEN_URL, json={"error": "invalid_client"}, status=401)
+        assert credential.get_access_token(min_valid=300) == OLD_ACCESS
+        assert credential.status == "error"
+
+    def test_waits_for_another_refresh(self, credential, responses, monkeypatch):
+        """Another process holds the lease: wait for its result instead of refreshing."""
+        Credential.objects.filter(pk=credential.pk).update(
+            lease_until=timezone.now() + timedelta(seconds=30))
+        sleeps = []
+
+        def other_process_finishes(seconds):
+            sleeps.append(seconds)
+            Credential.objects.filter(pk=credential.pk).update(
+                access_token="by-the-other", lease_until=None, version=5,
+                expires_at=timezone.now() + timedelta(hours=1))
+
+        monkeypatch.setattr(refresh.time, "sleep", other_process_finishes)
+        assert credential.get_access_token(min_valid=300) == "by-the-other"
+        assert len(sleeps) == 1 and len(responses.calls) == 0
+
+    def test_refresh_method(self, credential, responses):
+        responses.post(TOKEN_URL, json={"access_token": "fresh"})
+        outcome = credential.refresh(force=True)
+        assert outcome.result is Result.REFRESHED
+        assert credential.access_token == "fresh"
+
+
+@pytest.mark.django_db(transaction=True)
+class TestInsideCallerTransaction:
+    def test_refresh_commits_even_if_the_caller_rolls_back(self, credential, responses):
+        """With ATOMIC_REQUESTS, a view's rollback must not throw away rotated tokens."""
+        responses.post(TOKEN_URL, json={"access_token": "fresh", "refresh_token": "rotated"})
+
+        class Rollback(Exception):
+            pass
+
+        threads = []
+        credential_refreshed.connect(
+            lambda **kw: threads.append(threading.current_thread().name), weak=False,
+            dispatch_uid="thread-probe")
+        try:
+            with pytest.raises(Rollback), transaction.atomic():
+                assert credential.get_access_token(min_valid=300) == "fresh"
+                raise Rollback
+        finally:
+            credential_refreshed.disconnect(dispatch_uid="thread-probe")
+        assert threads == ["alloy_oauth-refresh"]  # on its own connection
+        row = stored(credential)
+        assert (row.access_token, row.refresh_token) == ("fresh", "rotated")
+        assert events(credential) == ["refreshed"]
+
+
+class TestSession:
+    @pytest.fixture
+    def api_credential(self, credential):
+        credential.connector.api_base_url = API
+        credential.connector.save()
+        Credential.objects.filter(pk=credential.pk).update(
+            expires_at=timezone.now() + timedelta(hours=1))
+        credential.refresh_from_db()
+        return credential
+
+    def test_bearer_and_base_url(self, api_credential, responses):
+        responses.get(f"{API}/users/me", json={"id": 1})
+        responses.get("https://other.example/x", json={})
+        with api_credential.session() as session:
+            assert session.get("users/me").json() == {"id": 1}
+            assert session.get("/users/me").status_code == 200
+            session.get("https://other.example/x")
+        assert all(c.request.headers["Authorization"] == f"Bearer {OLD_ACCESS}"
+                   for c in responses.calls)
+        assert [c.request.url for c in responses.calls][:2] == [f"{API}/users/me"] * 2
+
+    def test_refreshes_before_the_request_when_due(self, credential, responses):
+        responses.post(TOKEN_URL, json={"access_token": "fresh", "expires_in": 3600})
+        responses.get("https://api.example/x", json={})
+        credential.session(min_valid=300).get("https://api.example/x")  # 120 s left
+        assert responses.calls[-1].request.headers["Authorization"] == "Bearer fresh"
+
+    def test_401_forces_one_refresh_and_one_retry(self, api_credential, responses):
+        responses.get(f"{API}/me", status=401)
+        responses.get(f"{API}/me", json={"ok": True})
+        responses.post(TOKEN_URL, json={"access_token": "fresh", "expires_in": 3600})
+        response = api_credential.session().get("me")
+        assert response.json() == {"ok": True}
+        sent = [(c.request.url, c.request.headers["Authorization"]) for c in responses.calls]
+        assert [url for url, _ in sent] == [f"{API}/me", TOKEN_URL, f"{API}/me"]
+        assert sent[0][1] == f"Bearer {OLD_ACCESS}" and sent[2][1] == "Bearer fresh"
+
+    def test_401_twice_is_returned(self, api_credential, responses):
+        responses.get(f"{API}/me", status=401)
+        responses.post(TOKEN_URL, json={"access_token": "fresh", "expires_in": 3600})
+        assert api_credential.session().get("me").status_code == 401
+        assert len([c for c in responses.calls if c.request.url == TOKEN_URL]) == 1
+
+    def test_401_and_the_grant_is_gone(self, api_credential, responses):
+        responses.get(f"{API}/me", status=401)
+        responses.post(TOKEN_URL, json={"error": "invalid_grant"}, status=400)
+        with pytest.raises(ReauthorizationRequired):
+            api_credential.session().get("me")
+
+    def test_session_of_a_dead_credential(self, api_credential, responses):
+        Credential.objects.filter(pk=api_credential.pk).update(status="revoked")
+        api_credential.refresh_from_db()
+        with pytest.raises(ReauthorizationRequired):
+            api_credential.session().get("me")
+        assert len(responses.calls) == 0
+
+
+class TestSweepQuery:
+    def test_due_credentials(self, connector, django_user_model):
+        now = timezone.now()
+
+        def make(name, **fields):
+            values = dict(access_token="a", refresh_token="r", next_refresh_at=now - timedelta(1))
+            values.update(fields)
+            return Credential.objects.create(connector=connector, external_id=name, **values)
+
+        due = make("due")
+        lease_expired = make("lease-expired", lease_until=now - timedelta(seconds=1))
+        make("later", next_refresh_at=now + timedelta(seconds=10))
+        make("never", next_refresh_at=None)
+        make("leased", lease_until=now + timedelta(seconds=10))
+        make("reauth", status="reauth_required")
+        make("error", status="error")
+        assert set(refresh.due_credentials(now)) == {due, lease_expired}
+        batches = list(refresh.due_credential_ids(now, batch_size=1))
+        assert sorted(batches) == sorted([[due.pk], [lease_expired.pk]])
+
+    def test_the_sweep_query_uses_the_index(self, db):
+        from django.db import connection
+
+        if connection.vendor == "postgresql":
+            # On an empty table the planner rightly prefers a scan; ask what it would use.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL enable_seqscan = off")
+        assert "alloy_oauth_cred_due" in refresh.due_credentials().explain()
