@@ -78,6 +78,47 @@ def responses() -> Iterator[responses_lib.RequestsMock]:
         yield mock
 
 
+class Broker:
+    """The suite's broker queue (memory:// by default, Redis in CI), read raw."""
+
+    def __init__(self) -> None:
+        self.queue = celery_app.conf.task_default_queue
+
+    def purge(self) -> None:
+        with celery_app.connection_for_write() as conn:
+            conn.SimpleQueue(self.queue).clear()
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Take every waiting message off the queue: its headers and its raw body."""
+        messages = []
+        with celery_app.connection_for_read() as conn:
+            queue = conn.SimpleQueue(self.queue, no_ack=True)
+            while True:
+                try:
+                    message = queue.get(block=False)
+                except queue.Empty:
+                    return messages
+                messages.append({"headers": message.headers, "body": message.body})
+
+
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    broker = Broker()
+    broker.purge()
+    yield broker
+    broker.purge()
+
+
+@pytest.fixture
+def celery_worker(transactional_db: None, broker: Broker) -> Iterator[Any]:
+    """A real Celery worker consuming the suite's queue, in a thread of this process."""
+    from celery.contrib.testing.worker import start_worker
+
+    with start_worker(celery_app, pool="solo", perform_ping_check=False,
+                      shutdown_timeout=30) as worker:
+        yield worker
+
+
 @pytest.fixture(scope="session")
 def oauth_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProviderServer]:
     """A live django-oauth-toolkit server on 127.0.0.1 (PKCE required, confidential client,
@@ -87,3 +128,57 @@ def oauth_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provide
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def strict_provider(tmp_path_factory: pytest.TempPathFactory,
+                    django_db_blocker: Any) -> Iterator[ProviderServer]:
+    """A provider in the strictest mode: refresh tokens rotate, a reused one revokes the
+    whole grant, no grace period, and access tokens live 4 seconds. On PostgreSQL runs its
+    own database is on the PostgreSQL server too (it is hit by many processes at once)."""
+    workdir = tmp_path_factory.mktemp("strict-provider")
+    database_url = None
+    if connection.vendor == "postgresql":
+        database_url = _create_postgres_database("alloy_oauth_strict_provider")
+    server = ProviderServer(workdir, access_token_lifetime=4, rotate_refresh_tokens=True,
+                            reuse_protection=True, grace_period=0,
+                            database_url=database_url).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        if database_url:
+            _drop_postgres_database("alloy_oauth_strict_provider")
+
+
+def postgres_url(database: str) -> str:
+    """A URL to another database on the server the suite runs on."""
+    params = connection.settings_dict
+    user = params.get("USER") or "postgres"
+    password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
+    host = params.get("HOST") or "127.0.0.1"
+    port = params.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{database}"
+
+
+def _admin_cursor():  # type: ignore[no-untyped-def]
+    import psycopg
+
+    params = connection.settings_dict
+    return psycopg.connect(
+        host=params.get("HOST") or "127.0.0.1", port=params.get("PORT") or 5432,
+        user=params.get("USER") or "postgres", password=params.get("PASSWORD") or None,
+        dbname="postgres", autocommit=True,
+    )
+
+
+def _create_postgres_database(name: str) -> str:
+    with _admin_cursor() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return postgres_url(name)
+
+
+def _drop_postgres_database(name: str) -> None:
+    with _admin_cursor() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

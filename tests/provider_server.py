@@ -7,6 +7,7 @@ required, so a client that gets either wrong fails against it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -15,7 +16,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urljoin
+from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -162,6 +164,24 @@ class ProviderServer:
         answer = browser.get(authorization_url, allow_redirects=False, timeout=10)
         assert answer.status_code == 302, (answer.status_code, answer.text[:500])
         return urljoin(authorization_url, answer.headers["Location"])
+
+    def connect(self, site: Any, slug: str) -> None:
+        """Connect the end user logged in to ``site`` (a Django test client) through this
+        provider. Needs CALLBACK_BASE_URL on a loopback IP (any port is accepted there)."""
+        browser = requests.Session()
+        self.login(browser)
+        back = self.consent(browser, site.get(f"/oauth/{slug}/authorize/")["Location"])
+        response = site.get(f"/oauth/callback/?{urlsplit(back).query}")
+        assert response.status_code == 303, response.content[:500]
+
+    def stats(self) -> dict[str, Any]:
+        """What the provider's database says about the refresh tokens it issued."""
+        return json.loads(self.manage("provider_stats", "--client-id", self.client_id))
+
+    def token_requests(self) -> list[int]:
+        """The HTTP status of every request the token endpoint answered, from its log."""
+        log = (self.workdir / "provider.log").read_text(errors="replace")
+        return [int(m) for m in re.findall(r'"POST /provider/o/token/ HTTP/1.1" (\d+)', log)]
 
     def call_api(self, access_token: str) -> requests.Response:
         return requests.get(

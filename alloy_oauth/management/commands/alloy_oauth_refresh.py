@@ -95,7 +95,7 @@ class Command(BaseCommand):
                 if credential.expires_at else "no expiry"
             )
             self.stdout.write(f"{credential.pk}\t{credential}\t{credential.status}\t{expires}")
-        self.stdout.write(f"{len(rows)} credential(s) would be refreshed (dry run).")
+        self.stdout.write(f"{len(rows)} credential(s) selected (dry run; nothing was sent).")
 
     def progress(self, done: int, total: int) -> None:
         if not sys.stderr.isatty():
