@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test test-postgres tox clean
+.PHONY: test test-postgres tox bench clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ test: $(BIN)/.installed
 test-postgres: $(BIN)/.installed
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/alloy_oauth} \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Refresh throughput against a local token endpoint and the sweep's cost (see bench/).
+bench: $(BIN)/.installed
+	$(BIN)/python bench/refresh_throughput.py $(BENCH_ARGS)
 
 tox: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet 'tox>=4'

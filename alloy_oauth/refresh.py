@@ -204,17 +204,8 @@ def _record_success(
         else "; no expiry given."
     )
 
-    def write() -> int:
-        with transaction.atomic(using=router.db_for_write(Credential)):
-            written = Credential.objects.filter(
-                pk=credential.pk, version=credential.version, lease_until=lease
-            ).update(**values)
-            if written:
-                CredentialEvent.objects.create(
-                    credential_id=credential.pk, kind=CredentialEvent.Kind.REFRESHED,
-                    created_at=now, detail=detail,
-                )
-        return written
+    def write() -> bool:
+        return _store_tokens(credential, lease, values, detail, now)
 
     if not _retry_database_errors(write):
         logger.warning(
@@ -227,6 +218,53 @@ def _record_success(
     logger.info("Credential %s refreshed (version %s).", credential.pk, credential.version)
     credential_refreshed.send(sender=Credential, credential=credential)
     return Outcome(Result.REFRESHED, credential.pk, detail)
+
+
+def _store_tokens(
+    credential: Credential, lease: datetime, values: dict[str, Any], detail: str, now: datetime
+) -> bool:
+    """Write fresh tokens and their event, if we still hold the lease and nobody changed
+    the credential (``version``). One statement on PostgreSQL, one transaction elsewhere."""
+    alias = router.db_for_write(Credential)
+    connection = connections[alias]
+    if connection.vendor == "postgresql":
+        return _store_tokens_postgresql(connection, credential, lease, values, detail, now)
+    with transaction.atomic(using=alias):
+        written = Credential.objects.using(alias).filter(
+            pk=credential.pk, version=credential.version, lease_until=lease
+        ).update(**values)
+        if written:
+            CredentialEvent.objects.using(alias).create(
+                credential_id=credential.pk, kind=CredentialEvent.Kind.REFRESHED,
+                created_at=now, detail=detail,
+            )
+    return bool(written)
+
+
+def _store_tokens_postgresql(
+    connection: Any, credential: Credential, lease: datetime, values: dict[str, Any],
+    detail: str, now: datetime,
+) -> bool:
+    """The same as the generic path, as a single data-modifying CTE: on the hot path of
+    every refresh, one round trip instead of four (BEGIN, UPDATE, INSERT, COMMIT)."""
+    quote = connection.ops.quote_name
+    fields = [Credential._meta.get_field(name) for name in values]
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    params = [field.get_db_prep_save(values[field.name], connection) for field in fields]
+    event = CredentialEvent._meta
+    sql = (
+        f"WITH updated AS (UPDATE {quote(Credential._meta.db_table)} SET {assignments} "
+        f"WHERE id = %s AND version = %s AND lease_until = %s RETURNING id) "
+        f"INSERT INTO {quote(event.db_table)} "
+        f"({quote(event.get_field('credential').column)}, {quote('kind')}, "
+        f"{quote('created_at')}, {quote('detail')}) "
+        f"SELECT id, %s, %s, %s FROM updated"
+    )
+    params += [credential.pk, credential.version, lease,
+               CredentialEvent.Kind.REFRESHED.value, now, detail]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount == 1
 
 
 def _record_failure(credential: Credential, lease: datetime, error: protocol.OAuthError) -> Outcome:

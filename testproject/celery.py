@@ -9,3 +9,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "testproject.settings")
 app = Celery("testproject")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# The sweep that refreshes credentials before they expire (alloy_oauth.beat).
+from alloy_oauth.beat import beat_schedule  # noqa: E402
+
+app.conf.beat_schedule.update(beat_schedule())

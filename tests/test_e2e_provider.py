@@ -79,7 +79,7 @@ def test_connect_through_the_real_provider(live_server, oauth_provider, dot_conn
     api = oauth_provider.call_api(credential.access_token)
     assert api.status_code == 200
     assert api.json()["username"] == oauth_provider.username
-    assert oauth_provider.call_api("not-a-token").status_code == 403
+    assert oauth_provider.call_api("not-a-token").status_code == 401
 
     # Nothing secret is stored in plain text: read the raw rows.
     pending = AuthorizationRequest.objects.get()

@@ -383,6 +383,42 @@ class TestTransportFailures:
         assert info.value.kind is ErrorKind.TRANSIENT
         assert "did not answer within 0.3 seconds" in str(info.value)
 
+    def test_trickling_body_is_cut_at_the_deadline(self):
+        """A provider sending one byte at a time keeps every socket read alive; the request
+        must still end, or the refresh lease could expire under it."""
+        import socket
+        import threading
+        import time
+
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def trickle():
+            conn, _ = server.accept()
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 1000\r\n\r\n{")
+            try:
+                for _ in range(100):
+                    time.sleep(0.05)
+                    conn.sendall(b" ")
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+        threading.Thread(target=trickle, daemon=True).start()
+        client = protocol.ClientConfig(f"http://127.0.0.1:{server.getsockname()[1]}/token",
+                                       "cid", "secret", timeout=0.3)
+        started = time.monotonic()
+        with pytest.raises(OAuthError) as info:
+            protocol.exchange_code(client, code="c", redirect_uri="https://app/cb")
+        elapsed = time.monotonic() - started
+        server.close()
+        assert info.value.kind is ErrorKind.TRANSIENT
+        assert elapsed < 3 * 0.3 + 0.2  # the documented bound: 3 x HTTP_TIMEOUT
+
     def test_oversized_response(self, responses):
         responses.post(TOKEN_URL, body=b"{" + b" " * (protocol.MAX_RESPONSE_BYTES + 10) + b"}")
         with pytest.raises(OAuthError) as info:

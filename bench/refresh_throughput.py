@@ -1,0 +1,281 @@
+"""Refresh throughput and sweep cost, measured against a baseline in the same run.
+
+    python bench/refresh_throughput.py              # SQLite, and PostgreSQL when reachable
+    python bench/refresh_throughput.py --refreshes 2000 --sweep-rows 1000000
+
+1. Refreshes per second through the whole engine (lease, decrypt, HTTP, encrypt, write)
+   versus a bare ``requests.Session().post`` loop to the same local token endpoint; the
+   ratio, and SQL queries per refresh.
+2. (PostgreSQL) The sweep: time to select the due credentials and to enqueue them, for
+   several table sizes and due counts: its cost should follow the due count, not the table.
+
+Each database runs in a child process with its own throw-away database (never an existing
+one). PostgreSQL is found through BENCH_POSTGRES_URL (default: the local server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/")
+
+
+class TokenEndpoint(BaseHTTPRequestHandler):
+    """Answers every POST like a provider that rotates refresh tokens, after ``latency``
+    seconds of "provider time"."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else each answer waits ~40 ms for a delayed ACK
+    latency = 0.0
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.latency:
+            time.sleep(self.latency)
+        body = json.dumps({
+            "access_token": secrets.token_urlsafe(32), "token_type": "Bearer",
+            "expires_in": 3600, "refresh_token": secrets.token_urlsafe(32),
+        }).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def start_token_endpoint(latency_ms: float = 0) -> str:
+    handler = type("Endpoint", (TokenEndpoint,), {"latency": latency_ms / 1000})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/token"
+
+
+# --- child process: one database -----------------------------------------------------------
+
+
+def child(database_url: str, refreshes: int, rounds: int, latencies: list[float],
+          sweep_rows: list[int], sweep_due: list[int]) -> dict:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    sys.path.insert(0, str(REPO_DIR))
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.test.utils import setup_test_environment
+
+    setup_test_environment()
+    old_name = connection.settings_dict["NAME"]
+    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+    try:
+        report = {"database": connection.vendor, "refresh": [
+            measure_refresh(refreshes, rounds, latency) for latency in latencies
+        ]}
+        if connection.vendor == "postgresql" and sweep_rows:
+            report["sweep"] = measure_sweep(sweep_rows, sweep_due)
+        return report
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+def measure_refresh(refreshes: int, rounds: int, latency_ms: float) -> dict:
+    import requests
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from alloy_oauth import refresh
+    from alloy_oauth.models import Connector, Credential
+
+    url = start_token_endpoint(latency_ms)
+    Credential.objects.all().delete()
+    Connector.objects.all().delete()
+    connector = Connector.objects.create(
+        name="Bench", slug="bench", auth_url=url, token_url=url, client_id="bench-client",
+        client_secret="bench-secret")
+    credentials = [
+        Credential.objects.create(connector=connector, external_id=f"user-{i}",
+                                  access_token="a" * 40, refresh_token="r" * 40)
+        for i in range(refreshes)
+    ]
+    body = {"grant_type": "refresh_token", "refresh_token": "r" * 40}
+
+    def bare() -> float:
+        session = requests.Session()
+        start = time.perf_counter()
+        for _ in range(refreshes):
+            session.post(url, data=body, auth=("bench-client", "bench-secret"),
+                         headers={"Accept": "application/json"}, timeout=10).json()
+        return refreshes / (time.perf_counter() - start)
+
+    def engine() -> float:
+        start = time.perf_counter()
+        for credential in credentials:
+            outcome = refresh.refresh_credential(credential.pk, force=True)
+            assert outcome.result is refresh.Result.REFRESHED, outcome
+        return refreshes / (time.perf_counter() - start)
+
+    bare(), engine()  # warm up connections and caches
+    bare_rates, engine_rates = [], []
+    for _ in range(rounds):  # interleaved, so machine noise hits both alike
+        bare_rates.append(bare())
+        engine_rates.append(engine())
+    with CaptureQueriesContext(connection) as queries:
+        refresh.refresh_credential(credentials[0].pk, force=True)
+    return {
+        "latency_ms": latency_ms,
+        "bare_per_s": statistics.median(bare_rates),
+        "engine_per_s": statistics.median(engine_rates),
+        "ratio": statistics.median(e / b for e, b in zip(engine_rates, bare_rates)),
+        "queries_per_refresh": len(queries),
+        "queries": [q["sql"].split(" ", 1)[0] for q in queries.captured_queries],
+    }
+
+
+def measure_sweep(table_sizes: list[int], due_counts: list[int]) -> list[dict]:
+    from django.db import connection
+
+    from alloy_oauth import refresh, tasks
+    from alloy_oauth.models import Connector, Credential
+    from alloy_oauth.tasks import refresh_credential
+
+    connector = Connector.objects.get(slug="bench")
+    ciphertext = Credential._meta.get_field("access_token").get_db_prep_save("x", connection)
+    results = []
+    for size in table_sizes:
+        Credential.objects.all().delete()
+        with connection.cursor() as cursor:
+            # Rows far from due, then due rows are marked below; generated server-side.
+            cursor.execute(
+                """
+                INSERT INTO alloy_oauth_credential
+                    (connector_id, external_id, access_token, refresh_token, token_type, scope,
+                     token_response, status, connected_at, next_refresh_at, failure_count,
+                     last_error, version, created_at, updated_at)
+                SELECT %s, 'user-' || n, %s, %s, 'Bearer', '', %s, 'active', now(),
+                       now() + interval '1 hour' + n * interval '1 millisecond', 0, '', 0,
+                       now(), now()
+                FROM generate_series(1, %s) AS n
+                """,
+                [connector.pk, ciphertext, ciphertext, ciphertext, size],
+            )
+            cursor.execute("ANALYZE alloy_oauth_credential")
+        for due in due_counts:
+            with connection.cursor() as cursor:
+                cursor.execute("UPDATE alloy_oauth_credential SET next_refresh_at = "
+                               "now() + interval '1 hour' WHERE next_refresh_at < now()")
+                cursor.execute(
+                    "UPDATE alloy_oauth_credential SET next_refresh_at = now() - interval '1 s' "
+                    "WHERE id IN (SELECT id FROM alloy_oauth_credential ORDER BY random() "
+                    "LIMIT %s)", [due])
+            start = time.perf_counter()
+            selected = sum(len(batch) for batch in refresh.due_credential_ids())
+            select_s = time.perf_counter() - start
+            assert selected == due, (selected, due)
+            plan = refresh.due_credentials().explain()
+            start = time.perf_counter()
+            enqueued = tasks.refresh_due_credentials()["enqueued"]
+            sweep_s = time.perf_counter() - start
+            with refresh_credential.app.connection_for_write() as conn:
+                conn.SimpleQueue(refresh_credential.app.conf.task_default_queue).clear()
+            results.append({"rows": size, "due": due, "select_s": select_s,
+                            "sweep_s": sweep_s, "enqueued": enqueued,
+                            "uses_index": "alloy_oauth_cred_due" in plan})
+    return results
+
+
+# --- parent: run each database, print the report -------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--refreshes", type=int, default=300, help="refreshes per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--latency-ms", default="0,20",
+                        help="the token endpoint's answer time(s), comma-separated")
+    parser.add_argument("--sweep-rows", default="100000,1000000",
+                        help="table sizes for the sweep (PostgreSQL); empty to skip")
+    parser.add_argument("--sweep-due", default="1000,10000")
+    parser.add_argument("--databases", default="sqlite,postgres")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    rows = [int(v) for v in args.sweep_rows.split(",") if v]
+    due = [int(v) for v in args.sweep_due.split(",") if v]
+    latencies = [float(v) for v in args.latency_ms.split(",")]
+    if args.child:
+        print(json.dumps(child(args.child, args.refreshes, args.rounds, latencies, rows, due)))
+        return
+
+    reports, failed = [], False
+    databases = args.databases.split(",")
+    if "postgres" in databases and not postgres_reachable():
+        print(f"postgres: not reachable at {POSTGRES_URL}; measuring without it")
+        databases.remove("postgres")
+    with tempfile.TemporaryDirectory() as tmp:
+        urls = {"sqlite": f"sqlite:///{tmp}/bench.sqlite3",
+                "postgres": POSTGRES_URL.rstrip("/") + "/alloy_oauth_bench"}
+        for name in databases:
+            result = subprocess.run(
+                [sys.executable, __file__, "--child", urls[name], "--refreshes",
+                 str(args.refreshes), "--rounds", str(args.rounds), "--latency-ms",
+                 args.latency_ms, "--sweep-rows",
+                 args.sweep_rows, "--sweep-due", args.sweep_due],
+                capture_output=True, text=True, cwd=REPO_DIR,
+                env={**os.environ, "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL",
+                                                                       "memory://")},
+            )
+            if result.returncode:
+                print(f"{name}: FAILED\n{result.stderr[-3000:]}")
+                failed = True
+                continue
+            reports.append(json.loads(result.stdout.strip().splitlines()[-1]))
+
+    print(f"Refresh throughput ({args.refreshes} refreshes x {args.rounds} rounds, median; "
+          "local token endpoint on 127.0.0.1 answering after the given latency)")
+    print(f"{'database':<12}{'latency':>8}{'bare loop/s':>13}{'engine/s':>10}{'ratio':>7}"
+          f"{'queries':>9}")
+    for report in reports:
+        for line in report["refresh"]:
+            print(f"{report['database']:<12}{line['latency_ms']:>6.0f}ms{line['bare_per_s']:>13.0f}"
+                  f"{line['engine_per_s']:>10.0f}{line['ratio']:>7.2f}"
+                  f"{line['queries_per_refresh']:>9}  ({', '.join(line['queries'])})")
+    for report in reports:
+        if report.get("sweep"):
+            print("\nSweep on PostgreSQL: select the due ids, then select and enqueue them "
+                  f"(broker: {os.environ.get('CELERY_BROKER_URL', 'memory://')})")
+            print(f"{'rows':>10}{'due':>8}{'select s':>10}{'sweep s':>10}{'index':>7}")
+            for line in report["sweep"]:
+                print(f"{line['rows']:>10}{line['due']:>8}{line['select_s']:>10.3f}"
+                      f"{line['sweep_s']:>10.3f}{'yes' if line['uses_index'] else 'NO':>7}")
+    if failed:
+        sys.exit(1)
+
+
+def postgres_reachable() -> bool:
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(POSTGRES_URL)
+    try:
+        socket.create_connection((parts.hostname, parts.port or 5432), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    main()
