@@ -20,11 +20,12 @@ from django.db import IntegrityError, transaction
 from django.http import QueryDict
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
 
-from . import protocol
+from . import protocol, validation
 from .conf import app_settings
 from .models import AuthorizationRequest, Connector, Credential, CredentialEvent
-from .signals import credential_connected
+from .signals import credential_connected, send
 
 logger = logging.getLogger(__name__)
 
@@ -37,20 +38,31 @@ _CALLBACK_PARAMS = ("state", "code", "error", "error_description", "error_uri", 
 
 class AuthorizationFailed(Exception):
     """The callback cannot complete. ``reason`` is a stable code for programs and tests;
-    ``str()`` is a sentence for the end user that never contains a secret. Nothing was stored."""
+    ``str()`` is a sentence for the end user that never contains a secret. Nothing was stored.
+    ``pending`` is the authorization request, once the callback is known to belong to it."""
 
-    def __init__(self, reason: str, message: str, *, connector: Connector | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        *,
+        connector: Connector | None = None,
+        pending: AuthorizationRequest | None = None,
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
         self.connector = connector
+        self.pending = pending
 
 
 @dataclass(frozen=True)
-class Connected:
-    credential: Credential
-    created: bool
-    next_url: str
+class Completed:
+    """A finished authorization: a credential stored (connect), or a report (validate)."""
+
+    pending: AuthorizationRequest
+    credential: Credential | None = None
+    created: bool = False
 
 
 def browser_binding(session: SessionBase, *, create: bool) -> str | None:
@@ -77,10 +89,16 @@ def start(
     user: Any = None,
     external_id: str = "",
     next_url: str = "",
+    purpose: str = AuthorizationRequest.Purpose.CONNECT,
+    popup: bool = False,
+    opener_origin: str = "",
 ) -> str:
-    """Record a pending authorization for one end user and return the provider URL to send
-    their browser to. Raises :class:`protocol.OAuthError` when the connector's auth URL is
-    refused by the transport rule."""
+    """Record a pending authorization for one end user (or, to validate the connector, an
+    operator) and return the provider URL to send their browser to. Raises
+    :class:`protocol.OAuthError` when the connector's auth URL is refused by the transport
+    rule."""
+    if (user is None) == (not external_id):
+        raise ValueError("An authorization needs exactly one owner: user= or external_id=.")
     protocol.require_secure_url(
         connector.auth_url, allow_http=settings.DEBUG, what=_("The connector's auth URL")
     )
@@ -89,6 +107,9 @@ def start(
     scopes = connector.scopes
     now = timezone.now()
     pending = AuthorizationRequest.objects.create(
+        purpose=purpose,
+        popup=popup,
+        opener_origin=opener_origin,
         state_hash=protocol.hash_state(state),
         connector=connector,
         user=user,
@@ -114,7 +135,8 @@ def start(
     )
 
 
-def complete(params: QueryDict, session: SessionBase) -> Connected:
+@sensitive_variables()
+def complete(params: QueryDict, session: SessionBase) -> Completed:
     """Finish an authorization from the callback's query parameters.
 
     Checks, in this order: state present → known → unexpired → not used → same browser
@@ -165,6 +187,31 @@ def complete(params: QueryDict, session: SessionBase) -> Connected:
             "used_state", _("This authorization response has already been used."),
             connector=connector,
         )
+    try:
+        token = _redeem(values, pending)
+    except AuthorizationFailed as failure:
+        failure.pending = pending
+        if pending.purpose == AuthorizationRequest.Purpose.VALIDATE:
+            validation.record_failure(connector, failure.message)
+        raise
+    requested = protocol.parse_scopes(pending.scope)
+    if pending.purpose == AuthorizationRequest.Purpose.VALIDATE:
+        validation.record_round_trip(connector, token, requested)
+        logger.info("Authorization %s validated connector %s.", pending.pk, connector.slug)
+        return Completed(pending)
+    credential, created = _store_credential(pending, token)
+    logger.info(
+        "Authorization %s for connector %s stored credential %s.",
+        pending.pk, connector.slug, credential.pk,
+    )
+    send(credential_connected, credential, created=created)
+    return Completed(pending, credential, created)
+
+
+@sensitive_variables()
+def _redeem(values: dict[str, str], pending: AuthorizationRequest) -> protocol.TokenResponse:
+    """The provider's answer: its error, or the code exchanged for tokens."""
+    connector = pending.connector
     if values.get("error"):
         raise _provider_refusal(values, connector)
     code = values.get("code")
@@ -173,12 +220,12 @@ def complete(params: QueryDict, session: SessionBase) -> Connected:
             "missing_code", _("The provider sent neither a code nor an error."),
             connector=connector,
         )
-    if not connector.is_active:
+    if not connector.is_active and pending.purpose == AuthorizationRequest.Purpose.CONNECT:
         raise AuthorizationFailed(
             "inactive_connector", _("This connection is currently disabled."), connector=connector
         )
     try:
-        token = protocol.exchange_code(
+        return protocol.exchange_code(
             connector.oauth_client(),
             code=code,
             redirect_uri=pending.redirect_uri,
@@ -191,13 +238,6 @@ def complete(params: QueryDict, session: SessionBase) -> Connected:
             pending.pk, connector.slug, exc.kind, exc.status,
         )
         raise AuthorizationFailed("token_error", str(exc), connector=connector) from None
-    credential, created = _store_credential(pending, token)
-    logger.info(
-        "Authorization %s for connector %s stored credential %s.",
-        pending.pk, connector.slug, credential.pk,
-    )
-    credential_connected.send(sender=Credential, credential=credential, created=created)
-    return Connected(credential=credential, created=created, next_url=pending.next_url)
 
 
 def _single_values(params: QueryDict) -> dict[str, str]:
@@ -233,6 +273,7 @@ def _provider_refusal(values: dict[str, str], connector: Connector) -> Authoriza
                                connector=connector)
 
 
+@sensitive_variables()
 def _store_credential(
     pending: AuthorizationRequest, token: protocol.TokenResponse
 ) -> tuple[Credential, bool]:
@@ -243,6 +284,9 @@ def _store_credential(
     now = timezone.now()
     values = connector.token_values(token, requested_scopes=protocol.parse_scopes(pending.scope))
     values.update(
+        # A new grant: its refresh token (or none) replaces the old grant's, which may belong
+        # to another account at the provider (RFC 6749 §6's "keep the old one" is for refreshes).
+        refresh_token=token.refresh_token or "",
         status=Credential.Status.ACTIVE,
         connected_at=now,
         failure_count=0,
@@ -256,6 +300,7 @@ def _store_credential(
         return _save_credential(connector, owner, values, now)
 
 
+@sensitive_variables()
 def _save_credential(
     connector: Connector, owner: dict[str, Any], values: dict[str, Any], now: Any
 ) -> tuple[Credential, bool]:

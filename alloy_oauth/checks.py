@@ -7,6 +7,7 @@
 - ``alloy_oauth.E004``: sessions are not enabled (the callback is bound to the browser session).
 - ``alloy_oauth.W003``: ``SESSION_COOKIE_SAMESITE = "Strict"`` drops the session on the callback.
 - ``alloy_oauth.W004``: a connector URL is not https outside DEBUG/loopback (database check).
+- ``alloy_oauth.W005``: no ``CALLBACK_BASE_URL`` while ``ALLOWED_HOSTS`` accepts any host.
 """
 
 from __future__ import annotations
@@ -87,6 +88,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             id="alloy_oauth.E003",
         ))
     base = values.get("CALLBACK_BASE_URL")
+    if base is None and "*" in (getattr(settings, "ALLOWED_HOSTS", None) or []):
+        messages.append(checks.Warning(
+            "ALLOWED_HOSTS accepts any host and ALLOY_OAUTH['CALLBACK_BASE_URL'] is not set: "
+            "the callback URL sent to providers is built from the request's Host header.",
+            hint='Set CALLBACK_BASE_URL to the public address, e.g. "https://app.example.com".',
+            id="alloy_oauth.W005",
+        ))
     if base is not None:
         problem = (
             "must be a string" if not isinstance(base, str)

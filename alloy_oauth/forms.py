@@ -19,6 +19,9 @@ _RESERVED_PARAMS = {
     "token_params": protocol.RESERVED_TOKEN_PARAMS,
     "refresh_params": protocol.RESERVED_TOKEN_PARAMS,
 }
+#: The stored client secret is sent to these: changing one needs the secret typed again, so a
+#: staff user who cannot read it cannot have it sent elsewhere.
+SECRET_DESTINATIONS = ("token_url", "refresh_url", "revocation_url")
 #: Editing any of these invalidates an earlier "Validate credential" result.
 OAUTH_FIELDS = (
     "auth_url", "token_url", "client_id", "client_secret", "scope", "refresh_url",
@@ -84,6 +87,15 @@ class ConnectorForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        moved = [name for name in SECRET_DESTINATIONS if name in self.changed_data]
+        if self.instance.pk and self.instance.client_secret and moved and not (
+            self.data.get(self.add_prefix("client_secret"))
+        ):
+            self.add_error("client_secret", _(
+                "Type the client secret again: %(fields)s changed, and the stored secret is only "
+                "sent where it was entered for."
+            ) % {"fields": ", ".join(
+                str(self.fields[name].label).lower() for name in moved)})
         for name in _URL_FIELDS:
             url = cleaned.get(name)
             problem = url and protocol.insecure_url_problem(url, allow_http=settings.DEBUG)

@@ -111,6 +111,9 @@ class Connector(models.Model):
 
     validated_at = models.DateTimeField(_("validated at"), null=True, blank=True, editable=False)
     validation_error = models.TextField(_("validation error"), blank=True, editable=False)
+    #: What the last validation found (no secret): checks, token lifetime, scopes, test request.
+    validation_report = models.JSONField(_("validation report"), default=dict, blank=True,
+                                         editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -167,17 +170,21 @@ class Connector(models.Model):
             "token_type": token.token_type,
             "scope": " ".join(token.scopes if token.scopes is not None else requested_scopes),
             "expires_at": expires_at,
-            "next_refresh_at": self.refresh_due_at(expires_at),
+            "next_refresh_at": self.refresh_due_at(expires_at, lifetime),
             "token_response": token.extra,
         }
         if token.refresh_token:
             values["refresh_token"] = token.refresh_token
         return values
 
-    def refresh_due_at(self, expires_at: datetime | None) -> datetime | None:
+    def refresh_due_at(self, expires_at: datetime | None, lifetime: int | None) -> datetime | None:
+        """When a token expiring at ``expires_at`` is due: the lead time before, but never
+        more than half its lifetime (a 5-minute token with a 5-minute lead time would be due
+        as soon as it is issued, and refreshed at every sweep)."""
         if expires_at is None:
             return None
-        return expires_at - timedelta(seconds=self.lead_time)
+        lead = min(self.lead_time, lifetime / 2) if lifetime else self.lead_time
+        return expires_at - timedelta(seconds=lead)
 
 
 class CredentialQuerySet(models.QuerySet["Credential"]):
@@ -233,6 +240,8 @@ class Credential(models.Model):
     failure_count = models.PositiveIntegerField(_("consecutive failures"), default=0)
     last_error = models.TextField(_("last error"), blank=True)
     lease_until = models.DateTimeField(_("refresh lease until"), null=True, blank=True)
+    #: Who holds the lease (random per lease): fences the holder's writes.
+    lease_token = models.CharField(max_length=32, blank=True, editable=False)
     version = models.PositiveIntegerField(_("version"), default=0)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -298,6 +307,16 @@ class Credential(models.Model):
         self.refresh_from_db()
         return outcome
 
+    def revoke(self) -> Outcome:
+        """Revoke at the provider (RFC 7009, if the connector has a revocation URL), delete the
+        tokens, mark ``revoked`` and reload. When the provider does not confirm, nothing
+        changes and the outcome (``result == "failed"``) says why."""
+        from .refresh import revoke_credential
+
+        outcome = revoke_credential(self.pk)
+        self.refresh_from_db()
+        return outcome
+
 
 class AuthorizationRequest(models.Model):
     """One pending authorization: what the callback needs to check and finish it.
@@ -305,6 +324,17 @@ class AuthorizationRequest(models.Model):
     Only a hash of ``state`` is stored; the PKCE verifier is encrypted.
     """
 
+    class Purpose(models.TextChoices):
+        #: An end user connects their account: the callback stores a credential.
+        CONNECT = "connect", _("Connect")
+        #: An operator validates the connector: the callback reports, stores no credential.
+        VALIDATE = "validate", _("Validate")
+
+    purpose = models.CharField(max_length=10, choices=Purpose.choices, default=Purpose.CONNECT)
+    #: Started in a popup: the callback answers with a page that tells the opener and closes.
+    popup = models.BooleanField(default=False)
+    #: The exact origin the popup's result is posted to.
+    opener_origin = models.CharField(max_length=300, blank=True)
     state_hash = models.CharField(max_length=64, unique=True)
     connector = models.ForeignKey(
         Connector, on_delete=models.CASCADE, related_name="authorization_requests",

@@ -17,7 +17,9 @@ import email.utils
 import hashlib
 import ipaddress
 import json
+import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -30,8 +32,11 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlu
 
 import requests
 import urllib3
+from django.views.decorators.debug import sensitive_variables
 
 from .redaction import scrub
+
+logger = logging.getLogger(__name__)
 
 #: Parameters of the authorization request that the connector's extra parameters may not replace.
 RESERVED_AUTHORIZATION_PARAMS = frozenset(
@@ -54,6 +59,11 @@ MAX_DESCRIPTION_CHARS = 300
 MAX_RETRY_AFTER = 24 * 3600
 
 _TOKEN_FIELDS_WITH_COLUMNS = frozenset({"access_token", "refresh_token"})
+#: Printable ASCII without spaces: what may follow "Bearer " in a header (RFC 6750 §2.1 is
+#: stricter; real providers are not).
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+#: RFC 6749 §7.1 token types ("Bearer", "MAC", "DPoP", "N_A", …).
+_TOKEN_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 
 
 class ErrorKind(StrEnum):
@@ -90,6 +100,7 @@ class OAuthError(Exception):
         description: str | None = None,
         status: int | None = None,
         retry_after: int | None = None,
+        in_doubt: bool = False,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -98,6 +109,9 @@ class OAuthError(Exception):
         self.description = description
         self.status = status
         self.retry_after = retry_after
+        #: The request may have reached the provider, but no answer came back (a read
+        #: timeout, a connection cut after sending): it may still be processed.
+        self.in_doubt = in_doubt
 
     @property
     def retryable(self) -> bool:
@@ -166,7 +180,7 @@ def parse_scopes(value: str | Iterable[str] | None) -> list[str]:
     seen: dict[str, None] = {}
     for item in items:
         item = str(item).strip()
-        if item:
+        if item and item.isprintable():
             seen.setdefault(item, None)
     return list(seen)
 
@@ -284,6 +298,7 @@ def _param_value(value: Any) -> str:
 # --- token requests -----------------------------------------------------------------------
 
 
+@sensitive_variables()
 def exchange_code(
     client: ClientConfig,
     *,
@@ -299,6 +314,7 @@ def exchange_code(
     return token_request(client, params, extra_params, secret_values=(code, code_verifier))
 
 
+@sensitive_variables()
 def refresh_access_token(
     client: ClientConfig,
     *,
@@ -311,6 +327,7 @@ def refresh_access_token(
     return token_request(client, params, extra_params, secret_values=(refresh_token,))
 
 
+@sensitive_variables()
 def token_request(
     client: ClientConfig,
     params: dict[str, str],
@@ -323,22 +340,97 @@ def token_request(
     ``secret_values`` are the secrets in ``params``; they are scrubbed from any text the
     provider sends back before it reaches an exception message.
     """
-    require_secure_url(client.token_url, allow_http=client.allow_http, what="The token URL")
     data = {str(k): _param_value(v) for k, v in (extra_params or {}).items()
             if k not in RESERVED_TOKEN_PARAMS}
     data.update(params)
+    issued_at = datetime.now(timezone.utc)
+    answer = _post_form(client, client.token_url, data, what="token")
+    try:
+        return parse_token_response(
+            answer.status,
+            answer.content_type,
+            answer.body,
+            retry_after=answer.retry_after,
+            issued_at=issued_at,
+            secret_values=[client.client_secret, *secret_values],
+        )
+    except OAuthError:
+        raise
+    except Exception as exc:
+        # The answer comes from outside: whatever in it the parser did not foresee is a
+        # malformed answer (retried later), never an exception for the callback or the worker.
+        # Only the exception's type is logged: its message could quote the answer.
+        logger.error("Unreadable answer from the token endpoint (HTTP %s): %s.",
+                     answer.status, type(exc).__name__)
+        raise OAuthError(ErrorKind.MALFORMED, "The token endpoint's answer could not be read.",
+                         status=answer.status) from None
+
+
+@sensitive_variables()
+def revoke_token(client: ClientConfig, url: str, *, token: str, token_type_hint: str) -> None:
+    """Ask the provider to revoke a token (RFC 7009 §2.1). A 200 is success, also for a token
+    the provider does not know (§2.2); anything else raises :class:`OAuthError` (a 503 is
+    ``transient``: the token may still be valid)."""
+    answer = _post_form(
+        client, url, {"token": token, "token_type_hint": token_type_hint}, what="revocation"
+    )
+    if 200 <= answer.status < 300:
+        return
+    if answer.body is None:
+        raise OAuthError(ErrorKind.MALFORMED, "The revocation endpoint sent an oversized answer.",
+                         status=answer.status)
+    params, looks_like_html = _parse_body(answer.content_type, answer.body)
+    if params is not None and "error" in params:
+        raise _provider_error(answer.status, params, answer.retry_after,
+                              [client.client_secret, token])
+    raise _http_error(answer.status, looks_like_html, answer.retry_after, what="revocation")
+
+
+def probe_url(url: str, *, timeout: float, allow_http: bool) -> int:
+    """GET ``url`` without following redirects and return the HTTP status: does it answer?"""
+    require_secure_url(url, allow_http=allow_http)
+    host = urlsplit(url).hostname
+    try:
+        response = _http_session().get(url, timeout=timeout, allow_redirects=False, stream=True)
+        response.close()
+    except requests.Timeout:
+        raise OAuthError(ErrorKind.TRANSIENT,
+                         f"{host} did not answer within {timeout:g} seconds.") from None
+    except requests.RequestException:
+        raise OAuthError(ErrorKind.TRANSIENT, f"Could not connect to {host}.") from None
+    return response.status_code
+
+
+def _maybe_sent(exc: requests.RequestException) -> bool:
+    """False only when the connection was never made (so the request was never sent)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return not isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    content_type: str
+    body: bytes | None
+    retry_after: str | None
+
+
+@sensitive_variables()
+def _post_form(client: ClientConfig, url: str, data: dict[str, str], *, what: str) -> _Answer:
+    """POST ``data`` to one of the provider's endpoints with the client's authentication.
+    Transport failures become ``transient`` :class:`OAuthError`; the answer is not judged."""
+    require_secure_url(url, allow_http=client.allow_http, what=f"The {what} URL")
     auth: requests.auth.AuthBase | None = None
     if client.auth_method == CLIENT_SECRET_POST:
-        data["client_id"] = client.client_id
-        data["client_secret"] = client.client_secret
+        data = {**data, "client_id": client.client_id, "client_secret": client.client_secret}
     else:
         auth = ClientSecretBasic(client.client_id, client.client_secret)
-    hidden = [client.client_secret, *secret_values]
-    issued_at = datetime.now(timezone.utc)
-    host = urlsplit(client.token_url).hostname
+    host = urlsplit(url).hostname
     try:
         response = _http_session().post(
-            client.token_url,
+            url,
             data=data,
             auth=auth,
             headers={"Accept": "application/json"},
@@ -348,30 +440,28 @@ def token_request(
         )
         with response:
             body = _read_body(response, deadline=time.monotonic() + 2 * client.timeout)
-    except requests.Timeout:
+    except requests.Timeout as exc:
         raise OAuthError(
             ErrorKind.TRANSIENT,
-            f"The token endpoint at {host} did not answer within {client.timeout:g} seconds.",
+            f"The {what} endpoint at {host} did not answer within {client.timeout:g} seconds.",
+            in_doubt=_maybe_sent(exc),
         ) from None
-    except requests.ConnectionError:
+    except requests.ConnectionError as exc:
         raise OAuthError(
-            ErrorKind.TRANSIENT, f"Could not connect to the token endpoint at {host}."
+            ErrorKind.TRANSIENT, f"Could not connect to the {what} endpoint at {host}.",
+            in_doubt=_maybe_sent(exc),
         ) from None
     except requests.RequestException as exc:
         raise OAuthError(
             ErrorKind.TRANSIENT,
-            f"The request to the token endpoint at {host} failed ({type(exc).__name__}).",
+            f"The request to the {what} endpoint at {host} failed ({type(exc).__name__}).",
+            in_doubt=True,
         ) from None
-    return parse_token_response(
-        response.status_code,
-        response.headers.get("Content-Type", ""),
-        body,
-        retry_after=response.headers.get("Retry-After"),
-        issued_at=issued_at,
-        secret_values=hidden,
-    )
+    return _Answer(response.status_code, response.headers.get("Content-Type", ""), body,
+                   response.headers.get("Retry-After"))
 
 
+@sensitive_variables()
 def parse_token_response(
     status: int,
     content_type: str,
@@ -415,19 +505,34 @@ def parse_token_response(
             "The token endpoint's answer has no access_token.",
             status=status,
         )
-    refresh_token = params.get("refresh_token")
-    token_type = params.get("token_type")
-    token_type = str(token_type).strip() if token_type else "Bearer"
+    if not _HEADER_SAFE.fullmatch(access_token):
+        # It goes into an Authorization header: no spaces or control characters.
+        raise OAuthError(
+            ErrorKind.MALFORMED,
+            "The token endpoint's access_token contains characters no token may contain.",
+            status=status,
+        )
+    token_type = params.get("token_type") or "Bearer"
+    if not isinstance(token_type, str) or not _TOKEN_TYPE.fullmatch(token_type.strip()):
+        raise OAuthError(
+            ErrorKind.MALFORMED, "The token endpoint's token_type is not valid.", status=status
+        )
+    token_type = token_type.strip()
     if token_type.lower() == "bearer":
         token_type = "Bearer"
+    refresh_token = params.get("refresh_token")
     scope = params.get("scope")
+    if isinstance(scope, list) and all(isinstance(item, str) for item in scope):
+        scopes: list[str] | None = parse_scopes(scope)
+    else:
+        scopes = parse_scopes(scope) if isinstance(scope, str) else None
     return TokenResponse(
         access_token=access_token,
-        token_type=token_type[:40],
+        token_type=token_type,
         issued_at=issued_at,
         refresh_token=refresh_token if isinstance(refresh_token, str) and refresh_token else None,
         expires_in=_seconds(params.get("expires_in")),
-        scopes=None if scope is None else parse_scopes(scope),
+        scopes=scopes,
         extra={k: v for k, v in params.items() if k not in _TOKEN_FIELDS_WITH_COLUMNS},
     )
 
@@ -442,7 +547,7 @@ def _parse_body(content_type: str, body: bytes) -> tuple[dict[str, Any] | None, 
     if media_type == "application/json" or media_type.endswith("+json") or text[0] in "{[":
         try:
             value = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
             return None, False
         return (value if isinstance(value, dict) else None), False
     if media_type in ("", "application/x-www-form-urlencoded", "text/plain"):
@@ -452,16 +557,18 @@ def _parse_body(content_type: str, body: bytes) -> tuple[dict[str, Any] | None, 
     return None, False
 
 
+@sensitive_variables()
 def _provider_error(
     status: int,
     params: Mapping[str, Any],
     retry_after: str | None,
     secret_values: Iterable[str | None],
 ) -> OAuthError:
-    error = scrub(str(params.get("error"))[:100], secret_values)
+    # Scrub before truncating: a secret cut in two would no longer be recognised.
+    error = scrub(str(params.get("error")), secret_values)[:100]
     description = params.get("error_description")
     description = (
-        scrub(str(description)[:MAX_DESCRIPTION_CHARS], secret_values) if description else None
+        scrub(str(description), secret_values)[:MAX_DESCRIPTION_CHARS] if description else None
     )
     if status == 429 or error in ("temporarily_unavailable", "server_error", "slow_down"):
         kind = ErrorKind.TRANSIENT
@@ -484,31 +591,33 @@ def _provider_error(
     )
 
 
-def _http_error(status: int, looks_like_html: bool, retry_after: str | None) -> OAuthError:
+def _http_error(
+    status: int, looks_like_html: bool, retry_after: str | None, *, what: str = "token"
+) -> OAuthError:
     page = " with an HTML page" if looks_like_html else ""
     if status == 429:
         return OAuthError(
             ErrorKind.TRANSIENT,
-            "The token endpoint is rate limiting requests (HTTP 429).",
+            f"The {what} endpoint is rate limiting requests (HTTP 429).",
             status=status,
             retry_after=_retry_after(retry_after),
         )
     if status >= 500:
         return OAuthError(
             ErrorKind.TRANSIENT,
-            f"The token endpoint answered HTTP {status}{page}.",
+            f"The {what} endpoint answered HTTP {status}{page}.",
             status=status,
             retry_after=_retry_after(retry_after),
         )
     if status == 401:
         return OAuthError(
             ErrorKind.CLIENT,
-            "The token endpoint rejected the client credentials (HTTP 401).",
+            f"The {what} endpoint rejected the client credentials (HTTP 401).",
             status=status,
         )
     return OAuthError(
         ErrorKind.REJECTED,
-        f"The token endpoint answered HTTP {status}{page}; check the token URL.",
+        f"The {what} endpoint answered HTTP {status}{page}; check the {what} URL.",
         status=status,
     )
 
@@ -532,8 +641,8 @@ def _retry_after(value: str | None) -> int | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return min(int(value), MAX_RETRY_AFTER)
+    if value.isascii() and value.isdigit():
+        return MAX_RETRY_AFTER if len(value) > 9 else min(int(value), MAX_RETRY_AFTER)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

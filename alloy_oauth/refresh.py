@@ -4,13 +4,16 @@ Providers that rotate refresh tokens with reuse detection revoke the whole grant
 refresh token is presented twice, so two token requests for one credential must never be in
 flight at once. For each credential (see ``docs/refresh.md``):
 
-1. take the *lease* with one conditional UPDATE: lease free or expired, credential
-   refreshable and due. Losing it means someone else is refreshing;
-2. read the credential (its tokens decrypt here);
-3. POST the refresh request outside any transaction; the request cannot outlast the lease
-   (a token request is bounded by 3 x HTTP_TIMEOUT, the lease is at least 4 x);
-4. write the outcome with one UPDATE guarded by the lease and ``version``: success stores the
-   tokens, bumps ``version`` and frees the lease; failures are classified (``_record_failure``).
+1. take the *lease* (:mod:`alloy_oauth.leases`) with one conditional UPDATE: lease free,
+   credential refreshable and due. Losing it means someone else is refreshing;
+2. read the credential from the primary database (its tokens decrypt here);
+3. POST the refresh request outside any transaction, the lease kept alive meanwhile;
+4. write the outcome with one UPDATE fenced by the lease token and ``version``: success
+   stores the tokens, bumps ``version`` and frees the lease; failures are classified.
+
+Once a request may have reached the provider without an answer coming back (timeout, a
+crash, a database that will not take the new tokens), the lease is *not* released: it runs
+out by itself, so no second request can overlap one the provider may still be processing.
 
 Celery tasks, ``Credential.get_access_token()``, the admin and ``manage.py
 alloy_oauth_refresh`` all call :func:`refresh_credential`.
@@ -20,30 +23,32 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
-from django.db import DatabaseError, connections, router, transaction
-from django.db.models import Q, QuerySet
+from django.db import DatabaseError, OperationalError, connections, transaction
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
-from . import protocol
+from . import leases, protocol
 from .conf import app_settings
 from .exceptions import ReauthorizationRequired, TokenRefreshFailed
+from .leases import Lease
 from .models import Credential, CredentialEvent
-from .signals import credential_reauth_required, credential_refresh_failed, credential_refreshed
+from .signals import (
+    credential_reauth_required,
+    credential_refresh_failed,
+    credential_refreshed,
+    credential_revoked,
+    send,
+)
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
-
-#: How often a database write of fresh tokens is retried: the provider has already rotated
-#: the refresh token, so losing this write would lose the grant.
-SUCCESS_WRITE_ATTEMPTS = 4
 
 
 class Result(StrEnum):
@@ -61,6 +66,8 @@ class Result(StrEnum):
     RETRY = "retry"
     #: Not refreshable: revoked, reconnection required, no refresh token, …
     NOT_REFRESHABLE = "not_refreshable"
+    #: Revoked (at the provider when it has a revocation URL) and its tokens deleted.
+    REVOKED = "revoked"
 
 
 @dataclass(frozen=True)
@@ -87,7 +94,7 @@ def refresh_credential(
     - by default (the sweep's tasks): when ``next_refresh_at`` has come;
     - ``min_valid=N`` (on demand): when the access token expires within N seconds, unless the
       credential is backing off after a failure;
-    - ``force=True`` (admin, the 401 retry): now, also for a credential in ``error``;
+    - ``force=True`` (admin, command): now, also for a credential in ``error``;
     - ``if_version=v``: only if nobody has refreshed since version ``v`` was read;
     - ``wait=True``: while another process holds the lease, wait for it (at most one lease
       period) instead of returning ``BUSY``.
@@ -95,7 +102,7 @@ def refresh_credential(
     Raises ``Credential.DoesNotExist`` for an unknown id. Never raises for a provider failure:
     that is recorded on the credential and returned as the outcome.
     """
-    return _outside_caller_transaction(
+    return leases.outside_caller_transaction(
         _refresh, credential_id, force=force, min_valid=min_valid, if_version=if_version,
         wait=wait,
     )
@@ -104,56 +111,79 @@ def refresh_credential(
 def _refresh(
     credential_id: int, *, force: bool, min_valid: int | None, if_version: int | None, wait: bool
 ) -> Outcome:
+    lease = _acquire(
+        credential_id,
+        lambda: _refreshable(force=force, min_valid=min_valid, if_version=if_version),
+        lambda: _why_not(credential_id, force=force, min_valid=min_valid, if_version=if_version),
+        wait=wait,
+    )
+    if isinstance(lease, Outcome):
+        return lease
+    try:
+        credential = leases.credentials().select_related("connector").get(pk=credential_id)
+    except BaseException:
+        leases.release(lease)  # nothing was sent yet
+        raise
+    if not credential.refresh_token:
+        return _without_refresh_token(credential, lease)
+    return _refresh_leased(credential, lease)
+
+
+def _acquire(
+    credential_id: int,
+    candidates: Callable[[], QuerySet[Credential]],
+    explain: Callable[[], Outcome],
+    *,
+    wait: bool,
+) -> Lease | Outcome:
+    """Take the lease, or say why not; a ``BUSY`` answer is waited out (polling, at most
+    one lease period) when ``wait``."""
     give_up_at = time.monotonic() + app_settings.LEASE_SECONDS + app_settings.HTTP_TIMEOUT
     pause = 0.05
     while True:
-        now = timezone.now()
-        lease = now + timedelta(seconds=app_settings.LEASE_SECONDS)
-        candidates = _refreshable(credential_id, now, force=force, min_valid=min_valid,
-                                  if_version=if_version)
-        if candidates.update(lease_until=lease):
-            break
-        outcome = _why_not(credential_id, now, force=force, if_version=if_version)
+        lease = leases.try_acquire(credential_id, candidates())
+        if lease is not None:
+            return lease
+        outcome = explain()
         if outcome.result is not Result.BUSY or not wait or time.monotonic() > give_up_at:
             return outcome
         time.sleep(pause)
         pause = min(pause * 2, 0.5)
-    credential = Credential.objects.select_related("connector").get(pk=credential_id)
-    try:
-        return _refresh_leased(credential, lease)
-    except BaseException:
-        Credential.objects.filter(pk=credential_id, lease_until=lease).update(lease_until=None)
-        raise
 
 
 def _refreshable(
-    credential_id: int, now: datetime, *, force: bool, min_valid: int | None,
-    if_version: int | None,
+    *, force: bool, min_valid: int | None, if_version: int | None
 ) -> QuerySet[Credential]:
+    now = timezone.now()
     statuses = [Credential.Status.ACTIVE]
     if force:
         statuses.append(Credential.Status.ERROR)
-    candidates = Credential.objects.filter(
-        Q(lease_until__isnull=True) | Q(lease_until__lte=now),
-        pk=credential_id, status__in=statuses,
-    )
+    candidates = leases.credentials().filter(status__in=statuses)
     if if_version is not None:
         candidates = candidates.filter(version=if_version)
     if force:
         return candidates
     if min_valid is not None:
-        return candidates.filter(
-            Q(failure_count=0) | Q(next_refresh_at__isnull=True) | Q(next_refresh_at__lte=now),
-            expires_at__lte=now + timedelta(seconds=min_valid),
-        )
+        return candidates.filter(_not_backing_off(now),
+                                 expires_at__lte=now + timedelta(seconds=min_valid))
     return candidates.filter(next_refresh_at__lte=now)
 
 
-def _why_not(credential_id: int, now: datetime, *, force: bool, if_version: int | None) -> Outcome:
+def _not_backing_off(now: datetime) -> Q:
+    return Q(failure_count=0) | Q(next_refresh_at__isnull=True) | Q(next_refresh_at__lte=now)
+
+
+def _why_not(
+    credential_id: int, *, force: bool, min_valid: int | None, if_version: int | None
+) -> Outcome:
     """Why the lease was not taken (one read of non-secret columns)."""
-    row = Credential.objects.filter(pk=credential_id).values(
-        "status", "lease_until", "version", "failure_count", "next_refresh_at"
-    ).first()
+    now = timezone.now()
+    row = (
+        leases.credentials().filter(pk=credential_id)
+        .annotate(leased=leases.held(), backing_off=~_not_backing_off(now))
+        .values("status", "leased", "version", "backing_off", "next_refresh_at")
+        .first()
+    )
     if row is None:
         raise Credential.DoesNotExist(f"No credential with id {credential_id}.")
     refreshable = [Credential.Status.ACTIVE] + ([Credential.Status.ERROR] if force else [])
@@ -161,32 +191,33 @@ def _why_not(credential_id: int, now: datetime, *, force: bool, if_version: int 
         return Outcome(Result.NOT_REFRESHABLE, credential_id, f"Status is {row['status']}.")
     if if_version is not None and row["version"] != if_version:
         return Outcome(Result.NOT_DUE, credential_id, "Already refreshed by someone else.")
-    if row["lease_until"] is not None and row["lease_until"] > now:
-        return Outcome(Result.BUSY, credential_id, "Another process is refreshing it.")
-    if row["failure_count"] and row["next_refresh_at"] and row["next_refresh_at"] > now:
+    if row["backing_off"] and not force:
         return Outcome(Result.NOT_DUE, credential_id,
                        f"Backing off until {row['next_refresh_at']:%Y-%m-%d %H:%M:%S} UTC.")
+    if row["leased"]:
+        return Outcome(Result.BUSY, credential_id, "Another process is refreshing it.")
     return Outcome(Result.NOT_DUE, credential_id, "Not due.")
 
 
-def _refresh_leased(credential: Credential, lease: datetime) -> Outcome:
+@sensitive_variables()
+def _refresh_leased(credential: Credential, lease: Lease) -> Outcome:
     connector = credential.connector
-    if not credential.refresh_token:
-        return _without_refresh_token(credential, lease)
-    try:
-        token = protocol.refresh_access_token(
-            connector.oauth_client(connector.refresh_url or None),
-            refresh_token=credential.refresh_token,
-            extra_params=connector.refresh_params,
-        )
-    except protocol.OAuthError as error:
-        return _record_failure(credential, lease, error)
-    return _record_success(credential, lease, token)
+    with leases.kept_alive(lease):
+        try:
+            token = protocol.refresh_access_token(
+                connector.oauth_client(connector.refresh_url or None),
+                refresh_token=credential.refresh_token,
+                extra_params=connector.refresh_params,
+            )
+        except protocol.OAuthError as error:
+            return _record_failure(credential, lease, error)
+        # Any other exception from here on (a worker's time limit, a database that will not
+        # take the tokens) leaves the lease to run out: the provider may have rotated.
+        return _record_success(credential, lease, token)
 
 
-def _record_success(
-    credential: Credential, lease: datetime, token: protocol.TokenResponse
-) -> Outcome:
+@sensitive_variables()
+def _record_success(credential: Credential, lease: Lease, token: protocol.TokenResponse) -> Outcome:
     now = timezone.now()
     values = credential.connector.token_values(token, requested_scopes=credential.scope.split())
     values.update(
@@ -195,6 +226,7 @@ def _record_success(
         failure_count=0,
         last_error="",
         lease_until=None,
+        lease_token="",
         version=credential.version + 1,
         updated_at=now,
     )
@@ -203,36 +235,56 @@ def _record_success(
         f"; expires at {values['expires_at']:%Y-%m-%d %H:%M:%S} UTC." if values["expires_at"]
         else "; no expiry given."
     )
-
-    def write() -> bool:
-        return _store_tokens(credential, lease, values, detail, now)
-
-    if not _retry_database_errors(write):
+    if not _store_tokens_retrying(credential, lease, values, detail, now):
         logger.warning(
-            "Credential %s changed while it was refreshed (reconnected, or the lease was lost); "
-            "the new tokens were discarded.", credential.pk,
+            "Credential %s changed while it was refreshed (reconnected or marked); the new "
+            "tokens were discarded.", credential.pk,
         )
+        leases.release(lease)
         return Outcome(Result.SUPERSEDED, credential.pk, "The credential changed meanwhile.")
     for name, value in values.items():
         setattr(credential, name, value)
     logger.info("Credential %s refreshed (version %s).", credential.pk, credential.version)
-    credential_refreshed.send(sender=Credential, credential=credential)
+    send(credential_refreshed, credential)
     return Outcome(Result.REFRESHED, credential.pk, detail)
 
 
+def _store_tokens_retrying(
+    credential: Credential, lease: Lease, values: dict[str, Any], detail: str, now: datetime
+) -> bool:
+    """The provider has rotated the refresh token: this write must not be lost to a database
+    hiccup. Retry for up to one lease period (the lease is kept alive meanwhile)."""
+    give_up_at = time.monotonic() + app_settings.LEASE_SECONDS
+    pause = 0.25
+    while True:
+        try:
+            return _store_tokens(credential, lease, values, detail, now)
+        except DatabaseError:
+            if time.monotonic() + pause > give_up_at:
+                logger.critical("Could not store the refreshed tokens of credential %s; the "
+                                "grant may be lost.", credential.pk)
+                raise
+            logger.error("Storing the refreshed tokens of credential %s failed; retrying.",
+                         credential.pk)
+            connection = connections[leases.database()]
+            if not connection.in_atomic_block:  # a broken connection is replaced next time
+                connection.close_if_unusable_or_obsolete()
+            time.sleep(pause)
+            pause = min(pause * 2, 5)
+
+
+@sensitive_variables()
 def _store_tokens(
-    credential: Credential, lease: datetime, values: dict[str, Any], detail: str, now: datetime
+    credential: Credential, lease: Lease, values: dict[str, Any], detail: str, now: datetime
 ) -> bool:
     """Write fresh tokens and their event, if we still hold the lease and nobody changed
     the credential (``version``). One statement on PostgreSQL, one transaction elsewhere."""
-    alias = router.db_for_write(Credential)
+    alias = leases.database()
     connection = connections[alias]
     if connection.vendor == "postgresql":
         return _store_tokens_postgresql(connection, credential, lease, values, detail, now)
     with transaction.atomic(using=alias):
-        written = Credential.objects.using(alias).filter(
-            pk=credential.pk, version=credential.version, lease_until=lease
-        ).update(**values)
+        written = leases.mine(lease).filter(version=credential.version).update(**values)
         if written:
             CredentialEvent.objects.using(alias).create(
                 credential_id=credential.pk, kind=CredentialEvent.Kind.REFRESHED,
@@ -241,8 +293,9 @@ def _store_tokens(
     return bool(written)
 
 
+@sensitive_variables()
 def _store_tokens_postgresql(
-    connection: Any, credential: Credential, lease: datetime, values: dict[str, Any],
+    connection: Any, credential: Credential, lease: Lease, values: dict[str, Any],
     detail: str, now: datetime,
 ) -> bool:
     """The same as the generic path, as a single data-modifying CTE: on the hot path of
@@ -254,26 +307,28 @@ def _store_tokens_postgresql(
     event = CredentialEvent._meta
     sql = (
         f"WITH updated AS (UPDATE {quote(Credential._meta.db_table)} SET {assignments} "
-        f"WHERE id = %s AND version = %s AND lease_until = %s RETURNING id) "
+        f"WHERE id = %s AND version = %s AND lease_token = %s RETURNING id) "
         f"INSERT INTO {quote(event.db_table)} "
         f"({quote(event.get_field('credential').column)}, {quote('kind')}, "
         f"{quote('created_at')}, {quote('detail')}) "
         f"SELECT id, %s, %s, %s FROM updated"
     )
-    params += [credential.pk, credential.version, lease,
+    params += [credential.pk, credential.version, lease.token,
                CredentialEvent.Kind.REFRESHED.value, now, detail]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount == 1
 
 
-def _record_failure(credential: Credential, lease: datetime, error: protocol.OAuthError) -> Outcome:
+@sensitive_variables()
+def _record_failure(credential: Credential, lease: Lease, error: protocol.OAuthError) -> Outcome:
     now = timezone.now()
     failures = credential.failure_count + 1
     message = error.message
-    values: dict[str, Any] = {
-        "lease_until": None, "failure_count": failures, "updated_at": now,
-    }
+    values: dict[str, Any] = {"failure_count": failures, "updated_at": now}
+    if not error.in_doubt:
+        values.update(lease_until=None, lease_token="")
+    # else: the provider may still be processing the request; the lease runs out by itself.
     retry_in = None
     if error.kind is protocol.ErrorKind.REAUTHORIZE:
         result, kind = Result.REAUTH_REQUIRED, CredentialEvent.Kind.REAUTH_REQUIRED
@@ -281,6 +336,8 @@ def _record_failure(credential: Credential, lease: datetime, error: protocol.OAu
     elif error.retryable and failures < app_settings.MAX_REFRESH_FAILURES:
         result, kind = Result.RETRY, CredentialEvent.Kind.REFRESH_FAILED
         retry_in = retry_delay(failures, error.retry_after)
+        if error.in_doubt:
+            retry_in = max(retry_in, app_settings.LEASE_SECONDS)
         values["next_refresh_at"] = now + timedelta(seconds=retry_in)
         message = f"{message} Retrying in {retry_in} s (attempt {failures})."
     else:
@@ -289,52 +346,51 @@ def _record_failure(credential: Credential, lease: datetime, error: protocol.OAu
         if error.retryable:
             message = f"{message} Gave up after {failures} consecutive failures."
     values["last_error"] = message
-    with transaction.atomic(using=router.db_for_write(Credential)):
-        written = Credential.objects.filter(pk=credential.pk, lease_until=lease).update(**values)
+    with transaction.atomic(using=leases.database()):
+        written = leases.mine(lease).filter(version=credential.version).update(**values)
         if written:
-            CredentialEvent.objects.create(
+            CredentialEvent.objects.using(leases.database()).create(
                 credential_id=credential.pk, kind=kind, created_at=now, detail=message
             )
     logger.warning("Credential %s: refresh failed (%s, HTTP %s): %s",
                    credential.pk, error.kind, error.status, result)
     if not written:
+        if not error.in_doubt:
+            leases.release(lease)
         return Outcome(Result.SUPERSEDED, credential.pk, "The credential changed meanwhile.")
     for name, value in values.items():
         setattr(credential, name, value)
     if result is Result.REAUTH_REQUIRED:
-        credential_reauth_required.send(sender=Credential, credential=credential, reason=message)
+        send(credential_reauth_required, credential, reason=message)
     else:
-        credential_refresh_failed.send(
-            sender=Credential, credential=credential, error=str(error.kind), message=message,
-            will_retry=result is Result.RETRY,
-        )
+        send(credential_refresh_failed, credential, error=str(error.kind), message=message,
+             will_retry=result is Result.RETRY)
     return Outcome(result, credential.pk, message, retry_in)
 
 
-def _without_refresh_token(credential: Credential, lease: datetime) -> Outcome:
+def _without_refresh_token(credential: Credential, lease: Lease) -> Outcome:
     """No refresh token was ever issued: nothing to refresh. Once the access token has
     expired, the end user has to reconnect; until then, look again at expiry."""
     now = timezone.now()
     if credential.expires_at is None or credential.expires_at > now:
-        Credential.objects.filter(pk=credential.pk, lease_until=lease).update(
-            lease_until=None, next_refresh_at=credential.expires_at
-        )
+        leases.mine(lease).update(lease_until=None, lease_token="",
+                                  next_refresh_at=credential.expires_at)
         return Outcome(Result.NOT_REFRESHABLE, credential.pk, "The provider issued no refresh token.")
     message = "The access token expired and the provider issued no refresh token."
-    with transaction.atomic(using=router.db_for_write(Credential)):
-        written = Credential.objects.filter(pk=credential.pk, lease_until=lease).update(
-            lease_until=None, status=Credential.Status.REAUTH_REQUIRED, next_refresh_at=None,
-            last_error=message, updated_at=now,
+    with transaction.atomic(using=leases.database()):
+        written = leases.mine(lease).update(
+            lease_until=None, lease_token="", status=Credential.Status.REAUTH_REQUIRED,
+            next_refresh_at=None, last_error=message, updated_at=now,
         )
         if written:
-            CredentialEvent.objects.create(
+            CredentialEvent.objects.using(leases.database()).create(
                 credential_id=credential.pk, kind=CredentialEvent.Kind.REAUTH_REQUIRED,
                 created_at=now, detail=message,
             )
     if written:
         credential.status = Credential.Status.REAUTH_REQUIRED
         credential.last_error = message
-        credential_reauth_required.send(sender=Credential, credential=credential, reason=message)
+        send(credential_reauth_required, credential, reason=message)
     return Outcome(Result.REAUTH_REQUIRED, credential.pk, message)
 
 
@@ -346,17 +402,120 @@ def retry_delay(failures: int, retry_after: int | None = None) -> int:
     return max(1, int(max(delay, retry_after or 0)))
 
 
+# --- revocation and reconnection ----------------------------------------------------------
+
+
+def revoke_credential(credential_id: int) -> Outcome:
+    """Revoke the grant at the provider (RFC 7009, when the connector has a revocation URL),
+    then delete the tokens and mark the credential ``revoked``.
+
+    Takes the lease first (waiting for a refresh in flight), so a refresh cannot write new
+    tokens over a revocation. If the provider does not confirm (a 503, say), nothing changes
+    and the outcome says why: the tokens are kept.
+    """
+    return leases.outside_caller_transaction(_revoke, credential_id)
+
+
+@sensitive_variables()
+def _revoke(credential_id: int) -> Outcome:
+    def explain() -> Outcome:
+        row = (leases.credentials().filter(pk=credential_id).annotate(leased=leases.held())
+               .values("status", "leased").first())
+        if row is None:
+            raise Credential.DoesNotExist(f"No credential with id {credential_id}.")
+        if row["status"] == Credential.Status.REVOKED:
+            return Outcome(Result.NOT_REFRESHABLE, credential_id, "Already revoked.")
+        return Outcome(Result.BUSY, credential_id, "Another process is refreshing it.")
+
+    lease = _acquire(
+        credential_id,
+        lambda: leases.credentials().exclude(status=Credential.Status.REVOKED),
+        explain,
+        wait=True,
+    )
+    if isinstance(lease, Outcome):
+        return lease
+    credential = leases.credentials().select_related("connector").get(pk=credential_id)
+    connector = credential.connector
+    token = credential.refresh_token or credential.access_token
+    if connector.revocation_url and token:
+        try:
+            with leases.kept_alive(lease):
+                protocol.revoke_token(
+                    connector.oauth_client(), connector.revocation_url, token=token,
+                    token_type_hint="refresh_token" if credential.refresh_token else "access_token",
+                )
+        except protocol.OAuthError as error:
+            if not error.in_doubt:
+                leases.release(lease)
+            logger.warning("Credential %s: revocation failed (%s, HTTP %s).",
+                           credential.pk, error.kind, error.status)
+            return Outcome(Result.FAILED, credential.pk,
+                           f"The provider did not confirm the revocation, so the tokens are "
+                           f"kept. {error.message}", error.retry_after)
+        detail = "Revoked at the provider; tokens deleted."
+    else:
+        detail = ("Tokens deleted. The connector has no revocation URL, so the grant may still "
+                  "be valid at the provider." if token else "Tokens deleted.")
+    now = timezone.now()
+    values = dict(
+        status=Credential.Status.REVOKED, access_token="", refresh_token="", token_response={},
+        expires_at=None, next_refresh_at=None, lease_until=None, lease_token="",
+        failure_count=0, last_error="", version=credential.version + 1, updated_at=now,
+    )
+    with transaction.atomic(using=leases.database()):
+        leases.mine(lease).update(**values)
+        CredentialEvent.objects.using(leases.database()).create(
+            credential_id=credential.pk, kind=CredentialEvent.Kind.REVOKED, created_at=now,
+            detail=detail,
+        )
+    for name, value in values.items():
+        setattr(credential, name, value)
+    logger.info("Credential %s revoked.", credential.pk)
+    send(credential_revoked, credential)
+    return Outcome(Result.REVOKED, credential.pk, detail)
+
+
+def mark_reauth_required(credential_id: int, *, reason: str) -> bool:
+    """Ask the end user to reconnect (an operator's decision): status ``reauth_required``,
+    no more refreshes. ``version`` moves on, so a refresh in flight cannot undo it."""
+    now = timezone.now()
+    with transaction.atomic(using=leases.database()):
+        changed = leases.credentials().filter(
+            pk=credential_id, status__in=[Credential.Status.ACTIVE, Credential.Status.ERROR]
+        ).update(status=Credential.Status.REAUTH_REQUIRED, next_refresh_at=None,
+                 last_error=reason, version=F("version") + 1, updated_at=now)
+        if changed:
+            CredentialEvent.objects.using(leases.database()).create(
+                credential_id=credential_id, kind=CredentialEvent.Kind.REAUTH_REQUIRED,
+                created_at=now, detail=reason,
+            )
+    if changed:
+        credential = leases.credentials().select_related("connector").get(pk=credential_id)
+        send(credential_reauth_required, credential, reason=reason)
+    return bool(changed)
+
+
 # --- on demand ----------------------------------------------------------------------------
 
 
+@sensitive_variables()
 def access_token(credential: Credential, *, min_valid: int) -> str:
     """``credential.get_access_token()``: a token valid for at least ``min_valid`` seconds,
     refreshed synchronously when needed; when another process is refreshing, its result."""
     _raise_if_reauthorization_required(credential)
     if _valid_for(credential, min_valid):
         return credential.access_token
-    outcome = refresh_credential(credential.pk, min_valid=min_valid, wait=True)
-    credential.refresh_from_db()
+    try:
+        outcome = refresh_credential(credential.pk, min_valid=min_valid, wait=True)
+    except OperationalError as exc:
+        raise TokenRefreshFailed(
+            credential,
+            f"The {credential.connector} access token could not be refreshed: the database "
+            f"refused ({type(exc).__name__}). If this runs inside a transaction that has "
+            f"locked or changed this credential, ask for the token before that.",
+        ) from None
+    credential.refresh_from_db(using=leases.database())
     _raise_if_reauthorization_required(credential)
     if _valid_for(credential, min_valid) or _valid_for(credential, 0):
         # Still valid, if for less than asked: better than failing while the provider is down.
@@ -365,6 +524,15 @@ def access_token(credential: Credential, *, min_valid: int) -> str:
         credential,
         f"The {credential.connector} access token has expired and could not be refreshed: "
         f"{credential.last_error or outcome.message}",
+    )
+
+
+def may_force_refresh(credential: Credential) -> bool:
+    """Whether a forced refresh is reasonable now (not for a credential in ``error`` or
+    backing off after a failure): for the session's 401 retry."""
+    return credential.status == Credential.Status.ACTIVE and not (
+        credential.failure_count and credential.next_refresh_at
+        and credential.next_refresh_at > timezone.now()
     )
 
 
@@ -391,13 +559,14 @@ def due_credentials(now: datetime | None = None) -> QuerySet[Credential]:
     Served by the (status, next_refresh_at) index: its cost follows the due count, not the
     table size."""
     now = now or timezone.now()
-    return Credential.objects.filter(
-        Q(lease_until__isnull=True) | Q(lease_until__lte=now),
-        status=Credential.Status.ACTIVE, next_refresh_at__lte=now,
+    return leases.credentials().filter(
+        leases.free(), status=Credential.Status.ACTIVE, next_refresh_at__lte=now,
     ).order_by("next_refresh_at")
 
 
-def due_credential_ids(now: datetime | None = None, batch_size: int | None = None) -> Iterator[list[int]]:
+def due_credential_ids(
+    now: datetime | None = None, batch_size: int | None = None
+) -> Iterator[list[int]]:
     """The ids of :func:`due_credentials`, in batches."""
     batch_size = batch_size or app_settings.SWEEP_BATCH_SIZE
     batch: list[int] = []
@@ -408,57 +577,3 @@ def due_credential_ids(now: datetime | None = None, batch_size: int | None = Non
             batch = []
     if batch:
         yield batch
-
-
-# --- helpers ------------------------------------------------------------------------------
-
-
-def _retry_database_errors(write: Callable[[], T]) -> T:
-    for attempt in range(1, SUCCESS_WRITE_ATTEMPTS + 1):
-        try:
-            return write()
-        except DatabaseError:
-            if attempt == SUCCESS_WRITE_ATTEMPTS:
-                logger.critical("Could not store refreshed tokens; the grant may be lost.")
-                raise
-            logger.error("Storing refreshed tokens failed (attempt %s); retrying.", attempt)
-            connections[router.db_for_write(Credential)].close_if_unusable_or_obsolete()
-            time.sleep(0.2 * 2 ** attempt)
-    raise AssertionError("unreachable")
-
-
-def _outside_caller_transaction(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run ``func`` where its writes commit at once.
-
-    Inside a caller's ``transaction.atomic()`` (ATOMIC_REQUESTS, say) the lease would stay
-    invisible to other processes, and a rollback would throw away tokens the provider has
-    already rotated. There, run in a thread with its own connection. A durable block is
-    allowed only outside real transactions (Django's TestCase excepted), which is the test.
-    """
-    alias = router.db_for_write(Credential)
-    if transaction.get_connection(alias).in_atomic_block:
-        try:
-            with transaction.atomic(using=alias, durable=True):
-                pass
-        except RuntimeError:
-            return _in_thread(func, *args, **kwargs)
-    return func(*args, **kwargs)
-
-
-def _in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["value"] = func(*args, **kwargs)
-        except BaseException as exc:  # re-raised in the caller's thread
-            box["error"] = exc
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run, name="alloy_oauth-refresh")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]

@@ -18,8 +18,9 @@ class CredentialSession(requests.Session):
     - relative URLs are resolved against the connector's ``api_base_url`` (its path kept:
       ``"users"`` on ``https://api.example.com/v2`` is ``https://api.example.com/v2/users``);
     - the token is refreshed before a request when it expires within ``min_valid`` seconds;
-    - a 401 answer forces one refresh (unless another process already refreshed) and the
-      request is sent once more;
+    - a 401 answer forces one refresh (unless another process already refreshed, or the
+      credential is in error or backing off after failures) and the request is sent once
+      more;
     - a credential that needs reconnecting raises ``ReauthorizationRequired``, one that cannot
       be refreshed now ``TokenRefreshFailed``.
 
@@ -40,8 +41,13 @@ class CredentialSession(requests.Session):
         response = self._send(method, url, token, headers, args, kwargs)
         if response.status_code != 401:
             return response
-        refresh.refresh_credential(self.credential.pk, force=True, if_version=version, wait=True)
         self.credential.refresh_from_db()
+        if self.credential.version == version:
+            if not refresh.may_force_refresh(self.credential):
+                return response  # in error or backing off: do not hammer the provider
+            refresh.refresh_credential(self.credential.pk, force=True, if_version=version,
+                                       wait=True)
+            self.credential.refresh_from_db()
         fresh = self.credential.get_access_token(min_valid=0)
         if fresh == token:
             return response

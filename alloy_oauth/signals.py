@@ -11,11 +11,31 @@ is committed; none carries a token value.
   ``configuration``), ``will_retry`` tells whether it will be tried again by itself.
 - ``credential_reauth_required(credential, reason)``: the grant is gone; the end user must
   connect again.
+- ``credential_revoked(credential)``: the credential was revoked and its tokens deleted.
 """
 
+import logging
+from typing import Any
+
 from django.dispatch import Signal
+
+logger = logging.getLogger(__name__)
 
 credential_connected = Signal()
 credential_refreshed = Signal()
 credential_refresh_failed = Signal()
 credential_reauth_required = Signal()
+credential_revoked = Signal()
+
+
+def send(signal: Signal, credential: Any, **kwargs: Any) -> None:
+    """Send ``signal`` for ``credential``. A receiver that raises is logged, not propagated:
+    the change it reports has happened, and the caller (a refresh, a callback) must not fail
+    because of a receiver."""
+    from .models import Credential
+
+    for receiver, result in signal.send_robust(sender=Credential, credential=credential,
+                                               **kwargs):
+        if isinstance(result, Exception):
+            logger.error("A receiver of an alloy_oauth signal failed: %r raised %s.",
+                         receiver, type(result).__name__, exc_info=result)

@@ -42,7 +42,8 @@ def refresh_due_credentials() -> dict[str, int]:
     return {"enqueued": enqueued, "purged": purged}
 
 
-@shared_task(bind=True, name="alloy_oauth.tasks.refresh_credential", ignore_result=True)
+@shared_task(bind=True, name="alloy_oauth.tasks.refresh_credential", ignore_result=True,
+             max_retries=None)
 def refresh_credential(self, credential_id: int) -> str:  # type: ignore[no-untyped-def]
     """Refresh one credential if it is still due; transient failures are retried after the
     engine's backoff (the sweep would pick them up too)."""
@@ -53,6 +54,5 @@ def refresh_credential(self, credential_id: int) -> str:  # type: ignore[no-unty
         return "gone"
     if outcome.result is refresh.Result.RETRY:
         countdown = (outcome.retry_in or 0) + 1  # land after next_refresh_at
-        raise self.retry(countdown=countdown, max_retries=None,
-                         expires=countdown + app_settings.SWEEP_INTERVAL)
+        raise self.retry(countdown=countdown, expires=countdown + app_settings.SWEEP_INTERVAL)
     return str(outcome.result)

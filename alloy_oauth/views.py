@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET
 
 from . import authorization, protocol
-from .models import Connector, callback_url
+from .conf import app_settings
+from .models import AuthorizationRequest, Connector, callback_url
 
 #: Longest ``next`` URL kept.
 MAX_NEXT_LENGTH = 2000
@@ -39,23 +43,45 @@ def oauth_response_headers(view: Callable[..., HttpResponse]) -> Callable[..., H
 
 
 def safe_next_url(request: HttpRequest, value: str | None) -> str:
-    """``value`` when it is a URL on this site, else ``""`` (no open redirects)."""
-    if not value or len(value) > MAX_NEXT_LENGTH:
+    """``value`` when it is a URL on this site, else ``""`` (no open redirects).
+
+    Absolute URLs must be https when the site is (judged by the request, or by an https
+    ``CALLBACK_BASE_URL`` behind a proxy that does not say so).
+    """
+    if not value or len(value) > MAX_NEXT_LENGTH or not value.isprintable():
         return ""
+    base = app_settings.CALLBACK_BASE_URL or ""
     if url_has_allowed_host_and_scheme(
-        value, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        value, allowed_hosts={request.get_host()},
+        require_https=request.is_secure() or base.startswith("https://"),
     ):
         return value
     return ""
 
 
-@require_GET
+def hide_callback_parameters(request: HttpRequest) -> None:
+    """Keep ``code`` and ``state`` out of error reports (Django's 500 page, the e-mails to
+    ADMINS) should anything go wrong after this point: they show the request's query."""
+    redacted = request.GET.copy()
+    for name in redacted:
+        redacted.setlist(name, ["[redacted]"] * len(redacted.getlist(name)))
+    request.GET = redacted
+    request.META["QUERY_STRING"] = redacted.urlencode(safe="[]")
+
+
+def request_origin(request: HttpRequest) -> str:
+    return f"{request.scheme}://{request.get_host()}"
+
+
 @oauth_response_headers
+@require_GET
 def authorize(request: HttpRequest, slug: str) -> HttpResponse:
-    """Send the logged-in end user to the connector's consent page."""
+    """Send the logged-in end user to the connector's consent page. With ``?popup=1`` the
+    callback answers with a page that reports to the opener window and closes."""
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     connector = get_object_or_404(Connector, slug=slug, is_active=True)
+    popup = request.GET.get("popup") == "1"
     try:
         url = authorization.start(
             connector,
@@ -63,22 +89,54 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
             redirect_uri=callback_url(request),
             user=request.user,
             next_url=safe_next_url(request, request.GET.get("next")),
+            popup=popup,
+            opener_origin=request_origin(request) if popup else "",
         )
     except protocol.OAuthError as exc:
         return _failure_page(request, "configuration", str(exc), connector)
     return HttpResponseRedirect(url)
 
 
-@require_GET
+@transaction.non_atomic_requests  # the state is used up for good, even if a later step fails
 @oauth_response_headers
+@require_GET
+@sensitive_variables("params")
 def callback(request: HttpRequest) -> HttpResponse:
-    """Where every connector's provider sends the end user back."""
+    """Where every connector's provider sends the browser back."""
+    params = request.GET
+    hide_callback_parameters(request)
     try:
-        connected = authorization.complete(request.GET, request.session)
+        completed = authorization.complete(params, request.session)
     except authorization.AuthorizationFailed as exc:
+        if exc.pending is not None and exc.pending.popup:
+            return popup_result(request, exc.pending, {
+                "status": "error", "reason": exc.reason, "message": exc.message,
+            }, status=400)
         return _failure_page(request, exc.reason, exc.message, exc.connector)
-    slug = connected.credential.connector.slug
-    return HttpResponseSeeOther(connected.next_url or reverse("alloy_oauth:connected", args=[slug]))
+    pending = completed.pending
+    if pending.popup:
+        if completed.credential is None:
+            return popup_result(request, pending, {"status": "validated"})
+        return popup_result(request, pending, {
+            "status": "connected", "credential": completed.credential.pk,
+            "created": completed.created,
+        })
+    return HttpResponseSeeOther(
+        pending.next_url or reverse("alloy_oauth:connected", args=[pending.connector.slug])
+    )
+
+
+def popup_result(request: HttpRequest, pending: AuthorizationRequest, result: dict[str, Any],
+                 *, status: int = 200) -> HttpResponse:
+    """The page the popup lands on: it posts ``result`` (never a token) to its opener, at the
+    exact origin that opened it, and closes; without an opener it offers a link onwards."""
+    result = {"source": "alloy_oauth", "connector": pending.connector.slug, **result}
+    return render(request, "alloy_oauth/popup.html", {
+        "result": result,
+        "opener_origin": pending.opener_origin,
+        "connector": pending.connector,
+        "next_url": pending.next_url,
+    }, status=status)
 
 
 @require_GET

@@ -44,10 +44,20 @@ class TestConnectorForm:
         assert "A secret is stored" in html
 
     def test_blank_secret_keeps_the_stored_one(self, connector):
-        data = {**VALID, "slug": "example", "client_secret": ""}
+        data = {**VALID, "slug": "example", "client_secret": "", "token_url": connector.token_url}
         f = form(data, instance=connector)
         assert f.is_valid(), f.errors
         assert f.save().client_secret == "client-secret-value"
+
+    @pytest.mark.parametrize("field", ["token_url", "refresh_url", "revocation_url"])
+    def test_moving_the_secret_elsewhere_needs_it_typed_again(self, connector, field):
+        """Someone who cannot read the secret must not be able to have it sent to a new URL."""
+        data = {**VALID, "slug": "example", "client_secret": "", "token_url": connector.token_url,
+                field: "https://attacker.example/collect"}
+        f = form(data, instance=connector)
+        assert not f.is_valid()
+        assert "Type the client secret again" in " ".join(f.errors["client_secret"])
+        assert form({**data, "client_secret": "typed-again"}, instance=connector).is_valid()
 
     def test_new_secret_replaces(self, connector):
         f = form({**VALID, "slug": "example"}, instance=connector, client_secret="new-one")

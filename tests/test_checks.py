@@ -66,6 +66,18 @@ class TestSettings:
         settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": value}
         assert ids(alloy_checks.check_settings()) == ["alloy_oauth.E003"]
 
+    def test_any_host_without_callback_base_url(self, settings):
+        settings.ALLOWED_HOSTS = ["*"]
+        settings.ALLOY_OAUTH = {}
+        assert ids(alloy_checks.check_settings()) == ["alloy_oauth.W005"]
+        settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": "https://app.example.com"}
+        assert alloy_checks.check_settings() == []
+
+    def test_lease_must_outlast_requests(self, settings):
+        settings.ALLOY_OAUTH = {"LEASE_SECONDS": 30, "HTTP_TIMEOUT": 10}
+        [message] = alloy_checks.check_settings()
+        assert message.id == "alloy_oauth.E003" and "4 x HTTP_TIMEOUT" in message.msg
+
     def test_valid_callback_base_url(self, settings):
         settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": "https://app.example.com"}
         assert alloy_checks.check_settings() == []

@@ -384,7 +384,8 @@ class TestSuccess:
         assert credential.pk == first.pk
         assert credential.status == Credential.Status.ACTIVE
         assert credential.access_token == "new-access"
-        assert credential.refresh_token == "refresh-token-value"  # kept: none was sent
+        # A new grant: the old grant's refresh token (maybe another account's) is not kept.
+        assert credential.refresh_token == ""
         assert (credential.failure_count, credential.last_error) == (0, "")
         assert credential.version == first.version + 1
         assert [e.kind for e in credential.events.all()] == ["connected", "connected"]

@@ -176,14 +176,40 @@ class TestSuccess:
         assert stored(credential).access_token == "reconnected"
         assert events(credential) == []
 
-    def test_a_crash_releases_the_lease(self, credential, responses, monkeypatch):
+    def test_a_crash_mid_request_leaves_the_lease_to_run_out(self, credential, responses,
+                                                              monkeypatch):
+        """A worker's time limit strikes while the request is out: the provider may rotate
+        the token, so nobody may send the old one again before the lease ends."""
         def boom(*args, **kwargs):
             raise KeyboardInterrupt
 
         monkeypatch.setattr(refresh.protocol, "refresh_access_token", boom)
         with pytest.raises(KeyboardInterrupt):
             refresh.refresh_credential(credential.pk)
+        assert stored(credential).lease_until > timezone.now()
+        assert refresh.refresh_credential(credential.pk, force=True).result is Result.BUSY
+
+    def test_a_crash_before_the_request_releases_the_lease(self, credential, responses,
+                                                           monkeypatch):
+        monkeypatch.setattr(refresh.leases, "credentials", _failing_after_lease(refresh.leases))
+        with pytest.raises(RuntimeError):
+            refresh.refresh_credential(credential.pk)
         assert stored(credential).lease_until is None
+        assert len(responses.calls) == 0
+
+
+def _failing_after_lease(leases_module):
+    """``leases.credentials`` whose first read after taking the lease fails."""
+    real = leases_module.credentials
+
+    class Failing:
+        def __getattr__(self, name):
+            return getattr(real(), name)
+
+        def select_related(self, *args):
+            raise RuntimeError("database went away")
+
+    return lambda: Failing()
 
 
 class TestFailures:
@@ -232,8 +258,7 @@ class TestFailures:
         (dict(body="<html>maintenance</html>", status=200, content_type="text/html"), "malformed"),
         (dict(body="{not json", status=200), "malformed"),
         (dict(json={"token_type": "bearer"}, status=200), "malformed"),
-        (dict(body=requests.ReadTimeout()), "transient"),
-        (dict(body=requests.ConnectionError()), "transient"),
+        (dict(body=requests.ConnectTimeout()), "transient"),
     ])
     def test_transient_failures_retry_with_backoff(self, credential, responses, signals, stub,
                                                    error, settings):
@@ -254,6 +279,35 @@ class TestFailures:
         assert_old_tokens_kept(credential)
         # Backing off: the sweep will not pick it before next_refresh_at.
         assert refresh.refresh_credential(credential.pk).result is Result.NOT_DUE
+
+    @pytest.mark.parametrize("failure", [
+        requests.ReadTimeout("no answer"),
+        requests.ConnectionError(ConnectionResetError("reset after sending")),
+    ])
+    def test_no_answer_after_sending_keeps_the_lease(self, credential, responses, failure):
+        """The provider may still be processing the request (and rotating the token): the
+        lease runs out by itself, and the retry is not sooner than that."""
+        responses.post(TOKEN_URL, body=failure)
+        outcome = refresh.refresh_credential(credential.pk)
+        assert outcome.result is Result.RETRY and outcome.retry_in >= 60
+        row = stored(credential)
+        assert row.lease_until > timezone.now() + timedelta(seconds=50)
+        assert row.failure_count == 1
+        assert refresh.refresh_credential(credential.pk, force=True).result is Result.BUSY
+        assert len(responses.calls) == 1
+
+    def test_connection_refused_releases_the_lease(self, credential):
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        connector = credential.connector
+        connector.token_url = f"http://127.0.0.1:{port}/token"
+        connector.save()
+        outcome = refresh.refresh_credential(credential.pk)
+        assert outcome.result is Result.RETRY and outcome.retry_in <= 30
+        assert stored(credential).lease_until is None
 
     def test_retry_after_is_honoured(self, credential, responses):
         responses.post(TOKEN_URL, body="", status=429, headers={"Retry-After": "600"})

@@ -1,0 +1,187 @@
+"""Refresh leases: at most one process talks to the provider about a credential at a time.
+
+A lease is two columns of the credential row: ``lease_until``, computed and compared with
+the *database's* clock (app servers' clocks may disagree), and ``lease_token``, a random
+value that fences the holder's writes. It is taken with one conditional UPDATE, which works
+the same on SQLite, PostgreSQL and MySQL and holds no transaction open.
+
+While its holder waits for the provider, a keeper thread extends the lease every third of
+``LEASE_SECONDS``, so a slow provider (DNS, trickling answers) cannot outlive it; a holder
+that dies stops extending it, and the lease ends at most ``LEASE_SECONDS`` later.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from django.db import DatabaseError, connections, router, transaction
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
+from django.db.models.functions import Now
+
+from .conf import app_settings
+from .models import Credential
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def database() -> str:
+    """The alias every lease read and write uses: the primary, never a lagging replica."""
+    return router.db_for_write(Credential)
+
+
+def credentials() -> QuerySet[Credential]:
+    return Credential.objects.using(database())
+
+
+@dataclass(frozen=True)
+class Lease:
+    credential_id: int
+    token: str
+
+
+def free() -> Q:
+    """No lease, or an expired one, by the database's clock."""
+    return Q(lease_until__isnull=True) | Q(lease_until__lte=Now())
+
+
+def held() -> ExpressionWrapper:
+    """Annotation: is the lease live right now, by the database's clock?"""
+    return ExpressionWrapper(Q(lease_until__gt=Now()), output_field=BooleanField())
+
+
+def _expiry() -> Any:
+    return Now() + timedelta(seconds=app_settings.LEASE_SECONDS)
+
+
+def try_acquire(credential_id: int, candidates: QuerySet[Credential]) -> Lease | None:
+    """Take the lease of credential ``credential_id`` if it is free and among ``candidates``
+    (the caller's conditions: refreshable, due, …)."""
+    token = secrets.token_hex(16)
+    taken = candidates.filter(free(), pk=credential_id).update(
+        lease_until=_expiry(), lease_token=token
+    )
+    return Lease(credential_id, token) if taken else None
+
+
+def release(lease: Lease) -> None:
+    credentials().filter(pk=lease.credential_id, lease_token=lease.token).update(
+        lease_until=None, lease_token=""
+    )
+
+
+def mine(lease: Lease) -> QuerySet[Credential]:
+    """The credential, only while ``lease`` is still its lease: for the holder's writes."""
+    return credentials().filter(pk=lease.credential_id, lease_token=lease.token)
+
+
+# --- keeping a lease alive while its holder waits -------------------------------------------
+
+
+class _Keeper:
+    """One daemon thread per process extends the leases its threads are waiting on."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._leases: dict[str, tuple[int, float]] = {}
+        self._pid = 0
+
+    @contextmanager
+    def keep(self, lease: Lease) -> Iterator[None]:
+        period = app_settings.LEASE_SECONDS / 3
+        with self._lock:
+            self._leases[lease.token] = (lease.credential_id, time.monotonic() + period)
+            if self._pid != os.getpid():  # first use in this process (or a forked child)
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="alloy_oauth-lease-keeper",
+                                 daemon=True).start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._leases.pop(lease.token, None)
+
+    def _run(self) -> None:
+        while True:
+            now = time.monotonic()
+            with self._lock:
+                due = [(token, pk) for token, (pk, at) in self._leases.items() if at <= now]
+                for token, pk in due:
+                    self._leases[token] = (pk, now + app_settings.LEASE_SECONDS / 3)
+            for token, pk in due:
+                try:
+                    credentials().filter(pk=pk, lease_token=token).update(lease_until=_expiry())
+                except DatabaseError:
+                    logger.exception("Could not extend the refresh lease of credential %s.", pk)
+            with self._lock:
+                idle = not self._leases
+            if idle:  # do not hold a database connection for nothing
+                connections.close_all()
+            time.sleep(min(1.0, app_settings.LEASE_SECONDS / 6))
+
+
+_keeper = _Keeper()
+
+
+def kept_alive(lease: Lease) -> Any:
+    """``with kept_alive(lease):`` the lease is extended for as long as the block runs."""
+    return _keeper.keep(lease)
+
+
+# --- running outside the caller's transaction -------------------------------------------------
+
+
+def outside_caller_transaction(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ``func`` where its writes commit at once.
+
+    Inside a caller's ``transaction.atomic()`` (ATOMIC_REQUESTS, say) a lease would stay
+    invisible to other processes, and a rollback would throw away tokens the provider has
+    already rotated. There, run in a thread with its own connection. A durable block is
+    allowed only outside real transactions (Django's TestCase excepted), which is the test.
+    """
+    alias = database()
+    if transaction.get_connection(alias).in_atomic_block:
+        try:
+            with transaction.atomic(using=alias, durable=True):
+                pass
+        except RuntimeError:
+            return _in_thread(func, *args, **kwargs)
+    return func(*args, **kwargs)
+
+
+#: How long the helper thread waits for a row the caller's own transaction has locked.
+LOCK_TIMEOUT_SECONDS = 5
+
+
+def _in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            connection = connections[database()]
+            if connection.vendor == "postgresql":
+                # If the caller's transaction holds the credential's row, waiting for it would
+                # wait for ourselves: give up instead (SQLite gives up by itself after 5 s).
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
+            box["value"] = func(*args, **kwargs)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, name="alloy_oauth-refresh")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

@@ -1,0 +1,170 @@
+"""Validate credential: does a connector's configuration work, before any end user tries it?
+
+1. :func:`preflight`, without any end user: the URLs are acceptable and answer, and the token
+   endpoint is asked to redeem a deliberately invalid code with the entered client
+   credentials. ``invalid_grant`` then means the client ID and secret were accepted;
+   ``invalid_client`` or a 401 means they were not.
+2. The round trip: the operator authorizes in a popup (``authorization.start`` with purpose
+   ``validate``); the callback hands the token to :func:`record_round_trip`, which reports
+   the lifetime, the scopes granted versus requested and the result of the test request,
+   and stores no credential.
+
+Both store their outcome on the connector (``validated_at``, ``validation_error``,
+``validation_report``); nothing secret goes into them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
+
+from . import protocol
+from .conf import app_settings
+from .models import Connector
+
+logger = logging.getLogger(__name__)
+
+#: The code sent by the pre-flight: no provider can have issued it.
+INVALID_CODE = "alloy-oauth-validation-deliberately-invalid-code"
+_URL_FIELDS = ("auth_url", "token_url", "refresh_url", "revocation_url", "api_base_url")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    message: str
+
+
+def preflight(connector: Connector, *, redirect_uri: str) -> list[Check]:
+    """Run the checks that need no end user, store their outcome, and return them.
+    Never raises for a provider's or the network's failure: each is a failed check."""
+    checks = _url_checks(connector)
+    if all(check.ok for check in checks):
+        checks.append(_auth_endpoint_answers(connector))
+        checks.append(_client_credentials_accepted(connector, redirect_uri))
+    failed = [check for check in checks if not check.ok]
+    report = {"preflight": [asdict(check) for check in checks],
+              "checked_at": timezone.now().isoformat(timespec="seconds")}
+    Connector.objects.filter(pk=connector.pk).update(
+        validated_at=None,
+        validation_error=" ".join(check.message for check in failed),
+        validation_report=report,
+    )
+    return checks
+
+
+def _url_checks(connector: Connector) -> list[Check]:
+    checks = []
+    for field in _URL_FIELDS:
+        url = getattr(connector, field)
+        if not url:
+            continue
+        label = str(Connector._meta.get_field(field).verbose_name)
+        problem = protocol.insecure_url_problem(url, allow_http=settings.DEBUG)
+        checks.append(Check(
+            label, problem is None,
+            _("%(label)s %(problem)s.") % {"label": label, "problem": problem} if problem
+            else _("%(label)s is acceptable.") % {"label": label},
+        ))
+    return checks
+
+
+def _auth_endpoint_answers(connector: Connector) -> Check:
+    label = _("Auth URL answers")
+    try:
+        status = protocol.probe_url(connector.auth_url, timeout=app_settings.HTTP_TIMEOUT,
+                                    allow_http=settings.DEBUG)
+    except protocol.OAuthError as exc:
+        return Check(label, False, _("The auth URL does not answer: %(error)s") % {"error": exc})
+    if status == 404 or status >= 500:
+        return Check(label, False, _("The auth URL answered HTTP %(status)s; check it.")
+                     % {"status": status})
+    return Check(label, True, _("The auth URL answered (HTTP %(status)s).") % {"status": status})
+
+
+@sensitive_variables()
+def _client_credentials_accepted(connector: Connector, redirect_uri: str) -> Check:
+    label = _("Client ID and secret")
+    try:
+        protocol.exchange_code(connector.oauth_client(), code=INVALID_CODE,
+                               redirect_uri=redirect_uri, extra_params=connector.token_params)
+    except protocol.OAuthError as exc:
+        if exc.kind is protocol.ErrorKind.REAUTHORIZE:
+            return Check(label, True, _("The token endpoint accepted the client credentials "
+                                        "(it refused only the deliberately invalid code)."))
+        if exc.kind is protocol.ErrorKind.CLIENT:
+            return Check(label, False, _(
+                "The client credentials were rejected: check the client ID and secret, and the "
+                "client authentication method (%(method)s). The provider said: %(error)s"
+            ) % {"method": connector.client_auth_method, "error": exc})
+        return Check(label, False, _("The token endpoint could not check the client "
+                                     "credentials: %(error)s") % {"error": exc})
+    return Check(label, False, _("The token endpoint issued a token for an invalid code: it "
+                                 "does not look like an OAuth 2.0 token endpoint."))
+
+
+@sensitive_variables()
+def record_round_trip(
+    connector: Connector, token: protocol.TokenResponse, requested_scopes: list[str]
+) -> dict[str, Any]:
+    """The operator's authorization came back with ``token``: report on it and, when the
+    test request (if any) succeeds too, mark the connector validated. The token is not kept."""
+    granted = token.scopes if token.scopes is not None else requested_scopes
+    report: dict[str, Any] = {
+        "token_type": token.token_type,
+        "expires_in": token.expires_in,
+        "refresh_token": bool(token.refresh_token),
+        "scopes_requested": requested_scopes,
+        "scopes_granted": granted,
+        "scopes_missing": [s for s in requested_scopes if s not in granted],
+        "scopes_extra": [s for s in granted if s not in requested_scopes],
+        "checked_at": timezone.now().isoformat(timespec="seconds"),
+    }
+    error = ""
+    if connector.api_base_url and connector.test_request_path:
+        report["test_request"], error = _test_request(connector, token)
+    if not token.refresh_token and token.expires_in:
+        report["warning"] = _("The provider sent no refresh token: credentials will need "
+                              "reconnecting when their access token expires.")
+    Connector.objects.filter(pk=connector.pk).update(
+        validated_at=None if error else timezone.now(),
+        validation_error=error,
+        validation_report={**(connector.validation_report or {}), **report},
+    )
+    return report
+
+
+def record_failure(connector: Connector, message: str) -> None:
+    Connector.objects.filter(pk=connector.pk).update(validated_at=None, validation_error=message)
+
+
+@sensitive_variables()
+def _test_request(connector: Connector, token: protocol.TokenResponse) -> tuple[dict, str]:
+    url = connector.api_base_url.rstrip("/") + "/" + connector.test_request_path.lstrip("/")
+    problem = protocol.insecure_url_problem(url, allow_http=settings.DEBUG)
+    if problem:
+        return {"url": url, "error": problem}, _("The test request URL %(problem)s.") % {
+            "problem": problem}
+    try:
+        response = requests.get(
+            url, headers={"Authorization": f"{token.token_type} {token.access_token}",
+                          "Accept": "application/json"},
+            timeout=app_settings.HTTP_TIMEOUT, allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        message = _("The test request GET %(url)s failed (%(error)s).") % {
+            "url": url, "error": type(exc).__name__}
+        return {"url": url, "error": type(exc).__name__}, message
+    if response.ok:
+        return {"url": url, "status": response.status_code}, ""
+    return {"url": url, "status": response.status_code}, _(
+        "The test request GET %(url)s answered HTTP %(status)s.") % {
+        "url": url, "status": response.status_code}
