@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test test-postgres tox bench clean
+.PHONY: test test-postgres tox bench screenshots clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test-postgres: $(BIN)/.installed
 # Refresh throughput against a local token endpoint and the sweep's cost (see bench/).
 bench: $(BIN)/.installed
 	$(BIN)/python bench/refresh_throughput.py $(BENCH_ARGS)
+
+# Re-take the screenshots in docs/images/ from the browser tests (needs Chromium).
+screenshots: $(BIN)/.installed
+	ALLOY_OAUTH_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_browser_admin.py
 
 tox: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet 'tox>=4'

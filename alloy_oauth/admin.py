@@ -1,47 +1,216 @@
-"""Operator UI: connectors and the credentials of their end users (tokens are never shown)."""
+"""Operator UI: connectors (with Validate credential) and their end users' credentials.
+
+No page renders a token or a client secret: the secret is write-only, and a credential
+shows only whether each token is set and its last four characters.
+"""
 
 from __future__ import annotations
 
-from django.contrib import admin
-from django.contrib.admin.widgets import AdminURLFieldWidget
-from django.db import models
-from django.http import HttpRequest
-from django.utils.translation import gettext_lazy as _
+from typing import Any
 
+from django.contrib import admin, messages
+from django.contrib.admin.widgets import AdminURLFieldWidget
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.utils.html import format_html, format_html_join
+from django.utils.timesince import timesince, timeuntil
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
+
+from . import authorization, protocol, refresh, validation
 from .forms import ConnectorForm
-from .models import Connector, Credential, CredentialEvent, callback_url
+from .models import AuthorizationRequest, Connector, Credential, CredentialEvent, callback_url
+from .redaction import last_four
+from .refresh import Result
+from .views import no_store, request_origin
+
+STATUS_COLOURS = {
+    Credential.Status.ACTIVE: "#1a7f37",
+    Credential.Status.REAUTH_REQUIRED: "#9a6700",
+    Credential.Status.ERROR: "#cf222e",
+    Credential.Status.REVOKED: "#59636e",
+}
+
+
+def status_badge(status: str, label: str) -> str:
+    return format_html(
+        '<span class="alloy-oauth-badge alloy-oauth-badge-{}" style="background:{};color:#fff;'
+        'border-radius:1em;padding:.1em .6em;font-size:.85em;white-space:nowrap">{}</span>',
+        status, STATUS_COLOURS.get(status, "#59636e"), label,
+    )
 
 
 @admin.register(Connector)
 class ConnectorAdmin(admin.ModelAdmin):
     form = ConnectorForm
+    change_form_template = "admin/alloy_oauth/connector/change_form.html"
     formfield_overrides = {
         models.URLField: {"widget": AdminURLFieldWidget, "assume_scheme": "https"},
     }
-    list_display = ["name", "slug", "is_active", "validated_at"]
+    list_display = ["name", "slug", "is_active", "validation_state", "active_count",
+                    "reauth_count", "error_count", "revoked_count"]
     list_filter = ["is_active"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["validated_at", "validation_error"]
+    readonly_fields = ["validated_at", "validation_error", "validation_report_display"]
+    actions = ["validate_preflight"]
     fieldsets = [
-        (_("Connector"), {"fields": ["name", "slug", "is_active"]}),
-        (_("OAuth 2.0"), {"fields": [
+        (gettext_lazy("Connector"), {"fields": ["name", "slug", "is_active"]}),
+        (gettext_lazy("OAuth 2.0"), {"fields": [
             "callback_url", "auth_url", "token_url", "client_id", "client_secret", "scope",
         ]}),
-        (_("Refresh configuration"), {"fields": [
+        (gettext_lazy("Refresh configuration"), {"fields": [
             "refresh_url", "refresh_params", "refresh_lead_time", "default_expires_in",
         ]}),
-        (_("Advanced"), {"classes": ["collapse"], "fields": [
+        (gettext_lazy("Advanced"), {"classes": ["collapse"], "fields": [
             "client_auth_method", "use_pkce", "scope_separator", "authorization_params",
             "token_params", "revocation_url", "api_base_url", "test_request_path",
         ]}),
-        (_("Validation"), {"fields": ["validated_at", "validation_error"]}),
+        (gettext_lazy("Validation"), {"fields": [
+            "validated_at", "validation_error", "validation_report_display",
+        ]}),
     ]
 
-    def get_form(self, request: HttpRequest, obj: Connector | None = None, **kwargs):  # type: ignore[override]
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Connector]:
+        counts = {
+            f"{status}_count": Count("credentials", filter=Q(credentials__status=status))
+            for status in Credential.Status.values
+        }
+        return super().get_queryset(request).annotate(**counts)
+
+    @admin.display(description=gettext_lazy("active"), ordering="active_count")
+    def active_count(self, obj: Any) -> int:
+        return obj.active_count
+
+    @admin.display(description=gettext_lazy("reconnect"), ordering="reauth_required_count")
+    def reauth_count(self, obj: Any) -> int:
+        return obj.reauth_required_count
+
+    @admin.display(description=gettext_lazy("error"), ordering="error_count")
+    def error_count(self, obj: Any) -> int:
+        return obj.error_count
+
+    @admin.display(description=gettext_lazy("revoked"), ordering="revoked_count")
+    def revoked_count(self, obj: Any) -> int:
+        return obj.revoked_count
+
+    @admin.display(description=gettext_lazy("validated"), ordering="validated_at")
+    def validation_state(self, obj: Connector) -> str:
+        if obj.validated_at:
+            return status_badge("active", _("validated"))
+        if obj.validation_error:
+            return status_badge("error", _("failed"))
+        return "—"
+
+    @admin.display(description=gettext_lazy("last validation"))
+    def validation_report_display(self, obj: Connector) -> str:
+        report = obj.validation_report or {}
+        if not report:
+            return _("Not validated yet: save, then press “Validate credential”.")
+        rows = [(check["name"], "✔" if check["ok"] else "✘", check["message"])
+                for check in report.get("preflight", [])]
+        if "scopes_granted" in report:
+            rows.append((_("Token"), "✔", _("%(type)s token received; lifetime %(life)s; "
+                                           "refresh token: %(refresh)s.") % {
+                "type": report["token_type"],
+                "life": f"{report['expires_in']} s" if report.get("expires_in") else _("not given"),
+                "refresh": _("yes") if report.get("refresh_token") else _("no"),
+            }))
+            differs = report.get("scopes_missing") or report.get("scopes_extra")
+            rows.append((_("Scopes"), "⚠" if differs else "✔", _(
+                "requested: %(requested)s; granted: %(granted)s") % {
+                "requested": " ".join(report.get("scopes_requested", [])) or "—",
+                "granted": " ".join(report.get("scopes_granted", [])) or "—",
+            } + (_(" (differs: missing %(missing)s, extra %(extra)s)") % {
+                "missing": " ".join(report.get("scopes_missing", [])) or "—",
+                "extra": " ".join(report.get("scopes_extra", [])) or "—",
+            } if differs else "")))
+            test = report.get("test_request")
+            if test:
+                rows.append((_("Test request"), "✔" if 200 <= test.get("status", 0) < 300 else "✘",
+                             f"GET {test['url']} → " + str(test.get("status", test.get("error")))))
+        if report.get("warning"):
+            rows.append((_("Warning"), "⚠", report["warning"]))
+        return format_html(
+            '<table class="alloy-oauth-report">{}</table>',
+            format_html_join("", "<tr><th>{}</th><td>{}</td><td>{}</td></tr>", rows),
+        )
+
+    def get_form(self, request: HttpRequest, obj: Connector | None = None, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, **kwargs)
         # The callback URL depends on the request's host (unless CALLBACK_BASE_URL is set).
         return type(form.__name__, (form,), {"callback_url_value": callback_url(request)})
+
+    # --- Validate credential ---------------------------------------------------------------
+
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:pk>/validate/", wrap(self.validate_view),
+                 name="alloy_oauth_connector_validate"),
+            path("<int:pk>/validate/authorize/", wrap(self.validate_authorize_view),
+                 name="alloy_oauth_connector_validate_authorize"),
+            *super().get_urls(),
+        ]
+
+    def _connector_for_validation(self, request: HttpRequest, pk: int) -> Connector:
+        connector = get_object_or_404(Connector, pk=pk)
+        if not self.has_change_permission(request, connector):
+            raise PermissionDenied
+        return connector
+
+    @method_decorator(require_POST)
+    def validate_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Step 1, the pre-flight (no end user): JSON for the page's script."""
+        connector = self._connector_for_validation(request, pk)
+        checks = validation.preflight(connector, redirect_uri=callback_url(request))
+        ok = all(check.ok for check in checks)
+        return JsonResponse({
+            "ok": ok,
+            "checks": [{"name": c.name, "ok": c.ok, "message": c.message} for c in checks],
+            "authorize_url": reverse("admin:alloy_oauth_connector_validate_authorize",
+                                     args=[connector.pk]) if ok else None,
+        })
+
+    def validate_authorize_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Step 2, in the popup: the operator authorizes at the provider; the callback
+        reports on the token and stores no credential."""
+        connector = self._connector_for_validation(request, pk)
+        try:
+            url = authorization.start(
+                connector, session=request.session, redirect_uri=callback_url(request),
+                user=request.user, purpose=AuthorizationRequest.Purpose.VALIDATE,
+                popup=True, opener_origin=request_origin(request),
+            )
+        except protocol.OAuthError as exc:
+            validation.record_failure(connector, str(exc))
+            return TemplateResponse(request, "alloy_oauth/error.html", {
+                "reason": "configuration", "message": str(exc), "connector": connector,
+            }, status=400)
+        return no_store(HttpResponseRedirect(url))
+
+    @admin.action(description=gettext_lazy("Validate credential (pre-flight checks)"),
+                  permissions=["change"])
+    def validate_preflight(self, request: HttpRequest, queryset: QuerySet[Connector]) -> None:
+        for connector in queryset:
+            checks = validation.preflight(connector, redirect_uri=callback_url(request))
+            failed = [check for check in checks if not check.ok]
+            if failed:
+                self.message_user(request, f"{connector}: " + " ".join(c.message for c in failed),
+                                  messages.ERROR)
+            else:
+                self.message_user(request, _(
+                    "%(connector)s: the pre-flight checks passed. Open the connector and press "
+                    "“Validate credential” to complete the round trip.") % {
+                    "connector": connector}, messages.SUCCESS)
 
 
 class CredentialEventInline(admin.TabularInline):
@@ -51,6 +220,7 @@ class CredentialEventInline(admin.TabularInline):
     extra = 0
     can_delete = False
     ordering = ["-created_at", "-id"]
+    verbose_name_plural = gettext_lazy("events (newest first)")
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
@@ -59,19 +229,103 @@ class CredentialEventInline(admin.TabularInline):
 @admin.register(Credential)
 class CredentialAdmin(admin.ModelAdmin):
     list_display = [
-        "__str__", "connector", "status", "expires_at", "last_refreshed_at", "failure_count",
+        "owner", "connector", "status_display", "expires_in", "last_refreshed",
+        "failures", "last_error_short",
     ]
     list_filter = ["connector", "status"]
     search_fields = ["external_id", "user__username", "user__email"]
     list_select_related = ["connector", "user"]
-    # Tokens are deliberately absent: no field of this page ever renders a token value.
+    actions = ["refresh_now", "revoke", "mark_for_reconnection"]
+    # Tokens are deliberately absent: only whether they are set, and their last characters.
     fields = [
-        "connector", "user", "external_id", "status", "token_type", "scope", "expires_at",
-        "connected_at", "last_refreshed_at", "next_refresh_at", "failure_count", "last_error",
-        "version",
+        "connector", "user", "external_id", "status_display", "tokens", "token_type", "scope",
+        "expires_at", "connected_at", "last_refreshed_at", "next_refresh_at", "failure_count",
+        "last_error", "version",
     ]
     readonly_fields = fields
     inlines = [CredentialEventInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def save_model(self, request: HttpRequest, obj: Credential, form: Any, change: bool) -> None:
+        """Nothing here is editable, and a full save() would write back a stale copy over a
+        refresh that landed meanwhile: changes go through the actions only."""
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "show_save": False,
+                         "show_save_and_continue": False, "show_save_and_add_another": False}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description=gettext_lazy("owner"), ordering="user__username")
+    def owner(self, obj: Credential) -> str:
+        return obj.owner_label
+
+    @admin.display(description=gettext_lazy("status"), ordering="status")
+    def status_display(self, obj: Credential) -> str:
+        return status_badge(obj.status, obj.get_status_display())
+
+    @admin.display(description=gettext_lazy("expires"), ordering="expires_at")
+    def expires_in(self, obj: Credential) -> str:
+        if obj.expires_at is None:
+            return "—"
+        now = timezone.now()
+        if obj.expires_at > now:
+            return _("in %(time)s") % {"time": timeuntil(obj.expires_at, now)}
+        return _("%(time)s ago") % {"time": timesince(obj.expires_at, now)}
+
+    @admin.display(description=gettext_lazy("last refreshed"), ordering="last_refreshed_at")
+    def last_refreshed(self, obj: Credential) -> str:
+        if obj.last_refreshed_at is None:
+            return "—"
+        return _("%(time)s ago") % {"time": timesince(obj.last_refreshed_at)}
+
+    @admin.display(description=gettext_lazy("failures"), ordering="failure_count")
+    def failures(self, obj: Credential) -> int:
+        return obj.failure_count
+
+    @admin.display(description=gettext_lazy("last error"))
+    def last_error_short(self, obj: Credential) -> str:
+        return obj.last_error[:60] + ("…" if len(obj.last_error) > 60 else "")
+
+    @admin.display(description=gettext_lazy("tokens"))
+    def tokens(self, obj: Credential) -> str:
+        def describe(value: str) -> str:
+            return _("set (ends %(tail)s)") % {"tail": last_four(value)} if value else _("not set")
+
+        return format_html(_("access token: {}; refresh token: {}"),
+                           describe(obj.access_token), describe(obj.refresh_token))
+
+    @admin.action(description=gettext_lazy("Refresh now"), permissions=["change"])
+    def refresh_now(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
+        outcomes = [refresh.refresh_credential(pk, force=True, wait=True)
+                    for pk in queryset.values_list("pk", flat=True)]
+        self._report(request, outcomes, done=Result.REFRESHED, verb=_("refreshed"))
+
+    @admin.action(description=gettext_lazy("Revoke (at the provider) and delete the tokens"),
+                  permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
+        outcomes = [refresh.revoke_credential(pk) for pk in queryset.values_list("pk", flat=True)]
+        self._report(request, outcomes, done=Result.REVOKED, verb=_("revoked"))
+
+    @admin.action(description=gettext_lazy("Mark for reconnection"), permissions=["change"])
+    def mark_for_reconnection(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
+        reason = _("Marked for reconnection by %(operator)s.") % {
+            "operator": request.user.get_username()}
+        marked = sum(refresh.mark_reauth_required(pk, reason=reason)
+                     for pk in queryset.values_list("pk", flat=True))
+        self.message_user(request, _("%(count)d credential(s) marked for reconnection.")
+                          % {"count": marked}, messages.SUCCESS if marked else messages.WARNING)
+
+    def _report(self, request: HttpRequest, outcomes: list[refresh.Outcome], *, done: Result,
+                verb: str) -> None:
+        succeeded = [o for o in outcomes if o.result is done]
+        if succeeded:
+            self.message_user(request, _("%(count)d credential(s) %(verb)s.")
+                              % {"count": len(succeeded), "verb": verb}, messages.SUCCESS)
+        for outcome in outcomes:
+            if outcome.result is not done:
+                self.message_user(request, _("Credential %(pk)s: %(result)s. %(message)s") % {
+                    "pk": outcome.credential_id, "result": outcome.result,
+                    "message": outcome.message}, messages.WARNING)

@@ -36,6 +36,12 @@ def _formfield(field: models.Field, **kwargs: Any) -> forms.Field | None:
     return field.formfield(**kwargs)
 
 
+class CopyableInput(forms.TextInput):
+    """A read-only text input with a Copy button (the callback URL)."""
+
+    template_name = "alloy_oauth/widgets/copyable.html"
+
+
 class ConnectorForm(forms.ModelForm):
     #: Set by the admin from the request (see :func:`alloy_oauth.models.callback_url`).
     callback_url_value = ""
@@ -45,7 +51,7 @@ class ConnectorForm(forms.ModelForm):
         required=False,
         disabled=True,
         help_text=gettext_lazy("Register this URL as the redirect URI at the provider."),
-        widget=forms.TextInput(attrs={"readonly": True, "size": 60, "class": "vTextField"}),
+        widget=CopyableInput(attrs={"readonly": True, "size": 60, "class": "vTextField"}),
     )
     client_secret = forms.CharField(
         label=gettext_lazy("Client secret"),

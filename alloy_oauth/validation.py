@@ -22,6 +22,7 @@ from typing import Any
 import requests
 from django.conf import settings
 from django.utils import timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
@@ -67,7 +68,7 @@ def _url_checks(connector: Connector) -> list[Check]:
         url = getattr(connector, field)
         if not url:
             continue
-        label = str(Connector._meta.get_field(field).verbose_name)
+        label = capfirst(str(Connector._meta.get_field(field).verbose_name))
         problem = protocol.insecure_url_problem(url, allow_http=settings.DEBUG)
         checks.append(Check(
             label, problem is None,

@@ -28,16 +28,20 @@ class HttpResponseSeeOther(HttpResponseRedirect):
     status_code = 303
 
 
+def no_store(response: HttpResponse) -> HttpResponse:
+    """``Cache-Control: no-store`` and ``Referrer-Policy: no-referrer``: the URLs of this flow
+    carry ``state`` and ``code``, which must not be cached or leak onwards."""
+    add_never_cache_headers(response)
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
 def oauth_response_headers(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """``Cache-Control: no-store`` and ``Referrer-Policy: no-referrer`` on every response: the
-    URLs of this flow carry ``state`` and ``code``, which must not be cached or leak onwards."""
+    """:func:`no_store` on every response of ``view``."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        response = view(request, *args, **kwargs)
-        add_never_cache_headers(response)
-        response["Referrer-Policy"] = "no-referrer"
-        return response
+        return no_store(view(request, *args, **kwargs))
 
     return wrapped
 

@@ -10,6 +10,7 @@ from django.db import connection
 
 from alloy_oauth.models import Connector
 
+from .browser import chromium, page  # noqa: F401 - fixtures
 from .celery_app import app as celery_app  # noqa: F401 - the current Celery app of the suite
 from .provider_server import ProviderServer
 

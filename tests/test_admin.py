@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from alloy_oauth.forms import ConnectorForm
-from alloy_oauth.models import Connector, Credential, CredentialEvent
+from alloy_oauth.models import AuthorizationRequest, Connector, Credential, CredentialEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -170,3 +170,252 @@ def test_create_connector_through_the_admin(operator):
     response = operator.post(reverse("admin:alloy_oauth_connector_add"), VALID)
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert Connector.objects.get().client_secret == "gh-client-secret"
+
+
+def test_callback_url_has_a_copy_button(operator, connector):
+    html = operator.get(reverse("admin:alloy_oauth_connector_change",
+                                args=[connector.pk])).content.decode()
+    assert 'data-copy-target="id_callback_url"' in html
+    assert 'id="alloy-oauth-validate"' in html
+
+
+def test_connector_list_counts_credentials_by_status(operator, connector, django_user_model):
+    for index, status in enumerate(["active", "active", "error", "reauth_required"]):
+        Credential.objects.create(connector=connector, external_id=f"e{index}", status=status,
+                                  access_token="a")
+    response = operator.get(reverse("admin:alloy_oauth_connector_changelist"))
+    row = response.context["cl"].result_list[0]
+    assert (row.active_count, row.error_count, row.reauth_required_count, row.revoked_count) == (
+        2, 1, 1, 0)
+
+
+class TestValidatePreflight:
+    def url(self, connector):
+        return reverse("admin:alloy_oauth_connector_validate", args=[connector.pk])
+
+    def test_client_credentials_accepted(self, operator, connector, responses):
+        responses.get(connector.auth_url, status=302)
+        responses.post(connector.token_url, json={"error": "invalid_grant"}, status=400)
+        result = operator.post(self.url(connector)).json()
+        assert result["ok"] is True
+        assert result["authorize_url"].endswith(f"/{connector.pk}/validate/authorize/")
+        assert "accepted the client credentials" in result["checks"][-1]["message"]
+        sent = responses.calls[-1].request
+        assert "alloy-oauth-validation-deliberately-invalid-code" in sent.body
+        connector.refresh_from_db()
+        assert connector.validation_error == "" and connector.validated_at is None
+
+    @pytest.mark.parametrize("stub", [
+        dict(json={"error": "invalid_client"}, status=401),
+        dict(body="", status=401),
+        dict(json={"error": "unauthorized_client"}, status=400),
+    ])
+    def test_client_credentials_rejected(self, operator, connector, responses, stub):
+        responses.get(connector.auth_url, status=200)
+        responses.post(connector.token_url, **stub)
+        result = operator.post(self.url(connector)).json()
+        assert result["ok"] is False and result["authorize_url"] is None
+        assert "The client credentials were rejected" in result["checks"][-1]["message"]
+        connector.refresh_from_db()
+        assert "client credentials were rejected" in connector.validation_error
+
+    def test_network_errors_are_reported_not_raised(self, operator, connector, responses):
+        import requests as requests_lib
+
+        responses.get(connector.auth_url, body=requests_lib.ConnectionError())
+        responses.post(connector.token_url, body=requests_lib.ReadTimeout())
+        result = operator.post(self.url(connector)).json()
+        assert result["ok"] is False
+        messages_ = [check["message"] for check in result["checks"]]
+        assert any("does not answer" in m for m in messages_)
+        assert any("did not answer within" in m for m in messages_)
+
+    def test_auth_url_not_found(self, operator, connector, responses):
+        responses.get(connector.auth_url, status=404)
+        responses.post(connector.token_url, json={"error": "invalid_grant"}, status=400)
+        result = operator.post(self.url(connector)).json()
+        assert result["ok"] is False
+        assert "answered HTTP 404" in result["checks"][-2]["message"]
+
+    def test_get_is_refused(self, operator, connector):
+        assert operator.get(self.url(connector)).status_code == 405
+
+    def test_needs_the_change_permission(self, client, connector, django_user_model):
+        from django.contrib.auth.models import Permission
+
+        staff = django_user_model.objects.create_user("viewer", is_staff=True)
+        staff.user_permissions.add(Permission.objects.get(codename="view_connector"))
+        client.force_login(staff)
+        assert client.post(self.url(connector)).status_code == 403
+        authorize = reverse("admin:alloy_oauth_connector_validate_authorize",
+                            args=[connector.pk])
+        assert client.get(authorize).status_code == 403
+        client.force_login(django_user_model.objects.create_user("nobody"))
+        assert client.post(self.url(connector)).status_code == 302  # to the admin login
+
+    def test_admin_action(self, operator, connector, make_connector, responses):
+        other = make_connector()
+        responses.get(connector.auth_url, status=200)
+        responses.post(connector.token_url, json={"error": "invalid_client"}, status=401)
+        response = operator.post(reverse("admin:alloy_oauth_connector_changelist"), {
+            "action": "validate_preflight", "_selected_action": [connector.pk, other.pk],
+        }, follow=True)
+        texts = [str(m) for m in response.context["messages"]]
+        assert len(texts) == 2
+        assert all("client credentials were rejected" in t for t in texts)
+
+
+class TestValidateRoundTrip:
+    def start(self, operator, connector):
+        url = reverse("admin:alloy_oauth_connector_validate_authorize", args=[connector.pk])
+        response = operator.get(url)
+        assert response.status_code == 302
+        assert "no-store" in response["Cache-Control"]
+        from urllib.parse import parse_qs, urlsplit
+
+        return parse_qs(urlsplit(response["Location"]).query)["state"][0]
+
+    def test_success_reports_and_stores_no_credential(self, operator, connector, responses):
+        connector.api_base_url = "https://api.provider.example"
+        connector.test_request_path = "/me"
+        connector.save()
+        responses.post(connector.token_url, json={
+            "access_token": "validation-token", "token_type": "bearer", "expires_in": 3600,
+            "refresh_token": "validation-refresh", "scope": "read"})
+        responses.get("https://api.provider.example/me", json={"id": 1})
+        state = self.start(operator, connector)
+        pending = AuthorizationRequest.objects.get()
+        assert (pending.purpose, pending.popup) == ("validate", True)
+        response = operator.get("/oauth/callback/", {"state": state, "code": "the-code"})
+        assert response.status_code == 200
+        assert response.context["result"] == {"source": "alloy_oauth", "connector": "example",
+                                              "status": "validated"}
+        assert responses.calls[-1].request.headers["Authorization"] == "Bearer validation-token"
+        assert not Credential.objects.exists()
+        connector.refresh_from_db()
+        assert connector.validated_at is not None and connector.validation_error == ""
+        report = connector.validation_report
+        assert report["scopes_requested"] == ["read", "write"]
+        assert report["scopes_granted"] == ["read"] and report["scopes_missing"] == ["write"]
+        assert report["expires_in"] == 3600 and report["refresh_token"] is True
+        assert report["test_request"]["status"] == 200
+        page = operator.get(reverse("admin:alloy_oauth_connector_change",
+                                    args=[connector.pk])).content.decode()
+        assert "differs: missing write" in page
+        assert "validation-token" not in page and "validation-refresh" not in page
+
+    def test_failing_test_request(self, operator, connector, responses):
+        connector.api_base_url = "https://api.provider.example"
+        connector.test_request_path = "me"
+        connector.save()
+        responses.post(connector.token_url, json={"access_token": "t", "expires_in": 60})
+        responses.get("https://api.provider.example/me", status=403)
+        state = self.start(operator, connector)
+        operator.get("/oauth/callback/", {"state": state, "code": "the-code"})
+        connector.refresh_from_db()
+        assert connector.validated_at is None
+        assert connector.validation_error == (
+            "The test request GET https://api.provider.example/me answered HTTP 403.")
+
+    def test_failed_exchange(self, operator, connector, responses):
+        responses.post(connector.token_url, json={"error": "invalid_client"}, status=401)
+        state = self.start(operator, connector)
+        response = operator.get("/oauth/callback/", {"state": state, "code": "the-code"})
+        assert response.status_code == 400
+        assert response.context["result"]["status"] == "error"
+        connector.refresh_from_db()
+        assert connector.validated_at is None
+        assert "invalid_client" in connector.validation_error
+
+    def test_inactive_connector_can_be_validated(self, operator, connector, responses):
+        connector.is_active = False
+        connector.save()
+        responses.post(connector.token_url, json={"access_token": "t"})
+        state = self.start(operator, connector)
+        assert operator.get("/oauth/callback/",
+                            {"state": state, "code": "c"}).context["result"]["status"] == "validated"
+
+
+class TestCredentialAdmin:
+    def test_list(self, operator, credential):
+        html = operator.get(reverse("admin:alloy_oauth_credential_changelist")).content.decode()
+        assert "alloy-oauth-badge-active" in html
+        assert " ago" in html  # expires_at is now: "0 minutes ago"
+
+    def test_detail_shows_token_tails_only(self, operator, credential):
+        html = operator.get(reverse("admin:alloy_oauth_credential_change",
+                                    args=[credential.pk])).content.decode()
+        assert "set (ends …Z123)" in html and "set (ends …C789)" in html
+        assert 'name="_save"' not in html
+
+    def test_post_to_the_change_page_changes_nothing(self, operator, credential):
+        Credential.objects.filter(pk=credential.pk).update(refresh_token="rotated", version=7)
+        url = reverse("admin:alloy_oauth_credential_change", args=[credential.pk])
+        operator.post(url, {"events-TOTAL_FORMS": "1", "events-INITIAL_FORMS": "1",
+                            "events-MIN_NUM_FORMS": "0", "events-MAX_NUM_FORMS": "1000",
+                            "_save": "Save"})
+        row = Credential.objects.get(pk=credential.pk)
+        assert (row.refresh_token, row.version) == ("rotated", 7)
+
+    def action(self, operator, name, credential):
+        return operator.post(reverse("admin:alloy_oauth_credential_changelist"), {
+            "action": name, "_selected_action": [credential.pk]}, follow=True)
+
+    def test_refresh_now(self, operator, credential, responses):
+        responses.post(credential.connector.token_url, json={"access_token": "fresh"})
+        response = self.action(operator, "refresh_now", credential)
+        assert "1 credential(s) refreshed." in [str(m) for m in response.context["messages"]]
+        assert Credential.objects.get(pk=credential.pk).access_token == "fresh"
+
+    def test_revoke_with_a_revocation_url(self, operator, credential, responses):
+        connector = credential.connector
+        connector.revocation_url = "https://provider.example/oauth/revoke"
+        connector.save()
+        responses.post(connector.revocation_url, body="")  # 200, even for unknown tokens
+        response = self.action(operator, "revoke", credential)
+        assert "1 credential(s) revoked." in [str(m) for m in response.context["messages"]]
+        row = Credential.objects.get(pk=credential.pk)
+        assert (row.status, row.access_token, row.refresh_token) == ("revoked", "", "")
+        body = responses.calls[0].request.body
+        assert "token=refresh-token-ABC789" in body and "token_type_hint=refresh_token" in body
+        assert row.events.first().kind == "revoked"
+
+    def test_revoke_refused_keeps_the_tokens(self, operator, credential, responses):
+        connector = credential.connector
+        connector.revocation_url = "https://provider.example/oauth/revoke"
+        connector.save()
+        responses.post(connector.revocation_url, status=503, body="")
+        response = self.action(operator, "revoke", credential)
+        [message] = [str(m) for m in response.context["messages"]]
+        assert "did not confirm the revocation, so the tokens are kept" in message
+        assert "HTTP 503" in message
+        row = Credential.objects.get(pk=credential.pk)
+        assert (row.status, row.refresh_token, row.lease_until) == (
+            "active", "refresh-token-ABC789", None)
+
+    def test_revoke_without_a_revocation_url(self, operator, credential, responses):
+        self.action(operator, "revoke", credential)
+        row = Credential.objects.get(pk=credential.pk)
+        assert row.status == "revoked" and row.access_token == ""
+        assert "no revocation URL" in row.events.first().detail
+        assert len(responses.calls) == 0
+
+    def test_mark_for_reconnection(self, operator, credential):
+        response = self.action(operator, "mark_for_reconnection", credential)
+        assert "1 credential(s) marked for reconnection." in [
+            str(m) for m in response.context["messages"]]
+        row = Credential.objects.get(pk=credential.pk)
+        assert row.status == "reauth_required" and row.next_refresh_at is None
+        assert row.events.first().detail == "Marked for reconnection by admin."
+
+    def test_actions_need_the_change_permission(self, client, credential, django_user_model):
+        from django.contrib.auth.models import Permission
+
+        staff = django_user_model.objects.create_user("viewer", is_staff=True)
+        staff.user_permissions.add(Permission.objects.get(codename="view_credential"))
+        client.force_login(staff)
+        response = client.get(reverse("admin:alloy_oauth_credential_changelist"))
+        assert response.status_code == 200
+        assert "refresh_now" not in response.content.decode()
+        self.action(client, "revoke", credential)
+        assert Credential.objects.get(pk=credential.pk).status == "active"

@@ -1,0 +1,81 @@
+// Connector page: the callback URL's Copy button, and "Validate credential".
+(function () {
+  "use strict";
+
+  document.querySelectorAll(".alloy-oauth-copy").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var field = document.getElementById(button.getAttribute("data-copy-target"));
+      var done = function () { button.textContent = button.getAttribute("data-copied") || "Copied"; };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(field.value).then(done);
+      } else {  // plain http (dev): the old way
+        field.select();
+        document.execCommand("copy");
+        done();
+      }
+    });
+  });
+
+  var validate = document.getElementById("alloy-oauth-validate");
+  if (!validate) { return; }
+  var list = document.getElementById("alloy-oauth-validate-result");
+
+  function show(checks) {
+    list.innerHTML = "";
+    checks.forEach(function (check) {
+      var item = document.createElement("li");
+      item.className = check.ok ? "alloy-oauth-ok" : "alloy-oauth-failed";
+      item.textContent = (check.ok ? "\u2714 " : "\u2718 ") + check.name + ": " + check.message;
+      list.appendChild(item);
+    });
+  }
+
+  validate.addEventListener("click", function () {
+    // Open the popup now, while the click still counts as the user's gesture: a popup opened
+    // after the pre-flight's round trip would be blocked.
+    var popup = window.open("", "alloy_oauth_validate", "width=600,height=700");
+    if (popup) { popup.document.write("<p style='font-family:sans-serif'>Checking the connector\u2026</p>"); }
+    validate.disabled = true;
+    show([{ ok: true, name: "Pre-flight", message: "running\u2026" }]);
+    var token = document.querySelector("input[name=csrfmiddlewaretoken]").value;
+    fetch(validate.getAttribute("data-url"), {
+      method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": token },
+    }).then(function (response) {
+      if (!response.ok) { throw new Error("HTTP " + response.status); }
+      return response.json();
+    }).then(function (result) {
+      show(result.checks);
+      if (!result.ok) {
+        if (popup) { popup.close(); }
+        validate.disabled = false;
+        return;
+      }
+      if (!popup) {  // blocked anyway: go there in this window
+        window.location.href = result.authorize_url;
+        return;
+      }
+      popup.location.href = result.authorize_url;
+      // The result comes as a message (below). A provider's Cross-Origin-Opener-Policy may
+      // make the popup look closed while it is not, so closing only re-enables the button.
+      var watch = setInterval(function () {
+        if (popup.closed) { clearInterval(watch); validate.disabled = false; }
+      }, 500);
+    }).catch(function (error) {
+      if (popup) { popup.close(); }
+      show([{ ok: false, name: "Pre-flight", message: String(error) }]);
+      validate.disabled = false;
+    });
+  });
+
+  function received(data) {
+    if (data && data.source === "alloy_oauth") {
+      window.location.reload();  // the result is stored on the connector
+    }
+  }
+  window.addEventListener("message", function (event) {
+    if (event.origin === window.location.origin) { received(event.data); }
+  });
+  if (window.BroadcastChannel) {
+    new BroadcastChannel("alloy_oauth").onmessage = function (event) { received(event.data); };
+  }
+})();

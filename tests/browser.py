@@ -1,0 +1,55 @@
+"""Headless Chromium for the browser tests: Debian's /usr/bin/chromium (or CHROMIUM_PATH)
+driven by Playwright. No browser is downloaded."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
+
+
+def chromium_path() -> str | None:
+    return os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or (
+        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    path = chromium_path()
+    if path is None:
+        pytest.skip("needs Chromium (apt-get install chromium, or set CHROMIUM_PATH)")
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    # Playwright drives the browser from an event loop; the ORM calls the tests make in the
+    # same thread are still synchronous.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium: Any, live_server: Any) -> Iterator[Any]:
+    context = chromium.new_context(viewport={"width": 1440, "height": 900})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def save_screenshot(page: Any, name: str, directory: Path) -> Path:
+    path = directory / name
+    page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("ALLOY_OAUTH_UPDATE_SCREENSHOTS") == "1":
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, IMAGES / name)
+    return path
