@@ -48,6 +48,16 @@ def status_badge(status: str, label: str) -> str:
     )
 
 
+def _count_column(status: str, label: Any) -> Any:
+    """A list column: how many of the connector's credentials have ``status``."""
+
+    @admin.display(description=label, ordering=f"{status}_count")
+    def column(self: ConnectorAdmin, obj: Any) -> int:
+        return getattr(obj, f"{status}_count")
+
+    return column
+
+
 @admin.register(Connector)
 class ConnectorAdmin(admin.ModelAdmin):
     form = ConnectorForm
@@ -86,21 +96,10 @@ class ConnectorAdmin(admin.ModelAdmin):
         }
         return super().get_queryset(request).annotate(**counts)
 
-    @admin.display(description=gettext_lazy("active"), ordering="active_count")
-    def active_count(self, obj: Any) -> int:
-        return obj.active_count
-
-    @admin.display(description=gettext_lazy("reconnect"), ordering="reauth_required_count")
-    def reauth_count(self, obj: Any) -> int:
-        return obj.reauth_required_count
-
-    @admin.display(description=gettext_lazy("error"), ordering="error_count")
-    def error_count(self, obj: Any) -> int:
-        return obj.error_count
-
-    @admin.display(description=gettext_lazy("revoked"), ordering="revoked_count")
-    def revoked_count(self, obj: Any) -> int:
-        return obj.revoked_count
+    active_count = _count_column(Credential.Status.ACTIVE, gettext_lazy("active"))
+    reauth_count = _count_column(Credential.Status.REAUTH_REQUIRED, gettext_lazy("reconnect"))
+    error_count = _count_column(Credential.Status.ERROR, gettext_lazy("error"))
+    revoked_count = _count_column(Credential.Status.REVOKED, gettext_lazy("revoked"))
 
     @admin.display(description=gettext_lazy("validated"), ordering="validated_at")
     def validation_state(self, obj: Connector) -> str:
