@@ -165,9 +165,9 @@ def measure_sweep(table_sizes: list[int], due_counts: list[int]) -> list[dict]:
                 INSERT INTO alloy_oauth_credential
                     (connector_id, external_id, access_token, refresh_token, token_type, scope,
                      token_response, status, connected_at, next_refresh_at, failure_count,
-                     last_error, version, created_at, updated_at)
+                     last_error, lease_token, version, created_at, updated_at)
                 SELECT %s, 'user-' || n, %s, %s, 'Bearer', '', %s, 'active', now(),
-                       now() + interval '1 hour' + n * interval '1 millisecond', 0, '', 0,
+                       now() + interval '1 hour' + n * interval '1 millisecond', 0, '', '', 0,
                        now(), now()
                 FROM generate_series(1, %s) AS n
                 """,

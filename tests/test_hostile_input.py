@@ -141,7 +141,11 @@ class TestErrorReports:
                 "access-token-SECRET", "refresh-token-SECRET"]
 
     def test_mail_to_admins(self, browser, connector, crash_after_the_exchange, settings):
-        settings.ADMINS = [("Ops", "ops@example.com")]
+        import django
+
+        # Django 6 takes plain addresses; 5.2 (name, address) pairs.
+        settings.ADMINS = (["ops@example.com"] if django.VERSION >= (6,)
+                           else [("Ops", "ops@example.com")])
         params = start(browser)
         browser.raise_request_exception = False
         assert callback(browser, state=params["state"], code="the-code-SECRET").status_code == 500
