@@ -16,11 +16,12 @@ DEFAULTS: dict[str, Any] = {
     "REFRESH_LEAD_TIME": 300,
     # Seconds a pending authorization (the state sent to the provider) stays valid.
     "STATE_TTL": 600,
-    # Seconds to wait for the provider's token endpoint: to connect, for the answer to start,
-    # and again for the body (a token request never lasts more than 3 x HTTP_TIMEOUT).
+    # Seconds to wait for the provider's token endpoint, per phase: to connect, and for each
+    # read of the answer.
     "HTTP_TIMEOUT": 10,
-    # Seconds a worker may hold a credential's refresh lease; one that dies holding it delays
-    # the next refresh by at most this long. At least 4 x HTTP_TIMEOUT.
+    # Seconds a refresh lease lasts unless its holder extends it (it does while it waits for
+    # the provider); a worker that dies holding one delays the next refresh by at most this
+    # long. At least 4 x HTTP_TIMEOUT.
     "LEASE_SECONDS": 60,
     # Seconds between two sweeps (the beat entry of alloy_oauth.beat.beat_schedule()).
     "SWEEP_INTERVAL": 60,

@@ -657,7 +657,8 @@ def _read_body(response: requests.Response, *, deadline: float) -> bytes | None:
     """The body, or ``None`` when it exceeds :data:`MAX_RESPONSE_BYTES`.
 
     Read with ``read1`` (at most one receive per call) so that a provider trickling bytes
-    cannot hold the request past ``deadline``: refresh leases are sized on that bound.
+    cannot hold the request much past ``deadline`` (the refresh lease is kept alive anyway,
+    but a worker should not wait for ever).
     """
     chunks: list[bytes] = []
     size = 0
