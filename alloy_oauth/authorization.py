@@ -92,11 +92,12 @@ def start(
     purpose: str = AuthorizationRequest.Purpose.CONNECT,
     popup: bool = False,
     opener_origin: str = "",
+    link_hash: str | None = None,
 ) -> str:
     """Record a pending authorization for one end user (or, to validate the connector, an
     operator) and return the provider URL to send their browser to. Raises
     :class:`protocol.OAuthError` when the connector's auth URL is refused by the transport
-    rule."""
+    rule, and ``IntegrityError`` when the headless link (``link_hash``) was used already."""
     if (user is None) == (not external_id):
         raise ValueError("An authorization needs exactly one owner: user= or external_id=.")
     protocol.require_secure_url(
@@ -110,6 +111,7 @@ def start(
         purpose=purpose,
         popup=popup,
         opener_origin=opener_origin,
+        link_hash=link_hash,
         state_hash=protocol.hash_state(state),
         connector=connector,
         user=user,

@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     # jitter), at most RETRY_BACKOFF_MAX, and never sooner than the provider's Retry-After.
     "RETRY_BACKOFF": 30,
     "RETRY_BACKOFF_MAX": 3600,
+    # Seconds a headless connect link (alloy_oauth.headless.connect_url) stays valid.
+    "CONNECT_LINK_MAX_AGE": 600,
     # Absolute base URL ("https://app.example.com") used to build the callback URL instead of
     # the request's host, for sites behind a proxy or for callbacks built outside a request.
     "CALLBACK_BASE_URL": None,
@@ -81,6 +83,10 @@ class AppSettings:
     @property
     def RETRY_BACKOFF_MAX(self) -> int:
         return int(self._get("RETRY_BACKOFF_MAX"))
+
+    @property
+    def CONNECT_LINK_MAX_AGE(self) -> int:
+        return int(self._get("CONNECT_LINK_MAX_AGE"))
 
     @property
     def CALLBACK_BASE_URL(self) -> str | None:

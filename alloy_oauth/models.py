@@ -335,6 +335,8 @@ class AuthorizationRequest(models.Model):
     popup = models.BooleanField(default=False)
     #: The exact origin the popup's result is posted to.
     opener_origin = models.CharField(max_length=300, blank=True)
+    #: SHA-256 of the headless connect link that started it: a link works once.
+    link_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
     state_hash = models.CharField(max_length=64, unique=True)
     connector = models.ForeignKey(
         Connector, on_delete=models.CASCADE, related_name="authorization_requests",

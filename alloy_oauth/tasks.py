@@ -7,6 +7,7 @@ The sweep, ``alloy_oauth.tasks.refresh_due_credentials``, runs from Celery beat 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
 from django.utils import timezone
@@ -35,7 +36,9 @@ def refresh_due_credentials() -> dict[str, int]:
                     args=(credential_id,), expires=expires, producer=producer
                 )
             enqueued += len(batch)
-    purged, _ = AuthorizationRequest.objects.filter(expires_at__lt=timezone.now()).delete()
+    # Expired requests stay a little longer: they remember which connect links were used.
+    keep_until = timezone.now() - timedelta(seconds=app_settings.CONNECT_LINK_MAX_AGE)
+    purged, _ = AuthorizationRequest.objects.filter(expires_at__lt=keep_until).delete()
     if enqueued or purged:
         logger.info("Sweep: %s credential(s) enqueued for refresh, %s expired authorization "
                     "request(s) deleted.", enqueued, purged)

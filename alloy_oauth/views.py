@@ -6,19 +6,23 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_variables
-from django.views.decorators.http import require_GET
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
 
-from . import authorization, protocol
+from . import authorization, headless, protocol
 from .conf import app_settings
-from .models import AuthorizationRequest, Connector, callback_url
+from .models import AuthorizationRequest, Connector, Credential, callback_url
+from .refresh import Result
 
 #: Longest ``next`` URL kept.
 MAX_NEXT_LENGTH = 2000
@@ -80,24 +84,37 @@ def request_origin(request: HttpRequest) -> str:
 @oauth_response_headers
 @require_GET
 def authorize(request: HttpRequest, slug: str) -> HttpResponse:
-    """Send the logged-in end user to the connector's consent page. With ``?popup=1`` the
-    callback answers with a page that reports to the opener window and closes."""
-    if not request.user.is_authenticated:
+    """Send the end user to the connector's consent page: the logged-in user, or the one a
+    headless connect link names (``?link=``, see :mod:`alloy_oauth.headless`). With
+    ``?popup=1`` the callback answers with a page that reports to the opener and closes."""
+    link = request.GET.get("link")
+    if not link and not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     connector = get_object_or_404(Connector, slug=slug, is_active=True)
+    owner: dict[str, Any] = {"user": request.user}
+    next_url = request.GET.get("next")
+    if link:
+        try:
+            external_id, next_url = headless.read_connect_link(link, slug)
+        except headless.InvalidConnectLink as exc:
+            return _failure_page(request, "invalid_link", str(exc), None)
+        owner = {"external_id": external_id, "link_hash": headless.link_hash(link)}
     popup = request.GET.get("popup") == "1"
     try:
         url = authorization.start(
             connector,
             session=request.session,
             redirect_uri=callback_url(request),
-            user=request.user,
-            next_url=safe_next_url(request, request.GET.get("next")),
+            next_url=safe_next_url(request, next_url),
             popup=popup,
             opener_origin=request_origin(request) if popup else "",
+            **owner,
         )
     except protocol.OAuthError as exc:
         return _failure_page(request, "configuration", str(exc), connector)
+    except IntegrityError:  # the same link, twice at the same moment
+        return _failure_page(request, "invalid_link", _(
+            "This connect link has already been used; ask for a new one."), None)
     return HttpResponseRedirect(url)
 
 
@@ -148,6 +165,50 @@ def connected(request: HttpRequest, slug: str) -> HttpResponse:
     """The default page after a successful connection."""
     connector = get_object_or_404(Connector, slug=slug)
     return render(request, "alloy_oauth/connected.html", {"connector": connector})
+
+
+@login_required
+@require_GET
+def connections(request: HttpRequest) -> HttpResponse:
+    """The end user's connections: every active connector, with their status at each."""
+    credentials = {
+        credential.connector_id: credential
+        for credential in Credential.objects.for_owner(user=request.user)
+    }
+    rows = [
+        {"connector": connector, "credential": credentials.get(connector.pk),
+         "state": _connection_state(credentials.get(connector.pk))}
+        for connector in Connector.objects.filter(is_active=True).order_by("name")
+    ]
+    return render(request, "alloy_oauth/connections.html", {"rows": rows})
+
+
+def _connection_state(credential: Credential | None) -> str:
+    """What the end user sees: ``connected``, ``reconnect`` or ``not_connected``."""
+    if credential is None or credential.status == Credential.Status.REVOKED:
+        return "not_connected"
+    if credential.status == Credential.Status.ACTIVE:
+        return "connected"
+    return "reconnect"
+
+
+@login_required
+@require_POST
+def disconnect(request: HttpRequest, slug: str) -> HttpResponse:
+    """Revoke the user's grant at the provider (when it can) and delete the tokens."""
+    connector = get_object_or_404(Connector, slug=slug)
+    credential = Credential.objects.for_owner(user=request.user).filter(
+        connector=connector).first()
+    if credential is not None:
+        outcome = credential.revoke()
+        if outcome.result in (Result.REVOKED, Result.NOT_REFRESHABLE):
+            messages.success(request, _("Disconnected from %(name)s.") % {"name": connector},
+                             fail_silently=True)
+        else:
+            messages.error(request, _("%(name)s could not be disconnected: %(message)s") % {
+                "name": connector, "message": outcome.message}, fail_silently=True)
+    next_url = safe_next_url(request, request.POST.get("next"))
+    return HttpResponseSeeOther(next_url or reverse("alloy_oauth:connections"))
 
 
 def _failure_page(

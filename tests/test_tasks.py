@@ -61,13 +61,16 @@ class TestSweep:
         assert message["args"] == [credential.pk]
 
     def test_purges_expired_authorization_requests(self, connector, broker):
+        """Expired ones go, once they no longer need to remember a used connect link."""
         now = timezone.now()
-        for index, expires in enumerate((now - timedelta(seconds=1), now + timedelta(minutes=5))):
+        long_ago = now - timedelta(seconds=601)  # CONNECT_LINK_MAX_AGE is 600
+        for index, expires in enumerate((long_ago, now - timedelta(seconds=1),
+                                         now + timedelta(minutes=5))):
             AuthorizationRequest.objects.create(
                 state_hash=str(index) * 64, connector=connector, external_id="e",
                 redirect_uri="https://app/cb", session_binding="b", expires_at=expires)
         assert tasks.refresh_due_credentials() == {"enqueued": 0, "purged": 1}
-        assert AuthorizationRequest.objects.count() == 1
+        assert AuthorizationRequest.objects.count() == 2
 
 
 class TestRefreshTask:

@@ -1,0 +1,151 @@
+/*
+ * alloy_oauth connect helper: AlloyOAuth.connect(slug, options) -> Promise
+ *
+ * Opens the connector's consent page in a centred popup and settles when the callback
+ * reports back (connector slug, credential id, status - never a token):
+ *   resolves with {source, connector, status: "connected", credential, created}
+ *   rejects with an Error whose .result is {status: "error", reason, message}, or whose
+ *   .reason is "closed" (the user closed the popup) or "timeout".
+ * Where popups are blocked, the page itself goes to the consent page and comes back to
+ * options.next (default: this page); the Promise then never settles.
+ *
+ * Options: url (an authorize URL or a headless connect link; default: base + slug +
+ * "/authorize/"), base (where alloy_oauth's URLs are mounted, default "/oauth/"), next,
+ * width (600), height (700), closedTimeout (ms, default 300000; see below).
+ *
+ * Results arrive as a postMessage from this page's exact origin, or on a same-origin
+ * BroadcastChannel: providers' pages often send Cross-Origin-Opener-Policy, which cuts the
+ * popup off from this page - it then *looks* closed while the user is still signing in. A
+ * popup that looks closed right after leaving for the provider is therefore given
+ * closedTimeout to report; one closed on a page we could see is taken as closed at once.
+ *
+ * Links and buttons with data-alloy-oauth-connect="<slug>" (the {% alloy_oauth_connect_button %}
+ * tag) use it on click, dispatch "alloy-oauth:connected" / "alloy-oauth:error" events
+ * (event.detail is the result or the Error) and reload the page after a connection unless a
+ * listener calls event.preventDefault(). An error's message is also shown in the page's
+ * ".alloy-oauth-error" element, if it has one.
+ */
+(function (window, document) {
+  "use strict";
+
+  var CHANNEL = "alloy_oauth";
+  var GRACE_MS = 1500;
+
+  function withParam(url, name, value) {
+    return url + (url.indexOf("?") === -1 ? "?" : "&") + name + "=" + encodeURIComponent(value);
+  }
+
+  function centred(width, height) {
+    var left = window.screenX + Math.max(0, (window.outerWidth - width) / 2);
+    var top = window.screenY + Math.max(0, (window.outerHeight - height) / 2);
+    return "popup=yes,width=" + width + ",height=" + height + ",left=" + Math.round(left) +
+      ",top=" + Math.round(top);
+  }
+
+  function failure(message, reason, result) {
+    var error = new Error(message);
+    error.reason = reason;
+    error.result = result || null;
+    return error;
+  }
+
+  function connect(slug, options) {
+    options = options || {};
+    var base = options.base || "/oauth/";
+    var url = options.url || base + encodeURIComponent(slug) + "/authorize/";
+    var next = options.next || window.location.pathname + window.location.search;
+    var closedTimeout = options.closedTimeout === undefined ? 300000 : options.closedTimeout;
+    var popup = window.open(withParam(url, "popup", "1"), "alloy_oauth_" + slug,
+                            centred(options.width || 600, options.height || 700));
+    if (!popup) {  // blocked: the whole page goes, and comes back to next
+      // (a headless connect link carries its own next)
+      window.location.assign(/[?&]link=/.test(url) ? url : withParam(url, "next", next));
+      return new Promise(function () {});
+    }
+    return new Promise(function (resolve, reject) {
+      var settled = false, channel = null, watch = null, deadline = null;
+      var lastSeenOurs = "";  // the last same-origin address the popup was seen at
+
+      function finish(ok, value) {
+        if (settled) { return; }
+        settled = true;
+        window.removeEventListener("message", onMessage);
+        if (channel) { channel.close(); }
+        clearInterval(watch);
+        clearTimeout(deadline);
+        (ok ? resolve : reject)(value);
+      }
+
+      function receive(data) {
+        if (!data || data.source !== "alloy_oauth" || data.connector !== slug) { return; }
+        if (data.status === "connected") {
+          finish(true, data);
+        } else {
+          finish(false, failure(data.message || "The connection failed.", data.reason, data));
+        }
+      }
+
+      function onMessage(event) {
+        if (event.origin === window.location.origin) { receive(event.data); }
+      }
+
+      window.addEventListener("message", onMessage);
+      if (window.BroadcastChannel) {
+        channel = new BroadcastChannel(CHANNEL);
+        channel.onmessage = function (event) { receive(event.data); };
+      }
+
+      watch = setInterval(function () {
+        if (!popup.closed) {
+          try {
+            lastSeenOurs = popup.location.href;  // throws while it is at the provider
+          } catch (crossOrigin) {
+            lastSeenOurs = "";
+          }
+          return;
+        }
+        clearInterval(watch);
+        // Closed on a page of ours that had loaded (an error page, say): really closed.
+        // Closed on the way to the provider: perhaps only cut off by its COOP header.
+        var inTransit = lastSeenOurs === "about:blank" ||
+          lastSeenOurs.indexOf("/authorize/") !== -1;
+        deadline = setTimeout(function () {
+          finish(false, inTransit
+            ? failure("No answer from the connection window.", "timeout")
+            : failure("The connection window was closed.", "closed"));
+        }, inTransit ? closedTimeout : GRACE_MS);
+      }, 250);
+    });
+  }
+
+  function onClick(event) {
+    var element = event.target.closest && event.target.closest("[data-alloy-oauth-connect]");
+    if (!element || event.defaultPrevented || event.button !== 0 || event.metaKey ||
+        event.ctrlKey || event.shiftKey) {
+      return;
+    }
+    event.preventDefault();
+    var slug = element.getAttribute("data-alloy-oauth-connect");
+    var href = element.getAttribute("href");
+    connect(slug, {
+      url: href ? href.split("?")[0] : undefined,
+      next: element.getAttribute("data-next") || undefined,
+    }).then(function (result) {
+      var connected = new CustomEvent("alloy-oauth:connected",
+                                      { bubbles: true, cancelable: true, detail: result });
+      if (element.dispatchEvent(connected)) { window.location.reload(); }
+    }, function (error) {
+      var shown = element.dispatchEvent(new CustomEvent("alloy-oauth:error",
+                                                        { bubbles: true, cancelable: true,
+                                                          detail: error }));
+      var box = document.querySelector(".alloy-oauth-error");
+      if (shown && box) {
+        box.textContent = error.message;
+        box.hidden = false;
+      }
+    });
+  }
+
+  window.AlloyOAuth = { connect: connect };
+  document.addEventListener("click", onClick);
+})(window, document);

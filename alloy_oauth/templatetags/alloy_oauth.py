@@ -1,0 +1,43 @@
+"""``{% load alloy_oauth %}``: the connect button and its script.
+
+    {% alloy_oauth_script %}
+    {% alloy_oauth_connect_button "github" %}
+    {% alloy_oauth_connect_button connector label="Reconnect" next="/settings/" %}
+
+The button opens the connector's consent page in a popup (``AlloyOAuth.connect``) and, by
+default, reloads the page when the connection is made; it dispatches ``alloy-oauth:connected``
+and ``alloy-oauth:error`` events (bubbling, ``event.detail`` = the result) either way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+from django.templatetags.static import static
+from django.urls import reverse
+from django.utils.html import format_html
+
+from ..models import Connector
+
+register = template.Library()
+
+
+@register.simple_tag
+def alloy_oauth_script() -> str:
+    return format_html('<script src="{}" defer></script>', static("alloy_oauth/connect.js"))
+
+
+@register.inclusion_tag("alloy_oauth/connect_button.html")
+def alloy_oauth_connect_button(
+    connector: Connector | str, label: str = "", next: str = "", css_class: str = "",
+) -> dict[str, Any]:
+    slug = connector.slug if isinstance(connector, Connector) else connector
+    return {
+        "slug": slug,
+        "name": connector.name if isinstance(connector, Connector) else slug,
+        "label": label,
+        "next": next,
+        "css_class": css_class,
+        "authorize_url": reverse("alloy_oauth:authorize", args=[slug]),
+    }

@@ -1,0 +1,193 @@
+"""The end user's side: the Connections page, Disconnect, the connect button, headless links."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.core import signing
+from django.template import Context, Template
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from alloy_oauth import headless
+from alloy_oauth.models import AuthorizationRequest, Credential
+
+from .conftest import TOKEN_URL
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice")
+
+
+@pytest.fixture
+def site(client, alice) -> Client:
+    client.force_login(alice)
+    return client
+
+
+def connect_as(user, connector, **fields) -> Credential:
+    values = dict(access_token="alice-access-SECRET", refresh_token="alice-refresh-SECRET",
+                  expires_at=timezone.now() + timedelta(minutes=50),
+                  last_refreshed_at=timezone.now() - timedelta(minutes=3))
+    values.update(fields)
+    return Credential.objects.create(connector=connector, user=user, **values)
+
+
+class TestConnectionsPage:
+    def test_needs_login(self, client, connector):
+        response = client.get(reverse("alloy_oauth:connections"))
+        assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+    def test_states(self, site, alice, make_connector, django_user_model):
+        github = make_connector(name="GitHub", slug="github")
+        slack = make_connector(name="Slack", slug="slack")
+        make_connector(name="Notion", slug="notion")
+        make_connector(name="Hidden", slug="hidden", is_active=False)
+        connect_as(alice, github)
+        connect_as(alice, slack, status="reauth_required")
+        connect_as(django_user_model.objects.create_user("bob"), make_connector(slug="bobs"))
+        response = site.get(reverse("alloy_oauth:connections"))
+        states = {row["connector"].slug: row["state"] for row in response.context["rows"]}
+        assert states == {"github": "connected", "slack": "reconnect", "notion": "not_connected",
+                          "bobs": "not_connected"}
+        html = response.content.decode()
+        assert "access expires in 49" in html and "refreshed 3" in html
+        assert "Needs reconnecting" in html and "Hidden" not in html
+        assert 'data-alloy-oauth-connect="notion"' in html
+        assert "alloy_oauth/connect.js" in html
+        assert "SECRET" not in html
+
+    def test_revoked_counts_as_not_connected(self, site, alice, connector):
+        connect_as(alice, connector, status="revoked")
+        response = site.get(reverse("alloy_oauth:connections"))
+        assert response.context["rows"][0]["state"] == "not_connected"
+
+
+class TestDisconnect:
+    def url(self):
+        return reverse("alloy_oauth:disconnect", args=["example"])
+
+    def test_revokes_at_the_provider_and_deletes_the_tokens(self, site, alice, connector,
+                                                           responses):
+        connector.revocation_url = "https://provider.example/oauth/revoke"
+        connector.save()
+        responses.post(connector.revocation_url, body="")
+        credential = connect_as(alice, connector)
+        response = site.post(self.url(), follow=True)
+        assert response.redirect_chain[-1][0] == reverse("alloy_oauth:connections")
+        assert "Disconnected from Example." in response.content.decode()
+        credential.refresh_from_db()
+        assert (credential.status, credential.access_token, credential.refresh_token) == (
+            "revoked", "", "")
+        assert "token=alice-refresh-SECRET" in responses.calls[0].request.body
+
+    def test_provider_down_keeps_the_connection_and_says_so(self, site, alice, connector,
+                                                            responses):
+        connector.revocation_url = "https://provider.example/oauth/revoke"
+        connector.save()
+        responses.post(connector.revocation_url, status=503, body="")
+        credential = connect_as(alice, connector)
+        html = site.post(self.url(), follow=True).content.decode()
+        assert "could not be disconnected" in html and "tokens are kept" in html
+        credential.refresh_from_db()
+        assert credential.status == "active" and credential.access_token
+
+    def test_needs_post_and_csrf(self, alice, connector):
+        browser = Client(enforce_csrf_checks=True)
+        browser.force_login(alice)
+        credential = connect_as(alice, connector)
+        assert browser.get(self.url()).status_code == 405
+        assert browser.post(self.url()).status_code == 403
+        assert Credential.objects.get(pk=credential.pk).status == "active"
+
+    def test_only_the_users_own_credential(self, site, connector, django_user_model):
+        bobs = connect_as(django_user_model.objects.create_user("bob"), connector)
+        site.post(self.url())
+        assert Credential.objects.get(pk=bobs.pk).status == "active"
+
+    def test_next_stays_on_the_site(self, site, alice, connector):
+        connect_as(alice, connector)
+        assert site.post(self.url(), {"next": "https://evil.example/"})["Location"] == (
+            reverse("alloy_oauth:connections"))
+        assert site.post(self.url(), {"next": "/settings/"})["Location"] == "/settings/"
+
+
+def test_connect_button_tag(connector):
+    html = Template(
+        '{% load alloy_oauth %}{% alloy_oauth_script %}'
+        '{% alloy_oauth_connect_button connector %}'
+        '{% alloy_oauth_connect_button "example" label="Reconnect" next="/s/?a=1" %}'
+    ).render(Context({"connector": connector}))
+    assert '<script src="/static/alloy_oauth/connect.js" defer></script>' in html
+    assert 'href="/oauth/example/authorize/"' in html and ">Connect Example</a>" in html
+    assert 'href="/oauth/example/authorize/?next=/s/%3Fa%3D1"' in html
+    assert 'data-alloy-oauth-connect="example"' in html and ">Reconnect</a>" in html
+
+
+class TestHeadlessLinks:
+    def test_connect_an_external_end_user(self, client, connector, responses):
+        responses.post(TOKEN_URL, json={"access_token": "at", "refresh_token": "rt"})
+        url = headless.connect_url(connector, "customer-42", next_url="/welcome/")
+        assert url.startswith("/oauth/example/authorize/?link=")
+        response = client.get(url)  # not logged in: the link names the end user
+        assert response.status_code == 302
+        state = parse_qs(urlsplit(response["Location"]).query)["state"][0]
+        pending = AuthorizationRequest.objects.get()
+        assert (pending.external_id, pending.user, pending.next_url) == (
+            "customer-42", None, "/welcome/")
+        response = client.get("/oauth/callback/", {"state": state, "code": "c"})
+        assert response["Location"] == "/welcome/"
+        credential = Credential.objects.for_owner(external_id="customer-42").get()
+        assert credential.connector == connector and credential.user is None
+
+    def test_popup_mode(self, client, connector):
+        response = client.get(headless.connect_url(connector, "customer-42") + "&popup=1")
+        assert response.status_code == 302
+        pending = AuthorizationRequest.objects.get()
+        assert pending.popup and pending.opener_origin == "http://testserver"
+
+    def test_absolute_with_callback_base_url(self, connector, settings):
+        settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": "https://app.example.com"}
+        assert headless.connect_url("example", "c1").startswith(
+            "https://app.example.com/oauth/example/authorize/?link=")
+
+    def test_a_link_works_once(self, client, connector):
+        url = headless.connect_url(connector, "customer-42")
+        assert client.get(url).status_code == 302
+        response = Client().get(url)
+        assert response.status_code == 400
+        assert "already been used" in response.content.decode()
+        assert AuthorizationRequest.objects.count() == 1
+
+    def test_expired(self, client, connector, settings):
+        url = headless.connect_url(connector, "customer-42")
+        settings.ALLOY_OAUTH = {"CONNECT_LINK_MAX_AGE": 1}
+        import time
+
+        time.sleep(2.1)
+        response = client.get(url)
+        assert response.status_code == 400 and "expired" in response.content.decode()
+
+    def test_forged_or_for_another_connector(self, client, connector, make_connector):
+        make_connector(slug="other")
+        link = parse_qs(urlsplit(headless.connect_url(connector, "c1")).query)["link"][0]
+        assert client.get("/oauth/other/authorize/", {"link": link}).status_code == 400
+        forged = signing.dumps({"c": "example", "e": "victim"}, salt="another-salt")
+        assert client.get("/oauth/example/authorize/", {"link": forged}).status_code == 400
+        assert client.get("/oauth/example/authorize/", {"link": link[:-2] + "xx"}).status_code == 400
+        assert not AuthorizationRequest.objects.exists()
+
+    def test_next_outside_the_site_is_dropped(self, client, connector):
+        client.get(headless.connect_url(connector, "c1", next_url="https://evil.example/"))
+        assert AuthorizationRequest.objects.get().next_url == ""
+
+    @pytest.mark.parametrize("external_id", ["", "x" * 256])
+    def test_external_id_is_checked(self, connector, external_id):
+        with pytest.raises(ValueError):
+            headless.connect_url(connector, external_id)
