@@ -74,6 +74,7 @@ CSRF_COOKIE_NAME = env("CSRF_COOKIE_NAME", default="csrftoken")
 
 ALLOY_OAUTH = {
     "CALLBACK_BASE_URL": env("ALLOY_OAUTH_CALLBACK_BASE_URL", default=None),
+    "SWEEP_INTERVAL": env.int("ALLOY_OAUTH_SWEEP_INTERVAL", default=60),
 }
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=f"filesystem://")

@@ -68,7 +68,7 @@ class ProviderServer:
 
     @property
     def login_url(self) -> str:
-        return self.base_url + "/accounts/login/"
+        return self.base_url + "/provider/login/"
 
     def env(self) -> dict[str, str]:
         env = {

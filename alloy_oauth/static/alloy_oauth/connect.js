@@ -64,7 +64,9 @@
     }
     return new Promise(function (resolve, reject) {
       var settled = false, channel = null, watch = null, deadline = null;
-      var lastSeenOurs = "";  // the last same-origin address the popup was seen at
+      // The last same-origin address the popup was seen at: it starts blank and stays so
+      // until a page of ours is shown (the authorize URL only redirects, unless it fails).
+      var lastSeenOurs = "about:blank";
 
       function finish(ok, value) {
         if (settled) { return; }
@@ -105,10 +107,9 @@
           return;
         }
         clearInterval(watch);
-        // Closed on a page of ours that had loaded (an error page, say): really closed.
-        // Closed on the way to the provider: perhaps only cut off by its COOP header.
-        var inTransit = lastSeenOurs === "about:blank" ||
-          lastSeenOurs.indexOf("/authorize/") !== -1;
+        // Closed on a page of ours (an error page, say): really closed. Closed on the way to
+        // the provider or at it: perhaps only cut off by its COOP header.
+        var inTransit = lastSeenOurs === "about:blank";
         deadline = setTimeout(function () {
           finish(false, inTransit
             ? failure("No answer from the connection window.", "timeout")

@@ -1,5 +1,7 @@
 """Create or update the provider's client application and one end user (idempotent)."""
 
+import argparse
+
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from oauth2_provider.models import get_application_model
@@ -15,6 +17,8 @@ class Command(BaseCommand):
         parser.add_argument("--username", required=True)
         parser.add_argument("--password", required=True)
         parser.add_argument("--name", default="alloy_oauth test project")
+        parser.add_argument("--skip-authorization", action=argparse.BooleanOptionalAction,
+                            default=True, help="Skip the consent page (tests) or show it (demo).")
 
     def handle(self, *args, **options):
         user, _ = get_user_model().objects.get_or_create(username=options["username"])
@@ -30,7 +34,7 @@ class Command(BaseCommand):
         app.authorization_grant_type = Application.GRANT_AUTHORIZATION_CODE
         app.client_secret = options["client_secret"]
         app.redirect_uris = " ".join(options["redirect_uri"])
-        app.skip_authorization = True
+        app.skip_authorization = options["skip_authorization"]
         app.algorithm = ""
         app.save()
         self.stdout.write(f"Provider application {app.client_id} ready for user {user.username}.")

@@ -1,0 +1,169 @@
+#!/usr/bin/env python
+"""The demo (``make demo``): the test project, seeded, with a web server and a Celery worker.
+
+    python testproject/demo.py          # setup, then serve (Ctrl-C stops everything)
+    python testproject/demo.py setup    # migrate and seed only
+    python testproject/demo.py serve    # run the web server and the worker only
+
+One web server plays both parts: the site at http://127.0.0.1:PORT (operators' admin, end
+users' Connections page) and the OAuth provider at http://localhost:PORT/provider/ — another
+host name, so the provider has its own cookies, login and consent page. Embedded defaults:
+SQLite and kombu's filesystem broker under var/ (git-ignored); DATABASE_URL and
+CELERY_BROKER_URL switch to PostgreSQL and Redis. Secrets are generated once into
+var/demo.env and reused.
+
+Environment: DEMO_PORT (8000), DEMO_TOKEN_LIFETIME (120 s: the provider's access tokens),
+DEMO_LEAD_TIME (60 s before expiry the worker refreshes), DEMO_SWEEP_INTERVAL (10 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+MANAGE = REPO / "testproject" / "manage.py"
+
+
+def var_dir() -> Path:
+    return Path(os.environ.get("ALLOY_OAUTH_VAR_DIR", REPO / "var"))
+
+
+def secrets_file() -> dict[str, str]:
+    """var/demo.env: made once, so a second run finds its tokens still readable."""
+    path = var_dir() / "demo.env"
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key:
+                values[key] = value
+    defaults = {
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "FERNET_KEYS": secrets.token_urlsafe(32),
+        "DEMO_CLIENT_SECRET": secrets.token_urlsafe(32),
+    }
+    if not defaults.keys() <= values.keys():
+        values = {**defaults, **values}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        path.chmod(0o600)
+    return values
+
+
+def environment(port: int) -> dict[str, str]:
+    saved = secrets_file()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="testproject.settings",
+        ALLOY_OAUTH_VAR_DIR=str(var_dir()),
+        DEBUG="1",
+        SECRET_KEY=saved["SECRET_KEY"],
+        FERNET_KEYS=saved["FERNET_KEYS"],
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        ALLOY_OAUTH_CALLBACK_BASE_URL=f"http://127.0.0.1:{port}",
+        ALLOY_OAUTH_SWEEP_INTERVAL=os.environ.get("DEMO_SWEEP_INTERVAL", "10"),
+        PROVIDER_ACCESS_TOKEN_EXPIRE_SECONDS=os.environ.get("DEMO_TOKEN_LIFETIME", "120"),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def setup(port: int) -> None:
+    env = environment(port)
+    for folder in ("broker", "broker-processed"):
+        (var_dir() / folder).mkdir(parents=True, exist_ok=True)
+
+    def manage(*args: str) -> None:
+        subprocess.run([sys.executable, str(MANAGE), *args], env=env, cwd=REPO, check=True)
+
+    manage("migrate", "--noinput", "-v0")
+    manage("demo_seed", "--provider-url", f"http://localhost:{port}",
+           "--client-secret", secrets_file()["DEMO_CLIENT_SECRET"],
+           "--lead-time", os.environ.get("DEMO_LEAD_TIME", "60"))
+
+
+def serve(port: int) -> int:
+    env = environment(port)
+    processes = [
+        subprocess.Popen([sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{port}",
+                          "--noreload"], env=env, cwd=REPO),
+        subprocess.Popen([sys.executable, "-m", "celery", "-A", "testproject", "worker",
+                          "--beat", "--pool=solo", "--loglevel=INFO",
+                          "--schedule", str(var_dir() / "celerybeat-schedule")],
+                         env=env, cwd=REPO),
+    ]
+
+    def stop(*_: object) -> None:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        wait_for(f"http://127.0.0.1:{port}/accounts/login/", processes)
+        banner(port)
+        while all(process.poll() is None for process in processes):
+            time.sleep(0.5)
+        return 1  # one of them died
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop()
+        print("\nThe demo has stopped.")
+
+
+def wait_for(url: str, processes: list[subprocess.Popen]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if any(process.poll() is not None for process in processes):
+            raise SystemExit("The demo could not start (see above).")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit(f"The demo did not answer at {url} within 60 s.")
+
+
+def banner(port: int) -> None:
+    site = f"http://127.0.0.1:{port}"
+    print(f"""
+  alloy_oauth demo is running (Ctrl-C stops it)
+
+  End user      {site}/oauth/connections/      log in as alice / alice-pw
+  Operator      {site}/admin/                   log in as operator / operator-pw
+  Provider      http://localhost:{port}/provider/login/   (alice / alice-pw there too)
+
+  Connect "Demo Provider" on the Connections page. Its access tokens live
+  {os.environ.get("DEMO_TOKEN_LIFETIME", "120")} s; the worker refreshes them in the background (watch
+  "refreshed ... ago" on the Connections page, or the events in the admin).
+  Use 127.0.0.1 (not localhost) for the site: localhost is the provider.
+""", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", nargs="?", choices=["run", "setup", "serve"], default="run")
+    args = parser.parse_args()
+    port = int(os.environ.get("DEMO_PORT", "8000"))
+    if args.command in ("run", "setup"):
+        setup(port)
+    if args.command in ("run", "serve"):
+        sys.exit(serve(port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""connect.js in a real browser: AlloyOAuth.connect() against the live provider (whose pages
+send Cross-Origin-Opener-Policy: same-origin, like many real providers)."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from alloy_oauth.models import Connector, Credential
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def end_user(django_user_model):
+    return django_user_model.objects.create_user("alice", password="alice-pw")
+
+
+@pytest.fixture
+def dot_connector(oauth_provider) -> Connector:
+    return Connector.objects.create(
+        name="Demo provider", slug="demo", auth_url=oauth_provider.auth_url,
+        token_url=oauth_provider.token_url, client_id=oauth_provider.client_id,
+        client_secret=oauth_provider.client_secret, scope="read",
+    )
+
+
+@pytest.fixture
+def connections(page, live_server, end_user, dot_connector):
+    """The end user's Connections page, signed in."""
+    site = Client()
+    site.force_login(end_user)
+    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "url": live_server.url,
+                               "value": site.cookies[settings.SESSION_COOKIE_NAME].value}])
+    page.goto(f"{live_server.url}/oauth/connections/")
+    page.wait_for_function("window.AlloyOAuth !== undefined")
+    return page
+
+
+def sign_in_at_provider(popup, provider) -> None:
+    popup.wait_for_url(f"{provider.login_url}**")
+    popup.fill("#id_username", provider.username)
+    popup.fill("#id_password", provider.password)
+    popup.click("button[type=submit]")
+
+
+def start(page, script: str):
+    """Run AlloyOAuth.connect(...) and keep its outcome in window.outcome."""
+    with page.expect_popup() as popup_info:
+        page.evaluate(
+            "window.outcome = null;"
+            f"{script}.then(r => window.outcome = {{ok: true, value: r}},"
+            " e => window.outcome = {ok: false, reason: e.reason, message: e.message});"
+            "null")  # (returning the Promise would make evaluate() wait for it)
+    return popup_info.value
+
+
+def outcome(page, timeout: int = 20_000):
+    page.wait_for_function("window.outcome !== null", timeout=timeout)
+    return page.evaluate("window.outcome")
+
+
+def test_success_resolves_with_the_credential(connections, oauth_provider, end_user):
+    popup = start(connections, "AlloyOAuth.connect('demo')")
+    sign_in_at_provider(popup, oauth_provider)
+    result = outcome(connections)
+    credential = Credential.objects.get()
+    assert result == {"ok": True, "value": {
+        "source": "alloy_oauth", "connector": "demo", "status": "connected",
+        "credential": credential.pk, "created": True}}
+    assert credential.user == end_user
+    for _ in range(50):  # the popup closes itself after reporting
+        if popup.is_closed():
+            break
+        connections.wait_for_timeout(100)
+    assert popup.is_closed()
+
+
+def test_the_connect_button_reloads_the_page_connected(connections, oauth_provider):
+    with connections.expect_popup() as popup_info:
+        connections.click("a[data-alloy-oauth-connect=demo]")
+    with connections.expect_navigation():
+        sign_in_at_provider(popup_info.value, oauth_provider)
+    assert "Connected" in connections.inner_text("tr[data-connector=demo]")
+
+
+def test_closing_the_popup_on_one_of_our_pages_rejects_at_once(connections):
+    popup = start(connections, "AlloyOAuth.connect('no-such-connector')")
+    popup.wait_for_load_state()  # our own 404 page, which the user reads, then closes
+    popup.wait_for_timeout(600)
+    popup.close()
+    result = outcome(connections, timeout=5_000)
+    assert result["ok"] is False and result["reason"] == "closed"
+
+
+def test_closing_the_popup_at_the_provider_rejects_after_the_timeout(connections,
+                                                                     oauth_provider):
+    # The provider's COOP header cuts the popup off: closed or not, it looks closed.
+    popup = start(connections, "AlloyOAuth.connect('demo', {closedTimeout: 1500})")
+    popup.wait_for_url(f"{oauth_provider.login_url}**")
+    popup.close()
+    result = outcome(connections, timeout=10_000)
+    assert result["ok"] is False and result["reason"] == "timeout"
+
+
+def test_a_message_from_another_origin_is_ignored(connections, oauth_provider):
+    popup = start(connections, "AlloyOAuth.connect('demo')")
+    forged = ("{source: 'alloy_oauth', connector: 'demo', status: 'connected', "
+              "credential: 999}")
+    connections.evaluate(  # a frame of another origin (data: URLs have an opaque one)
+        "const frame = document.createElement('iframe');"
+        f"frame.src = \"data:text/html,<script>parent.postMessage({forged}, '*')</script>\";"
+        "document.body.appendChild(frame);")
+    connections.evaluate(  # and a same-origin message about another connector
+        "new BroadcastChannel('alloy_oauth').postMessage({source: 'alloy_oauth', "
+        "connector: 'other', status: 'connected', credential: 998})")
+    connections.wait_for_timeout(1000)
+    assert connections.evaluate("window.outcome") is None
+    sign_in_at_provider(popup, oauth_provider)  # the real answer still settles it
+    assert outcome(connections)["value"]["credential"] == Credential.objects.get().pk
+
+
+def test_a_blocked_popup_falls_back_to_a_full_page_redirect(connections, oauth_provider,
+                                                            live_server):
+    connections.evaluate("window.open = () => null; AlloyOAuth.connect('demo'); null")
+    connections.wait_for_url(f"{oauth_provider.login_url}**")
+    with connections.expect_navigation(url=f"{live_server.url}/oauth/connections/"):
+        connections.fill("#id_username", oauth_provider.username)
+        connections.fill("#id_password", oauth_provider.password)
+        connections.click("button[type=submit]")
+    assert "Connected" in connections.inner_text("tr[data-connector=demo]")
+    assert Credential.objects.get().status == "active"

@@ -1,0 +1,120 @@
+"""The demo from a fresh clone: setup, seed, web server and worker (testproject/demo.py, what
+``make demo`` runs), an end user connecting through the demo provider in headless Chromium,
+and the worker refreshing the credential with nobody asking."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .browser import save_screenshot
+from .provider_server import REPO_DIR, free_port
+
+
+@pytest.fixture
+def fresh_clone(tmp_path: Path) -> Path:
+    clone = tmp_path / "clone"
+    if (REPO_DIR / ".git").exists():
+        subprocess.run(["git", "clone", "--quiet", "--depth", "1", f"file://{REPO_DIR}",
+                        str(clone)], check=True, timeout=120)
+    else:  # e.g. run from an unpacked sdist
+        import shutil
+
+        shutil.copytree(REPO_DIR, clone, ignore=shutil.ignore_patterns(".venv", ".tox", "var"))
+    return clone
+
+
+def demo_env(port: int) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("DJANGO_", "DATABASE_", "CELERY_", "ALLOY_OAUTH_", "PYTEST_"))}
+    # Short-lived tokens and a fast sweep: the refresh shows within seconds.
+    env.update(DEMO_PORT=str(port), DEMO_TOKEN_LIFETIME="10", DEMO_LEAD_TIME="5",
+               DEMO_SWEEP_INTERVAL="1")
+    return env
+
+
+def wait_until_up(url: str, process: subprocess.Popen, seconds: int = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the demo exited early"
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"the demo did not answer at {url}")
+
+
+def test_the_demo_from_a_fresh_clone(fresh_clone, chromium, tmp_path):
+    port = free_port()
+    env = demo_env(port)
+    demo = [sys.executable, "testproject/demo.py"]
+    subprocess.run([*demo, "setup"], cwd=fresh_clone, env=env, check=True, timeout=180,
+                   capture_output=True)
+    subprocess.run([*demo, "setup"], cwd=fresh_clone, env=env, check=True, timeout=180,
+                   capture_output=True)  # a second run reuses what exists
+    log = open(tmp_path / "demo.log", "w")
+    server = subprocess.Popen([*demo, "serve"], cwd=fresh_clone, env=env, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    site = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{site}/accounts/login/", server)
+        context = chromium.new_context(viewport={"width": 1100, "height": 760})
+        context.set_default_timeout(20_000)
+        page = context.new_page()
+        page.goto(f"{site}/accounts/login/?next=/oauth/connections/")
+        page.fill("#id_username", "alice")
+        page.fill("#id_password", "alice-pw")
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{site}/oauth/connections/")
+        assert "Not connected" in page.inner_text("tr[data-connector=demo-provider]")
+
+        with page.expect_popup() as popup_info:
+            page.click("a[data-alloy-oauth-connect=demo-provider]")
+        popup = popup_info.value
+        popup.wait_for_url(f"http://localhost:{port}/provider/login/**")  # its own login
+        popup.fill("#id_username", "alice")
+        popup.fill("#id_password", "alice-pw")
+        popup.click("button[type=submit]")
+        popup.wait_for_selector("input[name=allow]")  # the consent page
+        save_screenshot(popup, "connect-popup.png", tmp_path)
+        with page.expect_navigation():  # the popup reports back and the page reloads
+            popup.click("input[name=allow]")
+        assert "Connected" in page.inner_text("tr[data-connector=demo-provider]")
+
+        # Nobody asks for the token now; the worker refreshes it before it expires.
+        database = fresh_clone / "var" / "db.sqlite3"
+        deadline = time.monotonic() + 45
+        refreshed = None
+        while time.monotonic() < deadline and not refreshed:
+            time.sleep(1)
+            with sqlite3.connect(database) as db:
+                refreshed = db.execute(
+                    "SELECT last_refreshed_at FROM alloy_oauth_credential").fetchone()[0]
+        assert refreshed, (tmp_path / "demo.log").read_text()[-3000:]
+        page.reload()
+        row = page.inner_text("tr[data-connector=demo-provider]")
+        assert "Connected" in row and "refreshed" in row
+        save_screenshot(page, "connections.png", tmp_path)
+        context.close()
+    finally:
+        os.killpg(server.pid, signal.SIGINT)  # Ctrl-C
+        try:
+            server.wait(30)
+        finally:
+            log.close()
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGKILL)
+    assert server.returncode == 0
+    with pytest.raises(OSError):  # nothing is left listening
+        urllib.request.urlopen(f"{site}/accounts/login/", timeout=2)
+    output = (tmp_path / "demo.log").read_text()
+    assert "log in as alice / alice-pw" in output and "The demo has stopped." in output
