@@ -6,6 +6,7 @@ shows only whether each token is set and its last four characters.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
@@ -26,6 +27,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from . import authorization, protocol, refresh, validation
+from .conf import app_settings
 from .forms import ConnectorForm
 from .models import AuthorizationRequest, Connector, Credential, CredentialEvent, callback_url
 from .redaction import last_four
@@ -79,10 +81,12 @@ class ConnectorAdmin(admin.ModelAdmin):
         ]}),
         (gettext_lazy("Refresh configuration"), {"fields": [
             "refresh_url", "refresh_params", "refresh_lead_time", "default_expires_in",
+            "keepalive_interval",
         ]}),
         (gettext_lazy("Advanced"), {"classes": ["collapse"], "fields": [
             "client_auth_method", "use_pkce", "scope_separator", "authorization_params",
-            "token_params", "revocation_url", "api_base_url", "test_request_path",
+            "token_params", "revocation_url", "issuer", "require_issuer", "api_base_url",
+            "test_request_path",
         ]}),
         (gettext_lazy("Validation"), {"fields": [
             "validated_at", "validation_error", "validation_report_display",
@@ -238,8 +242,8 @@ class CredentialAdmin(admin.ModelAdmin):
     # Tokens are deliberately absent: only whether they are set, and their last characters.
     fields = [
         "connector", "user", "external_id", "status_display", "tokens", "token_type", "scope",
-        "expires_at", "connected_at", "last_refreshed_at", "next_refresh_at", "failure_count",
-        "last_error", "version",
+        "scope_drift", "expires_at", "refresh_token_expires_at", "connected_at",
+        "last_refreshed_at", "next_refresh_at", "failure_count", "last_error", "version",
     ]
     readonly_fields = fields
     inlines = [CredentialEventInline]
@@ -268,11 +272,16 @@ class CredentialAdmin(admin.ModelAdmin):
     @admin.display(description=gettext_lazy("expires"), ordering="expires_at")
     def expires_in(self, obj: Credential) -> str:
         if obj.expires_at is None:
-            return "—"
-        now = timezone.now()
-        if obj.expires_at > now:
-            return _("in %(time)s") % {"time": timeuntil(obj.expires_at, now)}
-        return _("%(time)s ago") % {"time": timesince(obj.expires_at, now)}
+            text = "—"
+        elif obj.expires_at > timezone.now():
+            text = _("in %(time)s") % {"time": timeuntil(obj.expires_at)}
+        else:
+            text = _("%(time)s ago") % {"time": timesince(obj.expires_at)}
+        warning = timezone.now() + timedelta(seconds=app_settings.REFRESH_TOKEN_EXPIRY_WARNING)
+        if obj.refresh_token_expires_at and obj.refresh_token_expires_at <= warning:
+            return format_html('{}<br><span class="alloy-oauth-reconnect-by">{}</span>', text, _(
+                "reconnect by %(when)s") % {"when": f"{obj.refresh_token_expires_at:%Y-%m-%d}"})
+        return text
 
     @admin.display(description=gettext_lazy("last refreshed"), ordering="last_refreshed_at")
     def last_refreshed(self, obj: Credential) -> str:
@@ -287,6 +296,16 @@ class CredentialAdmin(admin.ModelAdmin):
     @admin.display(description=gettext_lazy("last error"))
     def last_error_short(self, obj: Credential) -> str:
         return obj.last_error[:60] + ("…" if len(obj.last_error) > 60 else "")
+
+    @admin.display(description=gettext_lazy("scopes not as requested"))
+    def scope_drift(self, obj: Credential) -> str:
+        if not (obj.scopes_missing or obj.scopes_extra):
+            return "—"
+        return _("requested: %(requested)s; missing: %(missing)s; extra: %(extra)s") % {
+            "requested": obj.requested_scope or "—",
+            "missing": " ".join(obj.scopes_missing) or "—",
+            "extra": " ".join(obj.scopes_extra) or "—",
+        }
 
     @admin.display(description=gettext_lazy("tokens"))
     def tokens(self, obj: Credential) -> str:

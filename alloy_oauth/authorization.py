@@ -56,6 +56,11 @@ class AuthorizationFailed(Exception):
         self.pending = pending
 
 
+class TooManyPending(Exception):
+    """This browser (or user) already has ``MAX_PENDING_AUTHORIZATIONS`` authorizations in
+    progress: refusing more keeps the table from being filled by a script."""
+
+
 @dataclass(frozen=True)
 class Completed:
     """A finished authorization: a credential stored (connect), or a report (validate)."""
@@ -103,10 +108,18 @@ def start(
     protocol.require_secure_url(
         connector.auth_url, allow_http=settings.DEBUG, what=_("The connector's auth URL")
     )
+    now = timezone.now()
+    binding = browser_binding(session, create=True)
+    pending_now = AuthorizationRequest.objects.filter(consumed_at__isnull=True, expires_at__gt=now)
+    limit = app_settings.MAX_PENDING_AUTHORIZATIONS
+    if pending_now.filter(session_binding=binding).count() >= limit or (
+        user is not None and pending_now.filter(user=user).count() >= limit
+    ):
+        raise TooManyPending(_("Too many connections are in progress; finish or close one, "
+                               "or wait a few minutes."))
     state = protocol.new_state()
     verifier, challenge = protocol.new_pkce_pair() if connector.use_pkce else ("", None)
     scopes = connector.scopes
-    now = timezone.now()
     pending = AuthorizationRequest.objects.create(
         purpose=purpose,
         popup=popup,
@@ -120,7 +133,7 @@ def start(
         redirect_uri=redirect_uri,
         scope=" ".join(scopes),
         next_url=next_url,
-        session_binding=browser_binding(session, create=True),
+        session_binding=binding,
         created_at=now,
         expires_at=now + timedelta(seconds=app_settings.STATE_TTL),
     )
@@ -214,6 +227,7 @@ def complete(params: QueryDict, session: SessionBase) -> Completed:
 def _redeem(values: dict[str, str], pending: AuthorizationRequest) -> protocol.TokenResponse:
     """The provider's answer: its error, or the code exchanged for tokens."""
     connector = pending.connector
+    _check_issuer(values.get("iss"), connector)
     if values.get("error"):
         raise _provider_refusal(values, connector)
     code = values.get("code")
@@ -240,6 +254,26 @@ def _redeem(values: dict[str, str], pending: AuthorizationRequest) -> protocol.T
             pending.pk, connector.slug, exc.kind, exc.status,
         )
         raise AuthorizationFailed("token_error", str(exc), connector=connector) from None
+
+
+def _check_issuer(iss: str | None, connector: Connector) -> None:
+    """Mix-up defence (RFC 9700 §4.4, RFC 9207): an answer that names another issuer than
+    the connector's came from elsewhere, whatever it carries; a provider that always sends
+    ``iss`` never omits it."""
+    if iss is not None and connector.issuer and iss != connector.issuer:
+        raise AuthorizationFailed(
+            "issuer_mismatch",
+            _("This answer does not come from %(name)s's authorization server.")
+            % {"name": connector.name},
+            connector=connector,
+        )
+    if iss is None and connector.require_issuer:
+        raise AuthorizationFailed(
+            "missing_issuer",
+            _("This answer does not say which authorization server sent it, and %(name)s "
+              "always does.") % {"name": connector.name},
+            connector=connector,
+        )
 
 
 def _single_values(params: QueryDict) -> dict[str, str]:
@@ -289,6 +323,8 @@ def _store_credential(
         # A new grant: its refresh token (or none) replaces the old grant's, which may belong
         # to another account at the provider (RFC 6749 §6's "keep the old one" is for refreshes).
         refresh_token=token.refresh_token or "",
+        refresh_token_expires_at=values.get("refresh_token_expires_at"),
+        requested_scope=pending.scope,
         status=Credential.Status.ACTIVE,
         connected_at=now,
         failure_count=0,
@@ -331,6 +367,10 @@ def _connected_detail(credential: Credential, created: bool) -> str:
     parts = [_("Connected.") if created else _("Reconnected.")]
     if credential.scope:
         parts.append(_("Scopes granted: %(scopes)s.") % {"scopes": credential.scope})
+    if credential.scopes_missing or credential.scopes_extra:
+        parts.append(_("Not as requested: missing %(missing)s; extra %(extra)s.") % {
+            "missing": " ".join(credential.scopes_missing) or "—",
+            "extra": " ".join(credential.scopes_extra) or "—"})
     if credential.expires_at:
         parts.append(_("Access token expires at %(when)s.") % {
             "when": credential.expires_at.isoformat(timespec="seconds"),

@@ -34,6 +34,11 @@ DEFAULTS: dict[str, Any] = {
     # jitter), at most RETRY_BACKOFF_MAX, and never sooner than the provider's Retry-After.
     "RETRY_BACKOFF": 30,
     "RETRY_BACKOFF_MAX": 3600,
+    # A credential whose refresh token expires within this many seconds is flagged: its end
+    # user should reconnect (the Connections page and the admin say so).
+    "REFRESH_TOKEN_EXPIRY_WARNING": 7 * 24 * 3600,
+    # Pending authorizations one browser session may have at once (abuse limit).
+    "MAX_PENDING_AUTHORIZATIONS": 10,
     # Seconds a headless connect link (alloy_oauth.headless.connect_url) stays valid.
     "CONNECT_LINK_MAX_AGE": 600,
     # Absolute base URL ("https://app.example.com") used to build the callback URL instead of
@@ -83,6 +88,14 @@ class AppSettings:
     @property
     def RETRY_BACKOFF_MAX(self) -> int:
         return int(self._get("RETRY_BACKOFF_MAX"))
+
+    @property
+    def REFRESH_TOKEN_EXPIRY_WARNING(self) -> int:
+        return int(self._get("REFRESH_TOKEN_EXPIRY_WARNING"))
+
+    @property
+    def MAX_PENDING_AUTHORIZATIONS(self) -> int:
+        return int(self._get("MAX_PENDING_AUTHORIZATIONS"))
 
     @property
     def CONNECT_LINK_MAX_AGE(self) -> int:

@@ -26,7 +26,7 @@ SECRET_DESTINATIONS = ("token_url", "refresh_url", "revocation_url")
 OAUTH_FIELDS = (
     "auth_url", "token_url", "client_id", "client_secret", "scope", "refresh_url",
     "refresh_params", "client_auth_method", "use_pkce", "scope_separator",
-    "authorization_params", "token_params",
+    "authorization_params", "token_params", "issuer", "require_issuer",
 )
 
 
@@ -107,6 +107,8 @@ class ConnectorForm(forms.ModelForm):
             problem = url and protocol.insecure_url_problem(url, allow_http=settings.DEBUG)
             if problem:
                 self.add_error(name, _("This URL %(problem)s.") % {"problem": problem})
+        if cleaned.get("require_issuer") and not cleaned.get("issuer"):
+            self.add_error("issuer", _("Enter the issuer the provider sends as iss."))
         for name, reserved in _RESERVED_PARAMS.items():
             value = cleaned.get(name)
             if value is None or name not in cleaned:

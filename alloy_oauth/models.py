@@ -100,6 +100,20 @@ class Connector(models.Model):
     revocation_url = models.URLField(
         _("revocation URL"), max_length=500, blank=True, help_text=_("RFC 7009 endpoint, optional."),
     )
+    issuer = models.CharField(
+        _("issuer"), max_length=500, blank=True,
+        help_text=_("The provider's issuer identifier (RFC 8414/9207). When a callback carries "
+                    "iss, it must be this."),
+    )
+    require_issuer = models.BooleanField(
+        _("provider always sends iss"), default=False,
+        help_text=_("Refuse callbacks without iss (RFC 9207): only if the provider sends it."),
+    )
+    keepalive_interval = models.PositiveIntegerField(
+        _("keep-alive interval"), null=True, blank=True,
+        help_text=_("Seconds: refresh credentials not refreshed for this long even if their "
+                    "access token does not expire (providers revoke idle refresh tokens)."),
+    )
     api_base_url = models.URLField(
         _("API base URL"), max_length=500, blank=True,
         help_text=_("Relative URLs of credential.session() are resolved against it."),
@@ -159,22 +173,30 @@ class Connector(models.Model):
 
         ``expires_at`` counts from when the request was sent, so it is never late; a missing
         ``expires_in`` falls back to ``default_expires_in``, else the expiry is unknown and the
-        token is not scheduled for refresh. A response without ``refresh_token`` leaves the
-        stored one alone (RFC 6749 §6), and one without ``scope`` means the requested scopes
-        (RFC 6749 §5.1).
+        token is not scheduled for refresh, unless the connector has a keep-alive interval
+        (providers revoke refresh tokens left unused). A response without ``refresh_token``
+        leaves the stored one (and its expiry) alone (RFC 6749 §6), and one without ``scope``
+        means the requested scopes (RFC 6749 §5.1).
         """
         lifetime = token.expires_in if token.expires_in is not None else self.default_expires_in
         expires_at = token.issued_at + timedelta(seconds=lifetime) if lifetime else None
+        due = [self.refresh_due_at(expires_at, lifetime)]
+        if self.keepalive_interval:
+            due.append(token.issued_at + timedelta(seconds=self.keepalive_interval))
         values: dict[str, Any] = {
             "access_token": token.access_token,
             "token_type": token.token_type,
             "scope": " ".join(token.scopes if token.scopes is not None else requested_scopes),
             "expires_at": expires_at,
-            "next_refresh_at": self.refresh_due_at(expires_at, lifetime),
+            "next_refresh_at": min((when for when in due if when is not None), default=None),
             "token_response": token.extra,
         }
         if token.refresh_token:
             values["refresh_token"] = token.refresh_token
+            values["refresh_token_expires_at"] = (
+                token.issued_at + timedelta(seconds=token.refresh_token_expires_in)
+                if token.refresh_token_expires_in else None
+            )
         return values
 
     def refresh_due_at(self, expires_at: datetime | None, lifetime: int | None) -> datetime | None:
@@ -198,6 +220,12 @@ class CredentialQuerySet(models.QuerySet["Credential"]):
 
     def active(self) -> CredentialQuerySet:
         return self.filter(status=Credential.Status.ACTIVE)
+
+    def refresh_token_expiring(self, within: timedelta | None = None) -> CredentialQuerySet:
+        """Active credentials whose refresh token expires within ``within`` (default:
+        ``REFRESH_TOKEN_EXPIRY_WARNING``): their end users should reconnect before then."""
+        within = within or timedelta(seconds=app_settings.REFRESH_TOKEN_EXPIRY_WARNING)
+        return self.active().filter(refresh_token_expires_at__lte=timezone.now() + within)
 
 
 class Credential(models.Model):
@@ -226,7 +254,12 @@ class Credential(models.Model):
     refresh_token = EncryptedTextField(_("refresh token"), blank=True, default="")
     token_type = models.CharField(_("token type"), max_length=40, default="Bearer")
     scope = models.TextField(_("granted scope"), blank=True)
+    requested_scope = models.TextField(_("requested scope"), blank=True)
     expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    refresh_token_expires_at = models.DateTimeField(
+        _("refresh token expires at"), null=True, blank=True,
+        help_text=_("When the provider said the refresh token expires: reconnect before."),
+    )
     token_response = EncryptedJSONField(
         _("other token response fields"), default=dict, blank=True,
     )
@@ -272,6 +305,18 @@ class Credential(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connector} — {self.owner_label}"
+
+    @property
+    def scopes_missing(self) -> list[str]:
+        """Requested but not granted (the end user unticked them, or the provider refused)."""
+        granted = set(self.scope.split())
+        return [scope for scope in self.requested_scope.split() if scope not in granted]
+
+    @property
+    def scopes_extra(self) -> list[str]:
+        """Granted without being requested."""
+        requested = set(self.requested_scope.split())
+        return [scope for scope in self.scope.split() if scope not in requested]
 
     @property
     def owner_label(self) -> str:

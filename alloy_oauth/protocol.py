@@ -143,6 +143,8 @@ class TokenResponse:
     expires_in: int | None = None
     #: Granted scopes; ``None`` when the provider omitted ``scope`` (= the requested scopes).
     scopes: list[str] | None = None
+    #: Lifetime of the refresh token, when the provider says (GitHub Apps, Keycloak, …).
+    refresh_token_expires_in: int | None = None
     #: Every other member of the response (``id_token``, provider extras…).
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -533,6 +535,8 @@ def parse_token_response(
         refresh_token=refresh_token if isinstance(refresh_token, str) and refresh_token else None,
         expires_in=_seconds(params.get("expires_in")),
         scopes=scopes,
+        refresh_token_expires_in=_seconds(
+            params.get("refresh_token_expires_in", params.get("refresh_expires_in"))),
         extra={k: v for k, v in params.items() if k not in _TOKEN_FIELDS_WITH_COLUMNS},
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import Any
 
@@ -13,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_variables
@@ -87,6 +89,11 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
     """Send the end user to the connector's consent page: the logged-in user, or the one a
     headless connect link names (``?link=``, see :mod:`alloy_oauth.headless`). With
     ``?popup=1`` the callback answers with a page that reports to the opener and closes."""
+    for name, values in request.GET.lists():
+        limit = MAX_NEXT_LENGTH if name == "next" else authorization.MAX_PARAM_LENGTH
+        if len(values) > 1 or any(len(value) > limit for value in values):
+            return _failure_page(request, "invalid_request", _(
+                "This address has a repeated or oversized parameter."), None)
     link = request.GET.get("link")
     if not link and not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
@@ -115,6 +122,8 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
     except IntegrityError:  # the same link, twice at the same moment
         return _failure_page(request, "invalid_link", _(
             "This connect link has already been used; ask for a new one."), None)
+    except authorization.TooManyPending as exc:
+        return _failure_page(request, "too_many_pending", str(exc), None, status=429)
     return HttpResponseRedirect(url)
 
 
@@ -175,11 +184,18 @@ def connections(request: HttpRequest) -> HttpResponse:
         credential.connector_id: credential
         for credential in Credential.objects.for_owner(user=request.user)
     }
-    rows = [
-        {"connector": connector, "credential": credentials.get(connector.pk),
-         "state": _connection_state(credentials.get(connector.pk))}
-        for connector in Connector.objects.filter(is_active=True).order_by("name")
-    ]
+    warn_before = timezone.now() + timedelta(seconds=app_settings.REFRESH_TOKEN_EXPIRY_WARNING)
+    rows = []
+    for connector in Connector.objects.filter(is_active=True).order_by("name"):
+        credential = credentials.get(connector.pk)
+        state = _connection_state(credential)
+        rows.append({
+            "connector": connector, "credential": credential, "state": state,
+            "reconnect_by": credential.refresh_token_expires_at
+            if state == "connected" and credential.refresh_token_expires_at
+            and credential.refresh_token_expires_at <= warn_before else None,
+            "scopes_missing": credential.scopes_missing if state == "connected" else [],
+        })
     return render(request, "alloy_oauth/connections.html", {"rows": rows})
 
 
@@ -212,7 +228,8 @@ def disconnect(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _failure_page(
-    request: HttpRequest, reason: str, message: str, connector: Connector | None
+    request: HttpRequest, reason: str, message: str, connector: Connector | None,
+    status: int = 400,
 ) -> HttpResponse:
     context = {
         "reason": reason,
@@ -223,4 +240,4 @@ def _failure_page(
             if connector is not None and connector.is_active else None
         ),
     }
-    return render(request, "alloy_oauth/error.html", context, status=400)
+    return render(request, "alloy_oauth/error.html", context, status=status)

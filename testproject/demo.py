@@ -92,6 +92,14 @@ def setup(port: int) -> None:
 
 def serve(port: int) -> int:
     env = environment(port)
+    stopping: list[int] = []
+
+    def ask_to_stop(signum: int, frame: object) -> None:
+        stopping.append(signum)
+
+    # Ctrl-C reaches the children too (one process group); count it as asked, not as a crash.
+    signal.signal(signal.SIGINT, ask_to_stop)
+    signal.signal(signal.SIGTERM, ask_to_stop)
     processes = [
         subprocess.Popen([sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{port}",
                           "--noreload"], env=env, cwd=REPO),
@@ -101,7 +109,15 @@ def serve(port: int) -> int:
                          env=env, cwd=REPO),
     ]
 
-    def stop(*_: object) -> None:
+    try:
+        wait_for(f"http://127.0.0.1:{port}/accounts/login/", processes, stopping)
+        if not stopping:
+            banner(port)
+        while not stopping and all(process.poll() is None for process in processes):
+            time.sleep(0.3)
+        time.sleep(0.3)  # a child that died of the same Ctrl-C: let our own signal land
+        crashed = not stopping
+    finally:
         for process in processes:
             if process.poll() is None:
                 process.terminate()
@@ -110,24 +126,15 @@ def serve(port: int) -> int:
                 process.wait(15)
             except subprocess.TimeoutExpired:
                 process.kill()
-
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        wait_for(f"http://127.0.0.1:{port}/accounts/login/", processes)
-        banner(port)
-        while all(process.poll() is None for process in processes):
-            time.sleep(0.5)
-        return 1  # one of them died
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        stop()
-        print("\nThe demo has stopped.")
+        print("\nThe demo has stopped.", flush=True)
+    if crashed:
+        print("A process of the demo exited on its own (see above).", file=sys.stderr)
+    return 1 if crashed else 0
 
 
-def wait_for(url: str, processes: list[subprocess.Popen]) -> None:
+def wait_for(url: str, processes: list[subprocess.Popen], stopping: list[int]) -> None:
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stopping:
         if any(process.poll() is not None for process in processes):
             raise SystemExit("The demo could not start (see above).")
         try:
@@ -135,7 +142,8 @@ def wait_for(url: str, processes: list[subprocess.Popen]) -> None:
             return
         except OSError:
             time.sleep(0.3)
-    raise SystemExit(f"The demo did not answer at {url} within 60 s.")
+    if not stopping:
+        raise SystemExit(f"The demo did not answer at {url} within 60 s.")
 
 
 def banner(port: int) -> None:

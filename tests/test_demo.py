@@ -113,8 +113,8 @@ def test_the_demo_from_a_fresh_clone(fresh_clone, chromium, tmp_path):
             log.close()
             if server.poll() is None:
                 os.killpg(server.pid, signal.SIGKILL)
-    assert server.returncode == 0
+    output = (tmp_path / "demo.log").read_text()
+    assert server.returncode == 0, output[-4000:]
     with pytest.raises(OSError):  # nothing is left listening
         urllib.request.urlopen(f"{site}/accounts/login/", timeout=2)
-    output = (tmp_path / "demo.log").read_text()
     assert "log in as alice / alice-pw" in output and "The demo has stopped." in output

@@ -138,11 +138,38 @@ class TestAuthorize:
     @pytest.mark.parametrize("next_url", [
         "https://evil.example/", "//evil.example/", "/\\evil.example/", "\\\\evil.example",
         "javascript:alert(1)", "http://testserver.evil.example/", " https://evil.example",
-        "\x00/x", "http:///evil.example", "/" + "x" * 3000,
+        "\x00/x", "http:///evil.example",
     ])
     def test_next_must_stay_on_this_site(self, browser, connector, next_url):
         start(browser, next=next_url)
         assert AuthorizationRequest.objects.get().next_url == ""
+
+    @pytest.mark.parametrize("query", [{"next": "/" + "x" * 3000}, {"popup": "1" * 5000}])
+    def test_oversized_parameters_are_refused(self, browser, connector, query):
+        response = authorize(browser, **query)
+        assert response.status_code == 400
+        assert response.context["reason"] == "invalid_request"
+        assert not AuthorizationRequest.objects.exists()
+
+    def test_repeated_parameters_are_refused(self, browser, connector):
+        response = browser.get(reverse("alloy_oauth:authorize", args=["example"]) +
+                               "?next=/a/&next=/b/")
+        assert response.status_code == 400
+
+    def test_pending_authorizations_are_capped(self, browser, connector, settings, client,
+                                               user):
+        settings.ALLOY_OAUTH = {"MAX_PENDING_AUTHORIZATIONS": 3}
+        for _ in range(3):
+            assert authorize(browser).status_code == 302
+        response = authorize(browser)
+        assert response.status_code == 429
+        assert response.context["reason"] == "too_many_pending"
+        assert AuthorizationRequest.objects.count() == 3
+        other_browser = Client()
+        other_browser.force_login(user)  # the cap is per user too
+        assert authorize(other_browser).status_code == 429
+        AuthorizationRequest.objects.update(expires_at=timezone.now())  # they expire
+        assert authorize(browser).status_code == 302
 
     @pytest.mark.parametrize("next_url", ["/settings/connections/", "http://testserver/x?y=1"])
     def test_next_on_this_site_kept(self, browser, connector, next_url):
