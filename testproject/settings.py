@@ -101,6 +101,10 @@ OAUTH2_PROVIDER = {
     "SCOPES": {"read": "Read your profile", "write": "Change your profile"},
     "DEFAULT_SCOPES": ["read"],
 }
+if env("PROVIDER_ISSUER", default=""):
+    # RFC 9207: the authorization response names its issuer (iss).
+    OAUTH2_PROVIDER["OIDC_ISS_ENDPOINT"] = env("PROVIDER_ISSUER")
+    OAUTH2_PROVIDER["COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS"] = True
 
 LOGGING = {
     "version": 1,

@@ -183,3 +183,14 @@ def _create_postgres_database(name: str) -> str:
 def _drop_postgres_database(name: str) -> None:
     with _admin_cursor() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def issuing_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProviderServer]:
+    """A live provider whose authorization responses say who sent them (RFC 9207 ``iss``)."""
+    server = ProviderServer(tmp_path_factory.mktemp("issuing-provider"),
+                            issuer="https://issuer.example/").start()
+    try:
+        yield server
+    finally:
+        server.stop()

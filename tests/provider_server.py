@@ -39,6 +39,8 @@ class ProviderServer:
     reuse_protection: bool = True
     grace_period: int = 0
     database_url: str | None = None
+    #: When set, authorization responses carry ``iss`` with this value (RFC 9207).
+    issuer: str = ""
     client_id: str = "alloy-oauth-test-client"
     client_secret: str = "s3cr+t/with%2F:colon"
     username: str = "provider-user"
@@ -89,6 +91,7 @@ class ProviderServer:
             PROVIDER_ROTATE_REFRESH_TOKEN=str(int(self.rotate_refresh_tokens)),
             PROVIDER_REFRESH_TOKEN_REUSE_PROTECTION=str(int(self.reuse_protection)),
             PROVIDER_REFRESH_TOKEN_GRACE_PERIOD_SECONDS=str(self.grace_period),
+            PROVIDER_ISSUER=self.issuer,
         )
         return env
 
