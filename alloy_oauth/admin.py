@@ -32,7 +32,7 @@ from .forms import ConnectorForm
 from .models import AuthorizationRequest, Connector, Credential, CredentialEvent, callback_url
 from .redaction import last_four
 from .refresh import Result
-from .views import no_store, request_origin
+from .views import no_store
 
 STATUS_COLOURS = {
     Credential.Status.ACTIVE: "#1a7f37",
@@ -191,7 +191,7 @@ class ConnectorAdmin(admin.ModelAdmin):
             url = authorization.start(
                 connector, session=request.session, redirect_uri=callback_url(request),
                 user=request.user, purpose=AuthorizationRequest.Purpose.VALIDATE,
-                popup=True, opener_origin=request_origin(request),
+                popup=True,
             )
         except protocol.OAuthError as exc:
             validation.record_failure(connector, str(exc))

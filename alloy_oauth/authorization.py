@@ -96,7 +96,7 @@ def start(
     next_url: str = "",
     purpose: str = AuthorizationRequest.Purpose.CONNECT,
     popup: bool = False,
-    opener_origin: str = "",
+    flow_id: str = "",
     link_hash: str | None = None,
 ) -> str:
     """Record a pending authorization for one end user (or, to validate the connector, an
@@ -123,7 +123,7 @@ def start(
     pending = AuthorizationRequest.objects.create(
         purpose=purpose,
         popup=popup,
-        opener_origin=opener_origin,
+        flow_id=flow_id,
         link_hash=link_hash,
         state_hash=protocol.hash_state(state),
         connector=connector,
@@ -179,12 +179,12 @@ def complete(params: QueryDict, session: SessionBase) -> Completed:
     if pending.expires_at <= now:
         raise AuthorizationFailed(
             "expired_state", _("This authorization took too long. Please start again."),
-            connector=connector,
+            connector=connector, pending=pending,
         )
     if pending.consumed_at is not None:
         raise AuthorizationFailed(
             "used_state", _("This authorization response has already been used."),
-            connector=connector,
+            connector=connector, pending=pending,
         )
     binding = browser_binding(session, create=False)
     if binding is None or not hmac.compare_digest(binding, pending.session_binding):

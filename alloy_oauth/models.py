@@ -378,8 +378,8 @@ class AuthorizationRequest(models.Model):
     purpose = models.CharField(max_length=10, choices=Purpose.choices, default=Purpose.CONNECT)
     #: Started in a popup: the callback answers with a page that tells the opener and closes.
     popup = models.BooleanField(default=False)
-    #: The exact origin the popup's result is posted to.
-    opener_origin = models.CharField(max_length=300, blank=True)
+    #: connect.js's id for this attempt, echoed in the popup's result.
+    flow_id = models.CharField(max_length=64, blank=True)
     #: SHA-256 of the headless connect link that started it: a link works once.
     link_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
     state_hash = models.CharField(max_length=64, unique=True)

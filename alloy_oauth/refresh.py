@@ -446,14 +446,19 @@ def _revoke(credential_id: int) -> Outcome:
                     token_type_hint="refresh_token" if credential.refresh_token else "access_token",
                 )
         except protocol.OAuthError as error:
-            if not error.in_doubt:
-                leases.release(lease)
             logger.warning("Credential %s: revocation failed (%s, HTTP %s).",
                            credential.pk, error.kind, error.status)
-            return Outcome(Result.FAILED, credential.pk,
-                           f"The provider did not confirm the revocation, so the tokens are "
-                           f"kept. {error.message}", error.retry_after)
-        detail = "Revoked at the provider; tokens deleted."
+            if error.kind is not protocol.ErrorKind.REJECTED:
+                # Down, rate limiting, or our client refused: the grant may still be alive.
+                if not error.in_doubt:
+                    leases.release(lease)
+                return Outcome(Result.FAILED, credential.pk,
+                               f"The provider did not confirm the revocation, so the tokens "
+                               f"are kept. {error.message}", error.retry_after)
+            # The provider refuses the token itself (invalid_token, say): it is dead already.
+            detail = f"The provider no longer knows the token ({error.message}); tokens deleted."
+        else:
+            detail = "Revoked at the provider; tokens deleted."
     else:
         detail = ("Tokens deleted. The connector has no revocation URL, so the grant may still "
                   "be valid at the provider." if token else "Tokens deleted.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+import re
 from datetime import timedelta
 from functools import wraps
 from typing import Any
@@ -11,6 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -19,7 +21,8 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_variables
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.clickjacking import xframe_options_deny
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import authorization, headless, protocol
 from .conf import app_settings
@@ -34,22 +37,27 @@ class HttpResponseSeeOther(HttpResponseRedirect):
     status_code = 303
 
 
-def no_store(response: HttpResponse) -> HttpResponse:
-    """``Cache-Control: no-store`` and ``Referrer-Policy: no-referrer``: the URLs of this flow
-    carry ``state`` and ``code``, which must not be cached or leak onwards."""
+def no_store(response: HttpResponse, referrer_policy: str = "no-referrer") -> HttpResponse:
+    """``Cache-Control: no-store`` and a strict ``Referrer-Policy``: the URLs of this flow
+    carry ``state`` and ``code`` (or a connect link), which must not be cached or leak on."""
     add_never_cache_headers(response)
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = referrer_policy
     return response
 
 
-def oauth_response_headers(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def oauth_response_headers(
+    view: Callable[..., HttpResponse] | None = None, *, referrer_policy: str = "no-referrer"
+) -> Any:
     """:func:`no_store` on every response of ``view``."""
 
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        return no_store(view(request, *args, **kwargs))
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+            return no_store(view(request, *args, **kwargs), referrer_policy)
 
-    return wrapped
+        return wrapped
+
+    return decorate(view) if view is not None else decorate
 
 
 def safe_next_url(request: HttpRequest, value: str | None) -> str:
@@ -79,34 +87,54 @@ def hide_callback_parameters(request: HttpRequest) -> None:
     request.META["QUERY_STRING"] = redacted.urlencode(safe="[]")
 
 
-def request_origin(request: HttpRequest) -> str:
-    return f"{request.scheme}://{request.get_host()}"
+#: What a flow id (connect.js's, echoed in the popup's result) may look like.
+FLOW_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-@oauth_response_headers
-@require_GET
+# "same-origin": the confirmation form's POST needs an Origin header (CSRF), and nothing of
+# the URL may reach the provider.
+@oauth_response_headers(referrer_policy="same-origin")
+@xframe_options_deny
+@require_http_methods(["GET", "POST"])
 def authorize(request: HttpRequest, slug: str) -> HttpResponse:
     """Send the end user to the connector's consent page: the logged-in user, or the one a
-    headless connect link names (``?link=``, see :mod:`alloy_oauth.headless`). With
-    ``?popup=1`` the callback answers with a page that reports to the opener and closes."""
-    for name, values in request.GET.lists():
+    headless connect link names (``link``, see :mod:`alloy_oauth.headless`).
+
+    Parameters: ``next`` (a page of this site), ``popup=1`` (the callback then answers with a
+    page that reports to the opening window), ``flow`` (connect.js's id for this attempt).
+    A headless link, or a navigation that comes from another site, first asks the person in
+    front of the browser to confirm (a POST with CSRF): otherwise any site could silently
+    connect whatever provider account the browser is signed in to.
+    """
+    params = request.POST if request.method == "POST" else request.GET
+    popup = params.get("popup") == "1"
+    flow = params.get("flow", "")
+    for name, values in params.lists():
         limit = MAX_NEXT_LENGTH if name == "next" else authorization.MAX_PARAM_LENGTH
-        if len(values) > 1 or any(len(value) > limit for value in values):
-            return _failure_page(request, "invalid_request", _(
-                "This address has a repeated or oversized parameter."), None)
-    link = request.GET.get("link")
+        if len(values) > 1 or any(len(value) > limit for value in values) or (
+            name == "flow" and not FLOW_ID.fullmatch(values[0])
+        ):
+            return _failure(request, "invalid_request", _(
+                "This address has a repeated or oversized parameter."), slug, popup, flow)
+    link = params.get("link")
     if not link and not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     connector = get_object_or_404(Connector, slug=slug, is_active=True)
     owner: dict[str, Any] = {"user": request.user}
-    next_url = request.GET.get("next")
+    next_url = params.get("next")
     if link:
         try:
             external_id, next_url = headless.read_connect_link(link, slug)
         except headless.InvalidConnectLink as exc:
-            return _failure_page(request, "invalid_link", str(exc), None)
+            return _failure(request, "invalid_link", str(exc), slug, popup, flow)
         owner = {"external_id": external_id, "link_hash": headless.link_hash(link)}
-    popup = request.GET.get("popup") == "1"
+    if request.method == "GET" and (
+        link or request.headers.get("Sec-Fetch-Site") == "cross-site"
+    ):
+        return render(request, "alloy_oauth/authorize_confirm.html", {
+            "connector": connector, "fields": params.items(),
+            "site": request.get_host(), "headless": bool(link),
+        })
     try:
         url = authorization.start(
             connector,
@@ -114,17 +142,17 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
             redirect_uri=callback_url(request),
             next_url=safe_next_url(request, next_url),
             popup=popup,
-            opener_origin=request_origin(request) if popup else "",
+            flow_id=flow,
             **owner,
         )
     except protocol.OAuthError as exc:
-        return _failure_page(request, "configuration", str(exc), connector)
+        return _failure(request, "configuration", str(exc), slug, popup, flow)
     except IntegrityError:  # the same link, twice at the same moment
-        return _failure_page(request, "invalid_link", _(
-            "This connect link has already been used; ask for a new one."), None)
+        return _failure(request, "invalid_link", _(
+            "This connect link has already been used; ask for a new one."), slug, popup, flow)
     except authorization.TooManyPending as exc:
-        return _failure_page(request, "too_many_pending", str(exc), None, status=429)
-    return HttpResponseRedirect(url)
+        return _failure(request, "too_many_pending", str(exc), slug, popup, flow, status=429)
+    return HttpResponseSeeOther(url) if request.method == "POST" else HttpResponseRedirect(url)
 
 
 @transaction.non_atomic_requests  # the state is used up for good, even if a later step fails
@@ -138,34 +166,33 @@ def callback(request: HttpRequest) -> HttpResponse:
     try:
         completed = authorization.complete(params, request.session)
     except authorization.AuthorizationFailed as exc:
-        if exc.pending is not None and exc.pending.popup:
-            return popup_result(request, exc.pending, {
+        pending = exc.pending
+        if pending is not None and pending.popup:
+            return popup_result(request, pending.connector.slug, pending.flow_id, {
                 "status": "error", "reason": exc.reason, "message": exc.message,
-            }, status=400)
+            }, next_url=pending.next_url, status=400)
         return _failure_page(request, exc.reason, exc.message, exc.connector)
     pending = completed.pending
     if pending.popup:
-        if completed.credential is None:
-            return popup_result(request, pending, {"status": "validated"})
-        return popup_result(request, pending, {
-            "status": "connected", "credential": completed.credential.pk,
-            "created": completed.created,
-        })
+        result: dict[str, Any] = {"status": "validated"}
+        if completed.credential is not None:
+            result = {"status": "connected", "credential": completed.credential.pk,
+                      "created": completed.created}
+        return popup_result(request, pending.connector.slug, pending.flow_id, result,
+                            next_url=pending.next_url)
     return HttpResponseSeeOther(
         pending.next_url or reverse("alloy_oauth:connected", args=[pending.connector.slug])
     )
 
 
-def popup_result(request: HttpRequest, pending: AuthorizationRequest, result: dict[str, Any],
-                 *, status: int = 200) -> HttpResponse:
-    """The page the popup lands on: it posts ``result`` (never a token) to its opener, at the
-    exact origin that opened it, and closes; without an opener it offers a link onwards."""
-    result = {"source": "alloy_oauth", "connector": pending.connector.slug, **result}
+def popup_result(request: HttpRequest, slug: str, flow: str, result: dict[str, Any], *,
+                 next_url: str = "", status: int = 200) -> HttpResponse:
+    """The page the popup lands on: it reports ``result`` (never a token) to the page that
+    opened it, on this origin, and closes; opened without a popup, it links onwards."""
+    result = {"source": "alloy_oauth", "connector": slug, "flow": flow, **result}
+    connector = Connector.objects.filter(slug=slug).first()
     return render(request, "alloy_oauth/popup.html", {
-        "result": result,
-        "opener_origin": pending.opener_origin,
-        "connector": pending.connector,
-        "next_url": pending.next_url,
+        "result": result, "connector": connector, "next_url": next_url,
     }, status=status)
 
 
@@ -186,9 +213,12 @@ def connections(request: HttpRequest) -> HttpResponse:
     }
     warn_before = timezone.now() + timedelta(seconds=app_settings.REFRESH_TOKEN_EXPIRY_WARNING)
     rows = []
-    for connector in Connector.objects.filter(is_active=True).order_by("name"):
+    # Active connectors, and inactive ones the user still has tokens with (to disconnect).
+    for connector in Connector.objects.filter(
+        Q(is_active=True) | Q(pk__in=list(credentials))
+    ).order_by("name"):
         credential = credentials.get(connector.pk)
-        state = _connection_state(credential)
+        state = _connection_state(credential, connector)
         rows.append({
             "connector": connector, "credential": credential, "state": state,
             "reconnect_by": credential.refresh_token_expires_at
@@ -199,10 +229,13 @@ def connections(request: HttpRequest) -> HttpResponse:
     return render(request, "alloy_oauth/connections.html", {"rows": rows})
 
 
-def _connection_state(credential: Credential | None) -> str:
-    """What the end user sees: ``connected``, ``reconnect`` or ``not_connected``."""
+def _connection_state(credential: Credential | None, connector: Connector) -> str:
+    """What the end user sees: ``connected``, ``reconnect`` (their part), ``unavailable``
+    (the operator's: connector disabled or misconfigured) or ``not_connected``."""
     if credential is None or credential.status == Credential.Status.REVOKED:
         return "not_connected"
+    if not connector.is_active or credential.status == Credential.Status.ERROR:
+        return "unavailable"
     if credential.status == Credential.Status.ACTIVE:
         return "connected"
     return "reconnect"
@@ -225,6 +258,16 @@ def disconnect(request: HttpRequest, slug: str) -> HttpResponse:
                 "name": connector, "message": outcome.message}, fail_silently=True)
     next_url = safe_next_url(request, request.POST.get("next"))
     return HttpResponseSeeOther(next_url or reverse("alloy_oauth:connections"))
+
+
+def _failure(request: HttpRequest, reason: str, message: str, slug: str, popup: bool,
+             flow: str, *, status: int = 400) -> HttpResponse:
+    """A failure of ``authorize``: in a popup, the popup page (so the opener learns why)."""
+    if popup:
+        return popup_result(request, slug, flow, {
+            "status": "error", "reason": reason, "message": message}, status=status)
+    connector = Connector.objects.filter(slug=slug).first()
+    return _failure_page(request, reason, message, connector, status=status)
 
 
 def _failure_page(

@@ -289,7 +289,7 @@ class TestValidateRoundTrip:
         response = operator.get("/oauth/callback/", {"state": state, "code": "the-code"})
         assert response.status_code == 200
         assert response.context["result"] == {"source": "alloy_oauth", "connector": "example",
-                                              "status": "validated"}
+                                              "flow": "", "status": "validated"}
         assert responses.calls[-1].request.headers["Authorization"] == "Bearer validation-token"
         assert not Credential.objects.exists()
         connector.refresh_from_db()

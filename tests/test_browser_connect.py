@@ -66,6 +66,8 @@ def test_success_resolves_with_the_credential(connections, oauth_provider, end_u
     sign_in_at_provider(popup, oauth_provider)
     result = outcome(connections)
     credential = Credential.objects.get()
+    flow = result["value"].pop("flow")
+    assert len(flow) == 32  # this attempt's id: another tab's result would not match
     assert result == {"ok": True, "value": {
         "source": "alloy_oauth", "connector": "demo", "status": "connected",
         "credential": credential.pk, "created": True}}
@@ -112,9 +114,12 @@ def test_a_message_from_another_origin_is_ignored(connections, oauth_provider):
         "const frame = document.createElement('iframe');"
         f"frame.src = \"data:text/html,<script>parent.postMessage({forged}, '*')</script>\";"
         "document.body.appendChild(frame);")
-    connections.evaluate(  # and a same-origin message about another connector
-        "new BroadcastChannel('alloy_oauth').postMessage({source: 'alloy_oauth', "
-        "connector: 'other', status: 'connected', credential: 998})")
+    connections.evaluate(  # and same-origin messages about another attempt
+        "const channel = new BroadcastChannel('alloy_oauth');"
+        "channel.postMessage({source: 'alloy_oauth', connector: 'demo', flow: 'another-tab',"
+        " status: 'connected', credential: 998});"
+        "window.postMessage({source: 'alloy_oauth', connector: 'demo', flow: 'another-tab',"
+        " status: 'connected', credential: 997}, window.location.origin);")
     connections.wait_for_timeout(1000)
     assert connections.evaluate("window.outcome") is None
     sign_in_at_provider(popup, oauth_provider)  # the real answer still settles it
@@ -131,3 +136,36 @@ def test_a_blocked_popup_falls_back_to_a_full_page_redirect(connections, oauth_p
         connections.click("button[type=submit]")
     assert "Connected" in connections.inner_text("tr[data-connector=demo]")
     assert Credential.objects.get().status == "active"
+
+
+def test_a_second_click_focuses_the_same_popup(connections, oauth_provider):
+    with connections.expect_popup() as popup_info:
+        same = connections.evaluate(
+            "window.first = AlloyOAuth.connect('demo');"
+            "window.first === AlloyOAuth.connect('demo')")
+    assert same is True
+    assert len(connections.context.pages) == 2  # one popup, not two
+    sign_in_at_provider(popup_info.value, oauth_provider)
+    connections.wait_for_function("window.settled = false;"
+                                  "window.first.then(() => window.settled = true); true")
+    connections.wait_for_function("window.settled === true")
+    assert Credential.objects.count() == 1
+
+
+def test_a_headless_link_for_an_external_end_user(page, live_server, oauth_provider,
+                                                  dot_connector):
+    """An end user who is no Django user: the host page opens a connect link with
+    connect.js; the popup asks to confirm, then goes to the provider."""
+    from alloy_oauth.headless import connect_url
+
+    link = connect_url(dot_connector, "customer-42")
+    page.goto(f"{live_server.url}/oauth/demo/connected/")  # any page of the site
+    page.add_script_tag(url=f"{live_server.url}/static/alloy_oauth/connect.js")
+    popup = start(page, f"AlloyOAuth.connect('demo', {{url: {link!r}}})")
+    popup.click("button[type=submit]")  # "Continue to Demo provider"
+    sign_in_at_provider(popup, oauth_provider)
+    result = outcome(page)
+    assert result["ok"] is True
+    credential = Credential.objects.get()
+    assert (credential.external_id, credential.user) == ("customer-42", None)
+    assert result["value"]["credential"] == credential.pk

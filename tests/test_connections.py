@@ -63,6 +63,19 @@ class TestConnectionsPage:
         assert "alloy_oauth/connect.js" in html
         assert "SECRET" not in html
 
+    def test_operator_problems_and_disabled_connectors(self, site, alice, make_connector):
+        broken = make_connector(slug="broken")
+        retired = make_connector(slug="retired", is_active=False)
+        connect_as(alice, broken, status="error")
+        connect_as(alice, retired)
+        response = site.get(reverse("alloy_oauth:connections"))
+        states = {row["connector"].slug: row["state"] for row in response.context["rows"]}
+        assert states == {"broken": "unavailable", "retired": "unavailable"}
+        html = response.content.decode()
+        assert "Unavailable for now" in html
+        assert 'data-alloy-oauth-connect="retired"' not in html  # cannot connect, may disconnect
+        assert reverse("alloy_oauth:disconnect", args=["retired"]) in html
+
     def test_revoked_counts_as_not_connected(self, site, alice, connector):
         connect_as(alice, connector, status="revoked")
         response = site.get(reverse("alloy_oauth:connections"))
@@ -98,6 +111,17 @@ class TestDisconnect:
         credential.refresh_from_db()
         assert credential.status == "active" and credential.access_token
 
+    def test_a_token_the_provider_no_longer_knows_is_deleted(self, site, alice, connector,
+                                                             responses):
+        connector.revocation_url = "https://provider.example/oauth/revoke"
+        connector.save()
+        responses.post(connector.revocation_url, status=400, json={"error": "invalid_token"})
+        credential = connect_as(alice, connector, status="reauth_required")
+        assert "Disconnected from Example." in site.post(self.url(), follow=True).content.decode()
+        credential.refresh_from_db()
+        assert (credential.status, credential.refresh_token) == ("revoked", "")
+        assert "no longer knows the token" in credential.events.first().detail
+
     def test_needs_post_and_csrf(self, alice, connector):
         browser = Client(enforce_csrf_checks=True)
         browser.force_login(alice)
@@ -130,13 +154,23 @@ def test_connect_button_tag(connector):
     assert 'data-alloy-oauth-connect="example"' in html and ">Reconnect</a>" in html
 
 
+def open_link(client: Client, url: str, **extra: str):
+    """What the end user does with a connect link: open it, then confirm."""
+    page = client.get(url)
+    assert page.status_code == 200, page.content[:300]
+    assert "Continue to" in page.content.decode()
+    path, _, query = url.partition("?")
+    data = {key: values[0] for key, values in parse_qs(query).items()}
+    return client.post(path, {**data, **extra})
+
+
 class TestHeadlessLinks:
     def test_connect_an_external_end_user(self, client, connector, responses):
         responses.post(TOKEN_URL, json={"access_token": "at", "refresh_token": "rt"})
         url = headless.connect_url(connector, "customer-42", next_url="/welcome/")
         assert url.startswith("/oauth/example/authorize/?link=")
-        response = client.get(url)  # not logged in: the link names the end user
-        assert response.status_code == 302
+        response = open_link(client, url)  # not logged in: the link names the end user
+        assert response.status_code == 303
         state = parse_qs(urlsplit(response["Location"]).query)["state"][0]
         pending = AuthorizationRequest.objects.get()
         assert (pending.external_id, pending.user, pending.next_url) == (
@@ -146,11 +180,29 @@ class TestHeadlessLinks:
         credential = Credential.objects.for_owner(external_id="customer-42").get()
         assert credential.connector == connector and credential.user is None
 
+    def test_opening_a_link_starts_nothing_until_confirmed(self, client, connector):
+        """A link scanner, or another site sending a victim's browser to the link, cannot
+        connect whatever account that browser is signed in to at the provider."""
+        url = headless.connect_url(connector, "customer-42")
+        page = client.get(url)
+        assert page.status_code == 200 and page["X-Frame-Options"] == "DENY"
+        assert not AuthorizationRequest.objects.exists()
+        assert open_link(Client(), url).status_code == 303  # still usable by the end user
+
+    def test_confirming_needs_csrf(self, connector):
+        browser = Client(enforce_csrf_checks=True)
+        url = headless.connect_url(connector, "customer-42")
+        path, _, query = url.partition("?")
+        link = parse_qs(query)["link"][0]
+        assert browser.post(path, {"link": link}).status_code == 403
+        assert not AuthorizationRequest.objects.exists()
+
     def test_popup_mode(self, client, connector):
-        response = client.get(headless.connect_url(connector, "customer-42") + "&popup=1")
-        assert response.status_code == 302
+        response = open_link(client, headless.connect_url(connector, "customer-42"),
+                             popup="1", flow="f1234")
+        assert response.status_code == 303
         pending = AuthorizationRequest.objects.get()
-        assert pending.popup and pending.opener_origin == "http://testserver"
+        assert pending.popup and pending.flow_id == "f1234"
 
     def test_absolute_with_callback_base_url(self, connector, settings):
         settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": "https://app.example.com"}
@@ -159,7 +211,7 @@ class TestHeadlessLinks:
 
     def test_a_link_works_once(self, client, connector):
         url = headless.connect_url(connector, "customer-42")
-        assert client.get(url).status_code == 302
+        assert open_link(client, url).status_code == 303
         response = Client().get(url)
         assert response.status_code == 400
         assert "already been used" in response.content.decode()
@@ -181,13 +233,46 @@ class TestHeadlessLinks:
         forged = signing.dumps({"c": "example", "e": "victim"}, salt="another-salt")
         assert client.get("/oauth/example/authorize/", {"link": forged}).status_code == 400
         assert client.get("/oauth/example/authorize/", {"link": link[:-2] + "xx"}).status_code == 400
+        assert client.post("/oauth/example/authorize/", {"link": forged}).status_code == 400
         assert not AuthorizationRequest.objects.exists()
 
     def test_next_outside_the_site_is_dropped(self, client, connector):
-        client.get(headless.connect_url(connector, "c1", next_url="https://evil.example/"))
+        open_link(client, headless.connect_url(connector, "c1", next_url="https://evil.example/"))
         assert AuthorizationRequest.objects.get().next_url == ""
 
     @pytest.mark.parametrize("external_id", ["", "x" * 256])
     def test_external_id_is_checked(self, connector, external_id):
         with pytest.raises(ValueError):
             headless.connect_url(connector, external_id)
+
+
+class TestCrossSiteStart:
+    def test_a_navigation_from_another_site_asks_first(self, site, connector):
+        url = reverse("alloy_oauth:authorize", args=["example"])
+        page = site.get(url, {"next": "/s/"}, headers={"Sec-Fetch-Site": "cross-site"})
+        assert page.status_code == 200 and "You came here from another website" in (
+            page.content.decode())
+        assert not AuthorizationRequest.objects.exists()
+        response = site.post(url, {"next": "/s/"})
+        assert response.status_code == 303
+        assert AuthorizationRequest.objects.get().next_url == "/s/"
+
+    def test_our_own_pages_go_straight_on(self, site, connector):
+        url = reverse("alloy_oauth:authorize", args=["example"])
+        assert site.get(url, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 302
+
+    def test_a_bad_flow_id_is_refused(self, site, connector):
+        url = reverse("alloy_oauth:authorize", args=["example"])
+        assert site.get(url, {"flow": "<script>"}).status_code == 400
+
+
+def test_popup_failures_report_to_the_opener(site, connector):
+    """In a popup, a failure of the authorize step answers with the popup page (so the
+    opener learns why), the flow id echoed."""
+    url = reverse("alloy_oauth:authorize", args=["example"])
+    response = site.get(url, {"popup": "1", "flow": "abc", "next": "/" + "x" * 3000})
+    assert response.status_code == 400
+    assert response.context["result"] == {
+        "source": "alloy_oauth", "connector": "example", "flow": "abc", "status": "error",
+        "reason": "invalid_request",
+        "message": "This address has a repeated or oversized parameter."}

@@ -113,11 +113,14 @@ def test_an_authorization_needs_exactly_one_owner(client, connector):
 
 
 def test_405_answers_carry_the_headers_too(browser, connector):
-    for url in (reverse("alloy_oauth:callback"), reverse("alloy_oauth:authorize", args=["example"])):
-        response = browser.post(url)
+    for method, url, policy in (
+        (browser.post, reverse("alloy_oauth:callback"), "no-referrer"),
+        (browser.put, reverse("alloy_oauth:authorize", args=["example"]), "same-origin"),
+    ):
+        response = method(url)
         assert response.status_code == 405
         assert "no-store" in response["Cache-Control"]
-        assert response["Referrer-Policy"] == "no-referrer"
+        assert response["Referrer-Policy"] == policy
 
 
 class TestErrorReports:

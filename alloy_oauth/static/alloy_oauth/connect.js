@@ -13,11 +13,14 @@
  * "/authorize/"), base (where alloy_oauth's URLs are mounted, default "/oauth/"), next,
  * width (600), height (700), closedTimeout (ms, default 300000; see below).
  *
- * Results arrive as a postMessage from this page's exact origin, or on a same-origin
- * BroadcastChannel: providers' pages often send Cross-Origin-Opener-Policy, which cuts the
- * popup off from this page - it then *looks* closed while the user is still signing in. A
- * popup that looks closed right after leaving for the provider is therefore given
- * closedTimeout to report; one closed on a page we could see is taken as closed at once.
+ * Results arrive as a postMessage from this page's origin, or on a same-origin
+ * BroadcastChannel, and carry the id of this attempt (two tabs never settle each other's).
+ * This page must be on the origin of alloy_oauth's callback URL. Providers' pages often send
+ * Cross-Origin-Opener-Policy, which cuts the popup off from this page: it then *looks*
+ * closed while the user is still signing in. So a popup that looks closed while away at the
+ * provider is given closedTimeout to report; one closed on a page of ours is taken as closed
+ * at once. Calling connect() again for a slug whose popup is still open focuses that popup
+ * and returns the same Promise.
  *
  * Links and buttons with data-alloy-oauth-connect="<slug>" (the {% alloy_oauth_connect_button %}
  * tag) use it on click, dispatch "alloy-oauth:connected" / "alloy-oauth:error" events
@@ -49,28 +52,38 @@
     return error;
   }
 
+  var inFlight = {};
+
   function connect(slug, options) {
     options = options || {};
+    var current = inFlight[slug];
+    if (current && !current.popup.closed) {
+      current.popup.focus();
+      return current.promise;
+    }
     var base = options.base || "/oauth/";
     var url = options.url || base + encodeURIComponent(slug) + "/authorize/";
     var next = options.next || window.location.pathname + window.location.search;
     var closedTimeout = options.closedTimeout === undefined ? 300000 : options.closedTimeout;
-    var popup = window.open(withParam(url, "popup", "1"), "alloy_oauth_" + slug,
+    var flow = newFlowId();
+    var popup = window.open(withParam(withParam(url, "popup", "1"), "flow", flow),
+                            "alloy_oauth_" + slug,
                             centred(options.width || 600, options.height || 700));
     if (!popup) {  // blocked: the whole page goes, and comes back to next
-      // (a headless connect link carries its own next)
-      window.location.assign(/[?&]link=/.test(url) ? url : withParam(url, "next", next));
+      // (a headless connect link, or a URL that says where to go, keeps its own next)
+      window.location.assign(/[?&](link|next)=/.test(url) ? url : withParam(url, "next", next));
       return new Promise(function () {});
     }
-    return new Promise(function (resolve, reject) {
+    var promise = new Promise(function (resolve, reject) {
       var settled = false, channel = null, watch = null, deadline = null;
-      // The last same-origin address the popup was seen at: it starts blank and stays so
-      // until a page of ours is shown (the authorize URL only redirects, unless it fails).
+      // The last same-origin address the popup was seen at: blank until a page of ours is
+      // shown (the authorize URL only redirects, unless it fails); "" while it is away.
       var lastSeenOurs = "about:blank";
 
       function finish(ok, value) {
         if (settled) { return; }
         settled = true;
+        delete inFlight[slug];
         window.removeEventListener("message", onMessage);
         if (channel) { channel.close(); }
         clearInterval(watch);
@@ -79,7 +92,7 @@
       }
 
       function receive(data) {
-        if (!data || data.source !== "alloy_oauth" || data.connector !== slug) { return; }
+        if (!data || data.source !== "alloy_oauth" || data.flow !== flow) { return; }
         if (data.status === "connected") {
           finish(true, data);
         } else {
@@ -108,15 +121,25 @@
         }
         clearInterval(watch);
         // Closed on a page of ours (an error page, say): really closed. Closed on the way to
-        // the provider or at it: perhaps only cut off by its COOP header.
-        var inTransit = lastSeenOurs === "about:blank";
+        // the provider or at it: perhaps only cut off by a COOP header there.
+        var away = lastSeenOurs === "about:blank" || lastSeenOurs === "";
         deadline = setTimeout(function () {
-          finish(false, inTransit
+          finish(false, away
             ? failure("No answer from the connection window.", "timeout")
             : failure("The connection window was closed.", "closed"));
-        }, inTransit ? closedTimeout : GRACE_MS);
+        }, away ? closedTimeout : GRACE_MS);
       }, 250);
     });
+    inFlight[slug] = { popup: popup, promise: promise };
+    return promise;
+  }
+
+  function newFlowId() {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) {
+      return ("0" + b.toString(16)).slice(-2);
+    }).join("");
   }
 
   function onClick(event) {
@@ -127,9 +150,8 @@
     }
     event.preventDefault();
     var slug = element.getAttribute("data-alloy-oauth-connect");
-    var href = element.getAttribute("href");
     connect(slug, {
-      url: href ? href.split("?")[0] : undefined,
+      url: element.getAttribute("href") || undefined,  // with its link or next, if any
       next: element.getAttribute("data-next") || undefined,
     }).then(function (result) {
       var connected = new CustomEvent("alloy-oauth:connected",
