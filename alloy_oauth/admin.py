@@ -28,6 +28,7 @@ from django.views.decorators.http import require_POST
 
 from . import authorization, protocol, refresh, validation
 from .conf import app_settings
+from .fields import is_undecryptable
 from .forms import ConnectorForm
 from .models import AuthorizationRequest, Connector, Credential, CredentialEvent, callback_url
 from .redaction import last_four
@@ -307,9 +308,18 @@ class CredentialAdmin(admin.ModelAdmin):
             "extra": " ".join(obj.scopes_extra) or "—",
         }
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Credential]:
+        queryset = super().get_queryset(request)
+        if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
+            # The list shows no token: do not decrypt any.
+            queryset = queryset.defer("access_token", "refresh_token", "token_response")
+        return queryset
+
     @admin.display(description=gettext_lazy("tokens"))
     def tokens(self, obj: Credential) -> str:
         def describe(value: str) -> str:
+            if is_undecryptable(value):
+                return _("cannot be decrypted with FERNET_KEYS")
             return _("set (ends %(tail)s)") % {"tail": last_four(value)} if value else _("not set")
 
         return format_html(_("access token: {}; refresh token: {}"),

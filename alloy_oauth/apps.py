@@ -8,6 +8,14 @@ class AlloyOAuthConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks
+        from django.core.signals import setting_changed
+
+        from . import checks, keys
 
         checks.register()
+
+        def keys_changed(setting: str, **kwargs: object) -> None:
+            if setting in ("FERNET_KEYS", "SECRET_KEY", "FERNET_USE_HKDF"):
+                keys.reload_keys()
+
+        setting_changed.connect(keys_changed, weak=False, dispatch_uid="alloy_oauth.keys")

@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from . import protocol
+from .fields import is_undecryptable
 from .models import Connector
 
 _URL_FIELDS = ("auth_url", "token_url", "refresh_url", "revocation_url", "api_base_url")
@@ -70,7 +71,11 @@ class ConnectorForm(forms.ModelForm):
         # The stored secret never enters the form, so it can never be rendered back.
         self.initial.pop("client_secret", None)
         self.fields["callback_url"].initial = self.callback_url_value or self.instance.callback_url
-        if self.instance.pk and self.instance.client_secret:
+        if self.instance.pk and is_undecryptable(self.instance.client_secret):
+            self.fields["client_secret"].help_text = _(
+                "The stored secret cannot be decrypted with FERNET_KEYS: type it again."
+            )
+        elif self.instance.pk and self.instance.client_secret:
             self.fields["client_secret"].help_text = _(
                 "A secret is stored. Leave blank to keep it; type a new one to replace it."
             )
@@ -80,6 +85,9 @@ class ConnectorForm(forms.ModelForm):
     def clean_client_secret(self) -> str:
         value = self.cleaned_data.get("client_secret") or ""
         if not value and self.instance.pk:
+            if is_undecryptable(self.instance.client_secret):
+                raise forms.ValidationError(_(
+                    "The stored secret cannot be decrypted with FERNET_KEYS: type it again."))
             return self.instance.client_secret
         return value
 

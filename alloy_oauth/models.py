@@ -12,11 +12,10 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from fernet_fields import EncryptedTextField
 
 from . import protocol
 from .conf import app_settings
-from .fields import EncryptedJSONField
+from .fields import EncryptedJSONField, EncryptedTextField, is_undecryptable
 
 if TYPE_CHECKING:
     from .refresh import Outcome
@@ -305,6 +304,11 @@ class Credential(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connector} — {self.owner_label}"
+
+    @property
+    def undecryptable(self) -> bool:
+        """Whether a token of this credential cannot be decrypted with ``FERNET_KEYS``."""
+        return is_undecryptable(self.access_token) or is_undecryptable(self.refresh_token)
 
     @property
     def scopes_missing(self) -> list[str]:

@@ -38,6 +38,7 @@ from django.views.decorators.debug import sensitive_variables
 from . import leases, protocol
 from .conf import app_settings
 from .exceptions import ReauthorizationRequired, TokenRefreshFailed
+from .fields import is_undecryptable
 from .leases import Lease
 from .models import Credential, CredentialEvent
 from .signals import (
@@ -49,6 +50,11 @@ from .signals import (
 )
 
 logger = logging.getLogger(__name__)
+
+UNDECRYPTABLE_MESSAGE = (
+    "The stored tokens or client secret cannot be decrypted with the configured FERNET_KEYS: "
+    "restore the key they were encrypted with (see manage.py alloy_oauth_rotate_keys --check)."
+)
 
 
 class Result(StrEnum):
@@ -124,6 +130,9 @@ def _refresh(
     except BaseException:
         leases.release(lease)  # nothing was sent yet
         raise
+    if credential.undecryptable or is_undecryptable(credential.connector.client_secret):
+        return _record_failure(credential, lease, protocol.OAuthError(
+            protocol.ErrorKind.CONFIGURATION, UNDECRYPTABLE_MESSAGE))
     if not credential.refresh_token:
         return _without_refresh_token(credential, lease)
     return _refresh_leased(credential, lease)
@@ -509,6 +518,8 @@ def access_token(credential: Credential, *, min_valid: int) -> str:
     """``credential.get_access_token()``: a token valid for at least ``min_valid`` seconds,
     refreshed synchronously when needed; when another process is refreshing, its result."""
     _raise_if_reauthorization_required(credential)
+    if credential.undecryptable:
+        raise TokenRefreshFailed(credential, f"{credential.connector}: {UNDECRYPTABLE_MESSAGE}")
     if _valid_for(credential, min_valid):
         return credential.access_token
     try:
