@@ -6,7 +6,6 @@ shows only whether each token is set and its last four characters.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
@@ -16,7 +15,6 @@ from django.db import models
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
@@ -27,13 +25,12 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from . import authorization, protocol, refresh, validation
-from .conf import app_settings
 from .fields import is_undecryptable
 from .forms import ConnectorForm
 from .models import AuthorizationRequest, Connector, Credential, CredentialEvent, callback_url
 from .redaction import last_four
 from .refresh import Result
-from .views import no_store
+from .views import failure_page, no_store
 
 STATUS_COLOURS = {
     Credential.Status.ACTIVE: "#1a7f37",
@@ -196,9 +193,7 @@ class ConnectorAdmin(admin.ModelAdmin):
             )
         except protocol.OAuthError as exc:
             validation.record_failure(connector, str(exc))
-            return TemplateResponse(request, "alloy_oauth/error.html", {
-                "reason": "configuration", "message": str(exc), "connector": connector,
-            }, status=400)
+            return failure_page(request, "configuration", str(exc), connector)
         return no_store(HttpResponseRedirect(url))
 
     @admin.action(description=gettext_lazy("Validate credential (pre-flight checks)"),
@@ -278,10 +273,9 @@ class CredentialAdmin(admin.ModelAdmin):
             text = _("in %(time)s") % {"time": timeuntil(obj.expires_at)}
         else:
             text = _("%(time)s ago") % {"time": timesince(obj.expires_at)}
-        warning = timezone.now() + timedelta(seconds=app_settings.REFRESH_TOKEN_EXPIRY_WARNING)
-        if obj.refresh_token_expires_at and obj.refresh_token_expires_at <= warning:
+        if obj.reconnect_by:
             return format_html('{}<br><span class="alloy-oauth-reconnect-by">{}</span>', text, _(
-                "reconnect by %(when)s") % {"when": f"{obj.refresh_token_expires_at:%Y-%m-%d}"})
+                "reconnect by %(when)s") % {"when": f"{obj.reconnect_by:%Y-%m-%d}"})
         return text
 
     @admin.display(description=gettext_lazy("last refreshed"), ordering="last_refreshed_at")

@@ -19,6 +19,8 @@ from django.conf import settings
 from django.core import checks
 from django.db import DatabaseError, connections
 
+from urllib.parse import urlsplit
+
 from .conf import DEFAULTS, user_settings
 from .protocol import insecure_url_problem
 
@@ -36,7 +38,6 @@ _POSITIVE_NUMBERS = (
     "SWEEP_BATCH_SIZE", "MAX_REFRESH_FAILURES", "RETRY_BACKOFF", "RETRY_BACKOFF_MAX",
     "CONNECT_LINK_MAX_AGE", "REFRESH_TOKEN_EXPIRY_WARNING", "MAX_PENDING_AUTHORIZATIONS",
 )
-_CONNECTOR_URL_FIELDS = ("auth_url", "token_url", "refresh_url", "revocation_url", "api_base_url")
 
 
 def register() -> None:
@@ -100,6 +101,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         problem = (
             "must be a string" if not isinstance(base, str)
             else insecure_url_problem(base, allow_http=settings.DEBUG)
+            or ("must be a scheme and a host, without a path, query or fragment"
+                if urlsplit(base).path not in ("", "/") or urlsplit(base).query
+                or urlsplit(base).fragment else None)
         )
         if problem:
             messages.append(checks.Error(
@@ -143,11 +147,11 @@ def check_connector_urls(
         try:
             if Connector._meta.db_table not in connections[alias].introspection.table_names():
                 continue
-            connectors = list(Connector.objects.using(alias).only("slug", *_CONNECTOR_URL_FIELDS))
+            connectors = list(Connector.objects.using(alias).only("slug", *Connector.URL_FIELDS))
         except DatabaseError:
             continue
         for connector in connectors:
-            for field in _CONNECTOR_URL_FIELDS:
+            for field in Connector.URL_FIELDS:
                 url = getattr(connector, field)
                 problem = url and insecure_url_problem(url, allow_http=settings.DEBUG)
                 if problem:

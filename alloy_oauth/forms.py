@@ -14,7 +14,6 @@ from . import protocol
 from .fields import is_undecryptable
 from .models import Connector
 
-_URL_FIELDS = ("auth_url", "token_url", "refresh_url", "revocation_url", "api_base_url")
 _RESERVED_PARAMS = {
     "authorization_params": protocol.RESERVED_AUTHORIZATION_PARAMS,
     "token_params": protocol.RESERVED_TOKEN_PARAMS,
@@ -110,7 +109,7 @@ class ConnectorForm(forms.ModelForm):
                 "sent where it was entered for."
             ) % {"fields": ", ".join(
                 str(self.fields[name].label).lower() for name in moved)})
-        for name in _URL_FIELDS:
+        for name in Connector.URL_FIELDS:
             url = cleaned.get(name)
             problem = url and protocol.insecure_url_problem(url, allow_http=settings.DEBUG)
             if problem:

@@ -24,7 +24,7 @@ from django.core import signing
 from django.urls import reverse
 
 from .conf import app_settings
-from .models import AuthorizationRequest, Connector
+from .models import AuthorizationRequest, Connector, absolute_url
 
 SALT = "alloy_oauth.headless.connect"
 #: Longest external id accepted (the Credential field's length).
@@ -53,9 +53,7 @@ def connect_url(
     token = signing.dumps({"c": slug, "e": external_id, "n": next_url}, salt=SALT,
                           compress=True)
     path = reverse("alloy_oauth:authorize", args=[slug]) + "?" + urlencode({"link": token})
-    if app_settings.CALLBACK_BASE_URL:
-        return app_settings.CALLBACK_BASE_URL + path
-    return request.build_absolute_uri(path) if request is not None else path
+    return absolute_url(path, request)
 
 
 def read_connect_link(token: str, slug: str) -> tuple[str, str]:

@@ -22,15 +22,19 @@ if TYPE_CHECKING:
     from .session import CredentialSession
 
 
-def callback_url(request: Any = None) -> str:
-    """The absolute URL of the one callback view: ``CALLBACK_BASE_URL`` when set, else built
-    from ``request``; without either, the path alone (set ``CALLBACK_BASE_URL``)."""
-    path = reverse("alloy_oauth:callback")
+def absolute_url(path: str, request: Any = None) -> str:
+    """``path`` on this site: under ``CALLBACK_BASE_URL`` when set, else on the request's
+    host; without either, the path alone (set ``CALLBACK_BASE_URL``)."""
     if app_settings.CALLBACK_BASE_URL:
         return app_settings.CALLBACK_BASE_URL + path
     if request is not None:
         return request.build_absolute_uri(path)
     return path
+
+
+def callback_url(request: Any = None) -> str:
+    """The absolute URL of the one callback view (see :func:`absolute_url`)."""
+    return absolute_url(reverse("alloy_oauth:callback"), request)
 
 
 class Connector(models.Model):
@@ -43,6 +47,9 @@ class Connector(models.Model):
     class ScopeSeparator(models.TextChoices):
         SPACE = " ", _("Space (RFC 6749)")
         COMMA = ",", _("Comma")
+
+    #: The fields that hold URLs of the provider.
+    URL_FIELDS = ("auth_url", "token_url", "refresh_url", "revocation_url", "api_base_url")
 
     name = models.CharField(_("name"), max_length=100)
     slug = models.SlugField(_("slug"), unique=True, help_text=_("Used in URLs."))
@@ -146,6 +153,10 @@ class Connector(models.Model):
     @property
     def scopes(self) -> list[str]:
         return protocol.parse_scopes(self.scope)
+
+    def api_url(self, path: str) -> str:
+        """``path`` under ``api_base_url``, keeping the base's own path."""
+        return self.api_base_url.rstrip("/") + "/" + path.lstrip("/")
 
     @property
     def lead_time(self) -> int:
@@ -306,6 +317,14 @@ class Credential(models.Model):
         return f"{self.connector} — {self.owner_label}"
 
     @property
+    def reconnect_by(self) -> datetime | None:
+        """When the refresh token runs out, if that is within ``REFRESH_TOKEN_EXPIRY_WARNING``:
+        the end user should reconnect before then."""
+        warn_from = timezone.now() + timedelta(seconds=app_settings.REFRESH_TOKEN_EXPIRY_WARNING)
+        expiry = self.refresh_token_expires_at
+        return expiry if expiry is not None and expiry <= warn_from else None
+
+    @property
     def undecryptable(self) -> bool:
         """Whether a token of this credential cannot be decrypted with ``FERNET_KEYS``."""
         return is_undecryptable(self.access_token) or is_undecryptable(self.refresh_token)
@@ -350,9 +369,9 @@ class Credential(models.Model):
 
     def refresh(self, force: bool = False) -> Outcome:
         """Refresh now through the engine (when due, or always with ``force``) and reload."""
-        from .refresh import refresh_credential
+        from .refresh import refresh_for_caller
 
-        outcome = refresh_credential(self.pk, force=force, wait=True)
+        outcome = refresh_for_caller(self, force=force, wait=True)
         self.refresh_from_db()
         return outcome
 

@@ -102,8 +102,8 @@ def refresh_credential(
       credential is backing off after a failure;
     - ``force=True`` (admin, command): now, also for a credential in ``error``;
     - ``if_version=v``: only if nobody has refreshed since version ``v`` was read;
-    - ``wait=True``: while another process holds the lease, wait for it (at most one lease
-      period) instead of returning ``BUSY``.
+    - ``wait=True``: while another process holds the lease, wait for it (at most
+      ``LEASE_SECONDS + HTTP_TIMEOUT``) instead of returning ``BUSY``.
 
     Raises ``Credential.DoesNotExist`` for an unknown id. Never raises for a provider failure:
     that is recorded on the credential and returned as the outcome.
@@ -146,7 +146,7 @@ def _acquire(
     wait: bool,
 ) -> Lease | Outcome:
     """Take the lease, or say why not; a ``BUSY`` answer is waited out (polling, at most
-    one lease period) when ``wait``."""
+    ``LEASE_SECONDS + HTTP_TIMEOUT``) when ``wait``."""
     give_up_at = time.monotonic() + app_settings.LEASE_SECONDS + app_settings.HTTP_TIMEOUT
     pause = 0.05
     while True:
@@ -342,7 +342,8 @@ def _record_failure(credential: Credential, lease: Lease, error: protocol.OAuthE
     if error.kind is protocol.ErrorKind.REAUTHORIZE:
         result, kind = Result.REAUTH_REQUIRED, CredentialEvent.Kind.REAUTH_REQUIRED
         values.update(status=Credential.Status.REAUTH_REQUIRED, next_refresh_at=None)
-    elif error.retryable and failures < app_settings.MAX_REFRESH_FAILURES:
+    elif (error.retryable and failures < app_settings.MAX_REFRESH_FAILURES
+          and credential.status == Credential.Status.ACTIVE):  # (a forced try of an error)
         result, kind = Result.RETRY, CredentialEvent.Kind.REFRESH_FAILED
         retry_in = retry_delay(failures, error.retry_after)
         if error.in_doubt:
@@ -355,12 +356,8 @@ def _record_failure(credential: Credential, lease: Lease, error: protocol.OAuthE
         if error.retryable:
             message = f"{message} Gave up after {failures} consecutive failures."
     values["last_error"] = message
-    with transaction.atomic(using=leases.database()):
-        written = leases.mine(lease).filter(version=credential.version).update(**values)
-        if written:
-            CredentialEvent.objects.using(leases.database()).create(
-                credential_id=credential.pk, kind=kind, created_at=now, detail=message
-            )
+    written = _write_with_event(leases.mine(lease).filter(version=credential.version), values,
+                                credential.pk, kind, message, now)
     logger.warning("Credential %s: refresh failed (%s, HTTP %s): %s",
                    credential.pk, error.kind, error.status, result)
     if not written:
@@ -386,21 +383,28 @@ def _without_refresh_token(credential: Credential, lease: Lease) -> Outcome:
                                   next_refresh_at=credential.expires_at)
         return Outcome(Result.NOT_REFRESHABLE, credential.pk, "The provider issued no refresh token.")
     message = "The access token expired and the provider issued no refresh token."
-    with transaction.atomic(using=leases.database()):
-        written = leases.mine(lease).update(
-            lease_until=None, lease_token="", status=Credential.Status.REAUTH_REQUIRED,
-            next_refresh_at=None, last_error=message, updated_at=now,
-        )
-        if written:
-            CredentialEvent.objects.using(leases.database()).create(
-                credential_id=credential.pk, kind=CredentialEvent.Kind.REAUTH_REQUIRED,
-                created_at=now, detail=message,
-            )
+    written = _write_with_event(
+        leases.mine(lease),
+        dict(lease_until=None, lease_token="", status=Credential.Status.REAUTH_REQUIRED,
+             next_refresh_at=None, last_error=message, updated_at=now),
+        credential.pk, CredentialEvent.Kind.REAUTH_REQUIRED, message, now)
     if written:
         credential.status = Credential.Status.REAUTH_REQUIRED
         credential.last_error = message
         send(credential_reauth_required, credential, reason=message)
     return Outcome(Result.REAUTH_REQUIRED, credential.pk, message)
+
+
+def _write_with_event(rows: QuerySet[Credential], values: dict[str, Any], credential_id: int,
+                      kind: str, detail: str, now: datetime) -> int:
+    """Update ``rows`` (the credential, fenced by lease and/or version) and, if it matched,
+    record the event, in one transaction."""
+    with transaction.atomic(using=leases.database()):
+        written = rows.update(**values)
+        if written:
+            CredentialEvent.objects.using(leases.database()).create(
+                credential_id=credential_id, kind=kind, created_at=now, detail=detail)
+    return written
 
 
 def retry_delay(failures: int, retry_after: int | None = None) -> int:
@@ -477,12 +481,8 @@ def _revoke(credential_id: int) -> Outcome:
         expires_at=None, next_refresh_at=None, lease_until=None, lease_token="",
         failure_count=0, last_error="", version=credential.version + 1, updated_at=now,
     )
-    with transaction.atomic(using=leases.database()):
-        leases.mine(lease).update(**values)
-        CredentialEvent.objects.using(leases.database()).create(
-            credential_id=credential.pk, kind=CredentialEvent.Kind.REVOKED, created_at=now,
-            detail=detail,
-        )
+    _write_with_event(leases.mine(lease), values, credential.pk, CredentialEvent.Kind.REVOKED,
+                      detail, now)
     for name, value in values.items():
         setattr(credential, name, value)
     logger.info("Credential %s revoked.", credential.pk)
@@ -493,17 +493,17 @@ def _revoke(credential_id: int) -> Outcome:
 def mark_reauth_required(credential_id: int, *, reason: str) -> bool:
     """Ask the end user to reconnect (an operator's decision): status ``reauth_required``,
     no more refreshes. ``version`` moves on, so a refresh in flight cannot undo it."""
+    return leases.outside_caller_transaction(_mark_reauth_required, credential_id, reason)
+
+
+def _mark_reauth_required(credential_id: int, reason: str) -> bool:
     now = timezone.now()
-    with transaction.atomic(using=leases.database()):
-        changed = leases.credentials().filter(
-            pk=credential_id, status__in=[Credential.Status.ACTIVE, Credential.Status.ERROR]
-        ).update(status=Credential.Status.REAUTH_REQUIRED, next_refresh_at=None,
-                 last_error=reason, version=F("version") + 1, updated_at=now)
-        if changed:
-            CredentialEvent.objects.using(leases.database()).create(
-                credential_id=credential_id, kind=CredentialEvent.Kind.REAUTH_REQUIRED,
-                created_at=now, detail=reason,
-            )
+    changed = _write_with_event(
+        leases.credentials().filter(
+            pk=credential_id, status__in=[Credential.Status.ACTIVE, Credential.Status.ERROR]),
+        dict(status=Credential.Status.REAUTH_REQUIRED, next_refresh_at=None, last_error=reason,
+             version=F("version") + 1, updated_at=now),
+        credential_id, CredentialEvent.Kind.REAUTH_REQUIRED, reason, now)
     if changed:
         credential = leases.credentials().select_related("connector").get(pk=credential_id)
         send(credential_reauth_required, credential, reason=reason)
@@ -522,15 +522,7 @@ def access_token(credential: Credential, *, min_valid: int) -> str:
         raise TokenRefreshFailed(credential, f"{credential.connector}: {UNDECRYPTABLE_MESSAGE}")
     if _valid_for(credential, min_valid):
         return credential.access_token
-    try:
-        outcome = refresh_credential(credential.pk, min_valid=min_valid, wait=True)
-    except OperationalError as exc:
-        raise TokenRefreshFailed(
-            credential,
-            f"The {credential.connector} access token could not be refreshed: the database "
-            f"refused ({type(exc).__name__}). If this runs inside a transaction that has "
-            f"locked or changed this credential, ask for the token before that.",
-        ) from None
+    outcome = refresh_for_caller(credential, min_valid=min_valid, wait=True)
     credential.refresh_from_db(using=leases.database())
     _raise_if_reauthorization_required(credential)
     if _valid_for(credential, min_valid) or _valid_for(credential, 0):
@@ -541,6 +533,20 @@ def access_token(credential: Credential, *, min_valid: int) -> str:
         f"The {credential.connector} access token has expired and could not be refreshed: "
         f"{credential.last_error or outcome.message}",
     )
+
+
+def refresh_for_caller(credential: Credential, **options: Any) -> Outcome:
+    """:func:`refresh_credential` on behalf of host code (``get_access_token``, the API
+    session, ``credential.refresh()``): a database that refuses becomes TokenRefreshFailed."""
+    try:
+        return refresh_credential(credential.pk, **options)
+    except OperationalError as exc:
+        raise TokenRefreshFailed(
+            credential,
+            f"The {credential.connector} access token could not be refreshed: the database "
+            f"refused ({type(exc).__name__}). If this runs inside a transaction that has "
+            f"locked or changed this credential, ask for the token before that.",
+        ) from None
 
 
 def may_force_refresh(credential: Credential) -> bool:

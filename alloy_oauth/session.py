@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import requests
+from django.views.decorators.debug import sensitive_variables
 
 from . import refresh
 
@@ -33,6 +34,7 @@ class CredentialSession(requests.Session):
         self.min_valid = min_valid
         self.base_url = credential.connector.api_base_url
 
+    @sensitive_variables()
     def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         url = self.absolute_url(url.decode() if isinstance(url, bytes) else url)
         headers = dict(kwargs.pop("headers", None) or {})
@@ -45,7 +47,7 @@ class CredentialSession(requests.Session):
         if self.credential.version == version:
             if not refresh.may_force_refresh(self.credential):
                 return response  # in error or backing off: do not hammer the provider
-            refresh.refresh_credential(self.credential.pk, force=True, if_version=version,
+            refresh.refresh_for_caller(self.credential, force=True, if_version=version,
                                        wait=True)
             self.credential.refresh_from_db()
         fresh = self.credential.get_access_token(min_valid=0)
@@ -54,6 +56,7 @@ class CredentialSession(requests.Session):
         response.close()
         return self._send(method, url, fresh, headers, args, kwargs)
 
+    @sensitive_variables()
     def _send(self, method: str, url: str, token: str, headers: dict[str, str], args: Any,
               kwargs: Any) -> requests.Response:
         headers["Authorization"] = f"{self.credential.token_type} {token}"
@@ -62,4 +65,4 @@ class CredentialSession(requests.Session):
     def absolute_url(self, url: str) -> str:
         if "://" in url or not self.base_url:
             return url
-        return self.base_url.rstrip("/") + "/" + url.lstrip("/")
+        return self.credential.connector.api_url(url)

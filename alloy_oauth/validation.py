@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 
 #: The code sent by the pre-flight: no provider can have issued it.
 INVALID_CODE = "alloy-oauth-validation-deliberately-invalid-code"
-_URL_FIELDS = ("auth_url", "token_url", "refresh_url", "revocation_url", "api_base_url")
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ def preflight(connector: Connector, *, redirect_uri: str) -> list[Check]:
 
 def _url_checks(connector: Connector) -> list[Check]:
     checks = []
-    for field in _URL_FIELDS:
+    for field in Connector.URL_FIELDS:
         url = getattr(connector, field)
         if not url:
             continue
@@ -149,7 +148,7 @@ def record_failure(connector: Connector, message: str) -> None:
 
 @sensitive_variables()
 def _test_request(connector: Connector, token: protocol.TokenResponse) -> tuple[dict, str]:
-    url = connector.api_base_url.rstrip("/") + "/" + connector.test_request_path.lstrip("/")
+    url = connector.api_url(connector.test_request_path)
     problem = protocol.insecure_url_problem(url, allow_http=settings.DEBUG)
     if problem:
         return {"url": url, "error": problem}, _("The test request URL %(problem)s.") % {

@@ -1,10 +1,10 @@
-"""The two endpoints of the authorization-code flow. Thin: the work is in ``authorization``."""
+"""The end user's pages: the authorization-code flow (authorize, callback) and the
+Connections page. Thin: the work is in ``authorization``, ``headless`` and ``refresh``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 import re
-from datetime import timedelta
 from functools import wraps
 from typing import Any
 
@@ -16,7 +16,6 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_variables
@@ -26,7 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import authorization, headless, protocol
 from .conf import app_settings
-from .models import AuthorizationRequest, Connector, Credential, callback_url
+from .models import Connector, Credential, callback_url
 from .refresh import Result
 
 #: Longest ``next`` URL kept.
@@ -171,7 +170,7 @@ def callback(request: HttpRequest) -> HttpResponse:
             return popup_result(request, pending.connector.slug, pending.flow_id, {
                 "status": "error", "reason": exc.reason, "message": exc.message,
             }, next_url=pending.next_url, status=400)
-        return _failure_page(request, exc.reason, exc.message, exc.connector)
+        return failure_page(request, exc.reason, exc.message, exc.connector)
     pending = completed.pending
     if pending.popup:
         result: dict[str, Any] = {"status": "validated"}
@@ -211,7 +210,6 @@ def connections(request: HttpRequest) -> HttpResponse:
         credential.connector_id: credential
         for credential in Credential.objects.for_owner(user=request.user)
     }
-    warn_before = timezone.now() + timedelta(seconds=app_settings.REFRESH_TOKEN_EXPIRY_WARNING)
     rows = []
     # Active connectors, and inactive ones the user still has tokens with (to disconnect).
     for connector in Connector.objects.filter(
@@ -219,12 +217,11 @@ def connections(request: HttpRequest) -> HttpResponse:
     ).order_by("name"):
         credential = credentials.get(connector.pk)
         state = _connection_state(credential, connector)
+        connected = state == "connected"
         rows.append({
             "connector": connector, "credential": credential, "state": state,
-            "reconnect_by": credential.refresh_token_expires_at
-            if state == "connected" and credential.refresh_token_expires_at
-            and credential.refresh_token_expires_at <= warn_before else None,
-            "scopes_missing": credential.scopes_missing if state == "connected" else [],
+            "reconnect_by": credential.reconnect_by if connected else None,
+            "scopes_missing": credential.scopes_missing if connected else [],
         })
     return render(request, "alloy_oauth/connections.html", {"rows": rows})
 
@@ -267,13 +264,14 @@ def _failure(request: HttpRequest, reason: str, message: str, slug: str, popup: 
         return popup_result(request, slug, flow, {
             "status": "error", "reason": reason, "message": message}, status=status)
     connector = Connector.objects.filter(slug=slug).first()
-    return _failure_page(request, reason, message, connector, status=status)
+    return failure_page(request, reason, message, connector, status=status)
 
 
-def _failure_page(
+def failure_page(
     request: HttpRequest, reason: str, message: str, connector: Connector | None,
     status: int = 400,
 ) -> HttpResponse:
+    """``alloy_oauth/error.html``: a sentence, a stable reason code, and "Try again"."""
     context = {
         "reason": reason,
         "message": message,

@@ -61,10 +61,19 @@ class TestSettings:
         assert ids(alloy_checks.check_settings()) == ["alloy_oauth.E003"]
 
     @pytest.mark.parametrize("value", ["app.example.com", "http://app.example.com", 42,
-                                       "https://user:pw@app.example.com"])
+                                       "https://user:pw@app.example.com",
+                                       "https://app.example.com/sub", "https://app.example.com?x=1",
+                                       "https://app.example.com#top"])
     def test_invalid_callback_base_url(self, settings, value):
         settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": value}
         assert ids(alloy_checks.check_settings()) == ["alloy_oauth.E003"]
+
+    @pytest.mark.parametrize("value", ["https://app.example.com", "https://app.example.com/",
+                                       "https://app.example.com:8443", "http://127.0.0.1:8000"])
+    def test_valid_callback_base_url(self, settings, value):
+        settings.DEBUG = False
+        settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": value}
+        assert alloy_checks.check_settings() == []
 
     def test_any_host_without_callback_base_url(self, settings):
         settings.ALLOWED_HOSTS = ["*"]
@@ -77,10 +86,6 @@ class TestSettings:
         settings.ALLOY_OAUTH = {"LEASE_SECONDS": 30, "HTTP_TIMEOUT": 10}
         [message] = alloy_checks.check_settings()
         assert message.id == "alloy_oauth.E003" and "4 x HTTP_TIMEOUT" in message.msg
-
-    def test_valid_callback_base_url(self, settings):
-        settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": "https://app.example.com"}
-        assert alloy_checks.check_settings() == []
 
 
 class TestSessions:

@@ -15,8 +15,6 @@ from alloy_oauth.exceptions import TokenRefreshFailed
 from alloy_oauth.fields import UNDECRYPTABLE, is_undecryptable
 from alloy_oauth.models import AuthorizationRequest, Connector, Credential
 
-from .conftest import TOKEN_URL
-
 pytestmark = pytest.mark.django_db
 
 OLD, NEW, OTHER = "old-key-0123456789abcdef", "new-key-abcdef0123456789", "unrelated-key-xyz"

@@ -7,7 +7,6 @@ import threading
 import time
 from datetime import timedelta
 
-import pytest
 from celery.exceptions import Retry
 from django.test import Client
 from django.utils import timezone
@@ -133,7 +132,7 @@ def test_a_real_worker_driven_by_beat_refreshes_before_expiry(
     from celery.beat import EmbeddedService
 
     settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": "http://127.0.0.1", "SWEEP_INTERVAL": 1}
-    connector = Connector.objects.create(
+    Connector.objects.create(
         name="Strict", slug="strict", auth_url=strict_provider.auth_url,
         token_url=strict_provider.token_url, client_id=strict_provider.client_id,
         client_secret=strict_provider.client_secret, scope="read", refresh_lead_time=2,

@@ -3,7 +3,6 @@ workers (so it is safe to run while they run)."""
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from typing import Any
 
@@ -12,6 +11,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from alloy_oauth import refresh
+from alloy_oauth.management import progress
 from alloy_oauth.models import Connector, Credential
 from alloy_oauth.refresh import Result
 
@@ -38,11 +38,14 @@ class Command(BaseCommand):
         which.add_argument("--credential", metavar="ID", type=int, action="append",
                            help="One credential (repeatable).")
         parser.add_argument("--force", action="store_true",
-                            help="Refresh even if not due (and retry credentials in error).")
+                            help="Refresh even if not due, credentials in error included "
+                                 "(with --connector or --credential).")
         parser.add_argument("--dry-run", action="store_true",
                             help="List what would be refreshed; send nothing.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["force"] and not (options["connector"] or options["credential"]):
+            raise CommandError("--force refreshes what you name: add --connector or --credential.")
         credentials = self.selection(options)
         ids = list(credentials.values_list("pk", flat=True))
         if options["dry_run"]:
@@ -60,7 +63,7 @@ class Command(BaseCommand):
             counts[SUMMARY.get(outcome.result, "skipped")] += 1
             if outcome.result in (Result.FAILED, Result.RETRY, Result.REAUTH_REQUIRED):
                 self.progress_line(f"credential {credential_id}: {outcome.message}")
-            self.progress(done, len(ids))
+            progress.show("", done, len(ids))
         self.stdout.write(", ".join(
             f"{label}: {counts[label]}"
             for label in ("refreshed", "skipped", "reauth required", "failed")
@@ -97,17 +100,6 @@ class Command(BaseCommand):
             self.stdout.write(f"{credential.pk}\t{credential}\t{credential.status}\t{expires}")
         self.stdout.write(f"{len(rows)} credential(s) selected (dry run; nothing was sent).")
 
-    def progress(self, done: int, total: int) -> None:
-        if not sys.stderr.isatty():
-            return
-        width = 30
-        filled = width * done // total
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        if done == total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
     def progress_line(self, text: str) -> None:
-        if sys.stderr.isatty():
-            sys.stderr.write("\r\033[K")
+        progress.clear_line()
         self.stderr.write(text)

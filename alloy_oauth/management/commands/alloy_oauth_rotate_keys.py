@@ -3,12 +3,12 @@ FERNET_KEYS (or, with --check, only say where each one stands)."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
 from alloy_oauth import keys
+from alloy_oauth.management import progress
 
 
 class Command(BaseCommand):
@@ -32,18 +32,11 @@ class Command(BaseCommand):
         }
         done: dict[str, int] = {}
 
-        def progress(label: str, rows: int) -> None:
+        def advance(label: str, rows: int) -> None:
             done[label] = done.get(label, 0) + rows
-            if sys.stderr.isatty():
-                total = max(totals.get(label, 1), 1)
-                filled = 30 * min(done[label], total) // total
-                sys.stderr.write(f"\r{label:<45} [{'#' * filled}{'.' * (30 - filled)}] "
-                                 f"{done[label]}/{total}")
-                sys.stderr.flush()
+            progress.show(f"{label:<45} ", done[label], totals.get(label, 1))
 
-        reports = keys.scan(rotate=not check, batch_size=batch_size, progress=progress)
-        if sys.stderr.isatty():
-            sys.stderr.write("\n")
+        reports = keys.scan(rotate=not check, batch_size=batch_size, progress=advance)
         verb = "under an old key" if check else "re-encrypted"
         for report in reports:
             line = (f"{report.label}: {report.current} current, "
