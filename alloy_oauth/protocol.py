@@ -449,9 +449,12 @@ def _post_form(client: ClientConfig, url: str, data: dict[str, str], *, what: st
             in_doubt=_maybe_sent(exc),
         ) from None
     except requests.ConnectionError as exc:
+        sent = _maybe_sent(exc)
         raise OAuthError(
-            ErrorKind.TRANSIENT, f"Could not connect to the {what} endpoint at {host}.",
-            in_doubt=_maybe_sent(exc),
+            ErrorKind.TRANSIENT,
+            f"The connection to the {what} endpoint at {host} broke before an answer came."
+            if sent else f"Could not connect to the {what} endpoint at {host}.",
+            in_doubt=sent,
         ) from None
     except requests.RequestException as exc:
         raise OAuthError(

@@ -293,7 +293,8 @@ class TestCodeExchangeFailures:
         (dict(body="<html>login</html>", status=200, content_type="text/html"),
          "answered HTTP 200 with an HTML page instead of a token"),
         (dict(body=requests.ConnectTimeout()), "did not answer within 10 seconds"),
-        (dict(body=requests.ConnectionError()), "Could not connect to the token endpoint"),
+        (dict(body=requests.ConnectionError()),
+         "The connection to the token endpoint at provider.example broke"),
     ])
     def test_failure_page(self, browser, connector, responses, stub, fragment):
         responses.post(TOKEN_URL, **stub)

@@ -14,7 +14,7 @@ import requests
 from alloy_oauth import protocol
 from alloy_oauth.protocol import ErrorKind, OAuthError
 
-from .conftest import TOKEN_URL
+from .conftest import TOKEN_URL, read_http_request
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 CLIENT = protocol.ClientConfig(token_url=TOKEN_URL, client_id="client-id",
@@ -354,12 +354,44 @@ class TestTransportFailures:
             "The token endpoint at provider.example did not answer within 10 seconds."
         )
 
-    def test_connection_refused(self, responses):
-        responses.post(TOKEN_URL, body=requests.ConnectionError("refused"))
+    def test_connection_refused(self):
+        """Nothing listens: the request was certainly not sent."""
+        import socket
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]
+        client = protocol.ClientConfig(f"http://127.0.0.1:{port}/token", "cid", "secret")
         with pytest.raises(OAuthError) as info:
-            protocol.exchange_code(CLIENT, code="the-code", redirect_uri="https://app/cb")
-        assert info.value.kind is ErrorKind.TRANSIENT
-        assert "Could not connect" in str(info.value)
+            protocol.exchange_code(client, code="the-code", redirect_uri="https://app/cb")
+        assert info.value.kind is ErrorKind.TRANSIENT and not info.value.in_doubt
+        assert str(info.value) == "Could not connect to the token endpoint at 127.0.0.1."
+
+    def test_connection_reset_after_sending(self):
+        """The provider took the request and the connection broke: it may have acted on it."""
+        import socket
+        import struct
+        import threading
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def reset():
+            conn, _ = server.accept()
+            read_http_request(conn)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()  # linger 0: RST instead of FIN
+
+        thread = threading.Thread(target=reset, daemon=True)
+        thread.start()
+        client = protocol.ClientConfig(f"http://127.0.0.1:{server.getsockname()[1]}/token",
+                                       "cid", "secret")
+        with pytest.raises(OAuthError) as info:
+            protocol.exchange_code(client, code="the-code", redirect_uri="https://app/cb")
+        thread.join()
+        server.close()
+        assert info.value.kind is ErrorKind.TRANSIENT and info.value.in_doubt
+        assert str(info.value) == (
+            "The connection to the token endpoint at 127.0.0.1 broke before an answer came.")
 
     def test_real_connection_refused_and_timeout(self):
         import socket
@@ -396,28 +428,32 @@ class TestTransportFailures:
 
         def trickle():
             conn, _ = server.accept()
-            conn.recv(65536)
+            read_http_request(conn)
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                          b"Content-Length: 1000\r\n\r\n{")
             try:
-                for _ in range(100):
-                    time.sleep(0.05)
+                while not done.wait(0.05):
                     conn.sendall(b" ")
             except OSError:
                 pass
             finally:
                 conn.close()
 
-        threading.Thread(target=trickle, daemon=True).start()
+        done = threading.Event()
+        sender = threading.Thread(target=trickle, daemon=True)
+        sender.start()
         client = protocol.ClientConfig(f"http://127.0.0.1:{server.getsockname()[1]}/token",
                                        "cid", "secret", timeout=0.3)
         started = time.monotonic()
         with pytest.raises(OAuthError) as info:
             protocol.exchange_code(client, code="c", redirect_uri="https://app/cb")
         elapsed = time.monotonic() - started
+        done.set()
+        sender.join()
         server.close()
         assert info.value.kind is ErrorKind.TRANSIENT
-        assert elapsed < 3 * 0.3 + 0.2  # the documented bound: 3 x HTTP_TIMEOUT
+        # The body must end within 2 x timeout of the headers, plus at most one more read.
+        assert elapsed < 3 * 0.3 + 0.2
 
     def test_oversized_response(self, responses):
         responses.post(TOKEN_URL, body=b"{" + b" " * (protocol.MAX_RESPONSE_BYTES + 10) + b"}")

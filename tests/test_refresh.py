@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import timedelta
 from urllib.parse import parse_qs
 
@@ -15,7 +16,7 @@ from django.utils import timezone
 
 from alloy_oauth import refresh
 from alloy_oauth.exceptions import ReauthorizationRequired, TokenRefreshFailed
-from alloy_oauth.models import Credential, CredentialEvent
+from alloy_oauth.models import Credential
 from alloy_oauth.refresh import Result
 from alloy_oauth.signals import (
     credential_reauth_required,
@@ -430,8 +431,11 @@ class TestOnDemand:
         Credential.objects.filter(pk=credential.pk).update(
             lease_until=timezone.now() + timedelta(seconds=30))
         sleeps = []
+        test_thread, real_sleep = threading.current_thread(), time.sleep
 
         def other_process_finishes(seconds):
+            if threading.current_thread() is not test_thread:  # time.sleep is process-wide
+                return real_sleep(seconds)
             sleeps.append(seconds)
             Credential.objects.filter(pk=credential.pk).update(
                 access_token="by-the-other", lease_until=None, version=5,

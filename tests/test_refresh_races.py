@@ -17,8 +17,8 @@ from alloy_oauth.models import AuthorizationRequest, Credential
 from alloy_oauth.refresh import Result
 from alloy_oauth.signals import credential_refresh_failed
 
-from .conftest import TOKEN_URL
-from .test_refresh import OLD_ACCESS, OLD_REFRESH, credential, stored  # noqa: F401 - fixture
+from .conftest import TOKEN_URL, read_http_request
+from .test_refresh import OLD_ACCESS, credential, stored  # noqa: F401 - fixture
 
 API = "https://api.provider.example"
 
@@ -189,7 +189,7 @@ def test_a_provider_slower_than_the_lease_keeps_it(credential, settings):
     lease period; the lease is extended meanwhile and no other process takes it."""
     import socket
 
-    settings.ALLOY_OAUTH = {"LEASE_SECONDS": 3, "HTTP_TIMEOUT": 0.5}
+    settings.ALLOY_OAUTH = {"LEASE_SECONDS": 3, "HTTP_TIMEOUT": 0.75}
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
@@ -197,10 +197,10 @@ def test_a_provider_slower_than_the_lease_keeps_it(credential, settings):
 
     def trickle():
         conn, _ = server.accept()
-        conn.recv(65536)
+        read_http_request(conn)
         conn.sendall(b"HTTP/1.1 200 OK\r\n")
-        for index in range(17):  # about 5 s of headers
-            time.sleep(0.3)
+        for index in range(25):  # about 5 s of headers, each line well within HTTP_TIMEOUT
+            time.sleep(0.2)
             conn.sendall(f"X-Slow-{index}: 1\r\n".encode())
         conn.sendall(b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                      % (len(body), body))
