@@ -61,6 +61,12 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The demo runs the site, the provider, a worker and beat on one SQLite file. In the
+    # default (deferred) mode a transaction that reads and then writes while another holds the
+    # write lock fails at once with "database is locked"; IMMEDIATE ones wait for the lock.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(transaction_mode="IMMEDIATE",
+                                                          timeout=20)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
@@ -77,7 +83,7 @@ ALLOY_OAUTH = {
     "SWEEP_INTERVAL": env.int("ALLOY_OAUTH_SWEEP_INTERVAL", default=60),
 }
 
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=f"filesystem://")
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
         "data_folder_in": str(VAR_DIR / "broker"),
