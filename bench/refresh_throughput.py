@@ -148,30 +148,34 @@ def measure_refresh(refreshes: int, rounds: int, latency_ms: float) -> dict:
 
 def measure_sweep(table_sizes: list[int], due_counts: list[int]) -> list[dict]:
     from django.db import connection
+    from django.utils import timezone
 
     from alloy_oauth import refresh, tasks
     from alloy_oauth.models import Connector, Credential
     from alloy_oauth.tasks import refresh_credential
 
     connector = Connector.objects.get(slug="bench")
-    ciphertext = Credential._meta.get_field("access_token").get_db_prep_save("x", connection)
+    # Every column comes from an unsaved model instance, so a new field cannot break the
+    # bulk insert; only the owner and the due time vary per row and are generated server-side.
+    template = Credential(connector=connector, access_token="x", refresh_token="x",
+                          token_response={"access_token": "x"}, status="active",
+                          connected_at=timezone.now())
+    varying = {"external_id": "'user-' || n",
+               "next_refresh_at": "now() + interval '1 hour' + n * interval '1 millisecond'"}
+    fields = [f for f in Credential._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    selects = ", ".join(varying.get(f.name, "%s") for f in fields)
+    constants = [f.get_db_prep_save(f.pre_save(template, True), connection)
+                 for f in fields if f.name not in varying]
     results = []
     for size in table_sizes:
         Credential.objects.all().delete()
         with connection.cursor() as cursor:
-            # Rows far from due, then due rows are marked below; generated server-side.
+            # Rows far from due, then due rows are marked below.
             cursor.execute(
-                """
-                INSERT INTO alloy_oauth_credential
-                    (connector_id, external_id, access_token, refresh_token, token_type, scope,
-                     token_response, status, connected_at, next_refresh_at, failure_count,
-                     last_error, lease_token, version, created_at, updated_at)
-                SELECT %s, 'user-' || n, %s, %s, 'Bearer', '', %s, 'active', now(),
-                       now() + interval '1 hour' + n * interval '1 millisecond', 0, '', '', 0,
-                       now(), now()
-                FROM generate_series(1, %s) AS n
-                """,
-                [connector.pk, ciphertext, ciphertext, ciphertext, size],
+                f"INSERT INTO alloy_oauth_credential ({columns}) "
+                f"SELECT {selects} FROM generate_series(1, %s) AS n",
+                [*constants, size],
             )
             cursor.execute("ANALYZE alloy_oauth_credential")
         for due in due_counts:
