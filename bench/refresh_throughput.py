@@ -137,6 +137,7 @@ def measure_refresh(refreshes: int, rounds: int, latency_ms: float) -> dict:
     with CaptureQueriesContext(connection) as queries:
         refresh.refresh_credential(credentials[0].pk, force=True)
     return {
+        "phases_ms": measure_phases(credentials),
         "latency_ms": latency_ms,
         "bare_per_s": statistics.median(bare_rates),
         "engine_per_s": statistics.median(engine_rates),
@@ -144,6 +145,42 @@ def measure_refresh(refreshes: int, rounds: int, latency_ms: float) -> dict:
         "queries_per_refresh": len(queries),
         "queries": [q["sql"].split(" ", 1)[0] for q in queries.captured_queries],
     }
+
+
+def measure_phases(credentials: list) -> dict[str, float]:
+    """Where one refresh's time goes: milliseconds per refresh in each step of the engine."""
+    from django.db.models import QuerySet
+
+    from alloy_oauth import leases, protocol, refresh
+
+    steps = {"take the lease": (leases, "try_acquire"),
+             "read credential + connector": (QuerySet, "get"),
+             "token request": (protocol, "refresh_access_token"),
+             "write tokens + event": (refresh, "_store_tokens")}
+    spent = dict.fromkeys(steps, 0.0)
+
+    def timed(step: str, func):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                spent[step] += time.perf_counter() - start
+        return wrapper
+
+    originals = {step: getattr(owner, name) for step, (owner, name) in steps.items()}
+    for step, (owner, name) in steps.items():
+        setattr(owner, name, timed(step, originals[step]))
+    try:
+        start = time.perf_counter()
+        for credential in credentials:
+            refresh.refresh_credential(credential.pk, force=True)
+        total = time.perf_counter() - start
+    finally:
+        for step, (owner, name) in steps.items():
+            setattr(owner, name, originals[step])
+    spent["rest"] = total - sum(spent.values())
+    return {step: seconds / len(credentials) * 1000 for step, seconds in spent.items()}
 
 
 def measure_sweep(table_sizes: list[int], due_counts: list[int]) -> list[dict]:
@@ -257,6 +294,10 @@ def main() -> None:
             print(f"{report['database']:<12}{line['latency_ms']:>6.0f}ms{line['bare_per_s']:>13.0f}"
                   f"{line['engine_per_s']:>10.0f}{line['ratio']:>7.2f}"
                   f"{line['queries_per_refresh']:>9}  ({', '.join(line['queries'])})")
+    print("\nOne refresh by step (ms; at the first latency, timers included)")
+    for report in reports:
+        phases = report["refresh"][0]["phases_ms"]
+        print(f"{report['database']:<12}" + ", ".join(f"{step} {ms:.2f}" for step, ms in phases.items()))
     for report in reports:
         if report.get("sweep"):
             print("\nSweep on PostgreSQL: select the due ids, then select and enqueue them "
