@@ -84,15 +84,14 @@ ALLOY_OAUTH = {
 }
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
-CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {
+if CELERY_BROKER_URL.startswith("filesystem"):
+    # kombu's filesystem transport with atomic writes (see testproject/broker.py).
+    CELERY_BROKER_TRANSPORT = "testproject.broker:Transport"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(VAR_DIR / "broker"),
         "data_folder_out": str(VAR_DIR / "broker"),
         "processed_folder": str(VAR_DIR / "broker-processed"),
     }
-    if CELERY_BROKER_URL.startswith("filesystem")
-    else {}
-)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 

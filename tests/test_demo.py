@@ -118,3 +118,36 @@ def test_the_demo_from_a_fresh_clone(fresh_clone, chromium, tmp_path):
     with pytest.raises(OSError):  # nothing is left listening
         urllib.request.urlopen(f"{site}/accounts/login/", timeout=2)
     assert "log in as alice / alice-pw" in output and "The demo has stopped." in output
+
+
+def test_the_demo_broker_shows_a_message_only_once_it_is_whole(tmp_path, monkeypatch):
+    # kombu's own filesystem transport creates the file, then writes it: a worker listing the
+    # folder in between read an empty message and stopped (celery/kombu#1551).
+    from kombu import Connection
+
+    from testproject import broker
+
+    folder = tmp_path / "broker"
+    folder.mkdir()
+    visible_while_writing = []  # the queue's messages while each one is being written
+    real_dumps = broker.dumps
+
+    def dumps(payload):
+        visible_while_writing.append(len(list(folder.glob("*.msg"))))
+        return real_dumps(payload)
+
+    monkeypatch.setattr(broker, "dumps", dumps)
+    with Connection("filesystem://", transport="testproject.broker:Transport",
+                    transport_options={"data_folder_in": str(folder),
+                                       "data_folder_out": str(folder)}) as connection:
+        queue = connection.SimpleQueue("demo")
+        queue.put({"credential_id": 7})
+        queue.put({"credential_id": 8})
+        assert visible_while_writing == [0, 1]  # only the ones already written
+        assert len(list(folder.glob("*.msg"))) == 2
+        received = [queue.get(timeout=1), queue.get(timeout=1)]
+        # (FIFO to the millisecond, like kombu's: two messages in one may swap)
+        assert sorted(message.payload["credential_id"] for message in received) == [7, 8]
+        for message in received:
+            message.ack()
+        queue.close()
