@@ -1,6 +1,8 @@
 """System checks (``manage.py check``). Every message has an id, listed in ``docs/checks.md``.
 
 - ``alloy_oauth.E001`` / ``W001``: ``FERNET_KEYS`` is not set (error with DEBUG off).
+- ``alloy_oauth.E005``: ``FERNET_KEYS`` is set but unusable (not a list, empty, a blank key).
+- ``alloy_oauth.W006``: a key of ``FERNET_KEYS`` is too short to resist guessing.
 - ``alloy_oauth.E002``: ``ALLOY_OAUTH`` is not a dict.
 - ``alloy_oauth.E003``: an ``ALLOY_OAUTH`` value is invalid.
 - ``alloy_oauth.W002``: ``ALLOY_OAUTH`` has a key this version does not know.
@@ -30,8 +32,11 @@ FERNET_KEYS_MISSING = (
 )
 FERNET_KEYS_HINT = (
     "Set FERNET_KEYS = [<a long random key>] in your settings (keep it out of version control); "
-    "the first key encrypts, all of them decrypt. See docs/security.md."
+    "the first key encrypts, all of them decrypt. Make one with: python -c \"import secrets; "
+    "print(secrets.token_urlsafe(32))\". See docs/security.md."
 )
+#: Keys are stretched with HKDF, not a slow hash: a short one can be guessed offline.
+MIN_KEY_LENGTH = 32
 
 _POSITIVE_NUMBERS = (
     "REFRESH_LEAD_TIME", "STATE_TTL", "HTTP_TIMEOUT", "LEASE_SECONDS", "SWEEP_INTERVAL",
@@ -48,11 +53,51 @@ def register() -> None:
 
 
 def check_fernet_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    if getattr(settings, "FERNET_KEYS", None):
-        return []
-    if settings.DEBUG:
-        return [checks.Warning(FERNET_KEYS_MISSING, hint=FERNET_KEYS_HINT, id="alloy_oauth.W001")]
-    return [checks.Error(FERNET_KEYS_MISSING, hint=FERNET_KEYS_HINT, id="alloy_oauth.E001")]
+    keys = getattr(settings, "FERNET_KEYS", None)
+    if keys is None:  # only then does fernet_fields fall back to SECRET_KEY
+        if settings.DEBUG:
+            return [checks.Warning(FERNET_KEYS_MISSING, hint=FERNET_KEYS_HINT,
+                                   id="alloy_oauth.W001")]
+        return [checks.Error(FERNET_KEYS_MISSING, hint=FERNET_KEYS_HINT, id="alloy_oauth.E001")]
+    if not isinstance(keys, (list, tuple)):
+        return [checks.Error(
+            f"FERNET_KEYS must be a list of keys, not a {type(keys).__name__}: a string would "
+            "be read as one key per character.", hint=FERNET_KEYS_HINT, id="alloy_oauth.E005")]
+    if not keys:
+        return [checks.Error(
+            "FERNET_KEYS is an empty list: no token or client secret can be encrypted or "
+            "decrypted.", hint=FERNET_KEYS_HINT, id="alloy_oauth.E005")]
+    messages: list[checks.CheckMessage] = []
+    hkdf = getattr(settings, "FERNET_USE_HKDF", True)
+    for index, key in enumerate(keys):
+        if not isinstance(key, (str, bytes)) or not key.strip():
+            messages.append(checks.Error(
+                f"FERNET_KEYS[{index}] is {'empty' if isinstance(key, (str, bytes)) else repr(key)}"
+                " (an unset environment variable?): it would be used as a key.",
+                hint=FERNET_KEYS_HINT, id="alloy_oauth.E005"))
+        elif not hkdf and not _is_fernet_key(key):
+            messages.append(checks.Error(
+                f"FERNET_KEYS[{index}] is not a Fernet key, which FERNET_USE_HKDF = False "
+                "requires (32 url-safe base64-encoded bytes).",
+                hint="Make one with: python -c \"from cryptography.fernet import Fernet; "
+                     "print(Fernet.generate_key().decode())\".", id="alloy_oauth.E005"))
+        elif hkdf and len(key) < MIN_KEY_LENGTH:
+            messages.append(checks.Warning(
+                f"FERNET_KEYS[{index}] is only {len(key)} characters long: a short key can be "
+                "guessed offline by anyone who obtains the encrypted values.",
+                hint=f"Use at least {MIN_KEY_LENGTH} random characters; rotate with manage.py "
+                     "alloy_oauth_rotate_keys (docs/security.md).", id="alloy_oauth.W006"))
+    return messages
+
+
+def _is_fernet_key(key: str | bytes) -> bool:
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(key)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -87,9 +132,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             "when an extension comes late, or another worker could send the same refresh "
             "token, and providers that rotate refresh tokens revoke the whole grant when one "
             "is used twice.",
+            hint=f"Raise LEASE_SECONDS to {4 * timeout:g} or more, or lower HTTP_TIMEOUT.",
             id="alloy_oauth.E003",
         ))
     base = values.get("CALLBACK_BASE_URL")
+    if base == "":  # an empty environment variable: unset, as at run time
+        base = None
     if base is None and "*" in (getattr(settings, "ALLOWED_HOSTS", None) or []):
         messages.append(checks.Warning(
             "ALLOWED_HOSTS accepts any host and ALLOY_OAUTH['CALLBACK_BASE_URL'] is not set: "

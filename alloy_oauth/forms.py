@@ -19,6 +19,11 @@ _RESERVED_PARAMS = {
     "token_params": protocol.RESERVED_TOKEN_PARAMS,
     "refresh_params": protocol.RESERVED_TOKEN_PARAMS,
 }
+_JSON_EXAMPLES = {
+    "authorization_params": '{"access_type": "offline", "prompt": "consent"}',
+    "token_params": '{"audience": "https://api.example.com"}',
+    "refresh_params": '{"scope": "offline_access"}',
+}
 #: The stored client secret is sent to these: changing one needs the secret typed again, so a
 #: staff user who cannot read it cannot have it sent elsewhere.
 SECRET_DESTINATIONS = ("token_url", "refresh_url", "revocation_url")
@@ -121,7 +126,8 @@ class ConnectorForm(forms.ModelForm):
             if value is None or name not in cleaned:
                 continue
             if not isinstance(value, dict):
-                self.add_error(name, _('Enter a JSON object, e.g. {"prompt": "consent"}.'))
+                self.add_error(name, _("Enter a JSON object, e.g. %(example)s.")
+                               % {"example": _JSON_EXAMPLES[name]})
             elif clash := sorted(set(value) & reserved):
                 self.add_error(name, _("These parameters are set by the OAuth flow itself: "
                                        "%(names)s.") % {"names": ", ".join(clash)})

@@ -358,8 +358,9 @@ def _record_failure(credential: Credential, lease: Lease, error: protocol.OAuthE
     values["last_error"] = message
     written = _write_with_event(leases.mine(lease).filter(version=credential.version), values,
                                 credential.pk, kind, message, now)
+    # The message is secret-free by construction (OAuthError messages are scrubbed).
     logger.warning("Credential %s: refresh failed (%s, HTTP %s): %s",
-                   credential.pk, error.kind, error.status, result)
+                   credential.pk, error.kind, error.status or "-", message)
     if not written:
         if not error.in_doubt:
             leases.release(lease)

@@ -13,7 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
@@ -30,6 +30,8 @@ from .refresh import Result
 
 #: Longest ``next`` URL kept.
 MAX_NEXT_LENGTH = 2000
+#: Session key: {connector slug: credential id} of the connections made in this session.
+CONNECTED_SESSION_KEY = "alloy_oauth_connected"
 
 
 class HttpResponseSeeOther(HttpResponseRedirect):
@@ -179,6 +181,12 @@ def callback(request: HttpRequest) -> HttpResponse:
                       "created": completed.created}
         return popup_result(request, pending.connector.slug, pending.flow_id, result,
                             next_url=pending.next_url)
+    if completed.credential is not None:
+        # What the default landing page may show to this browser session, and no other.
+        request.session[CONNECTED_SESSION_KEY] = {
+            **request.session.get(CONNECTED_SESSION_KEY, {}),
+            pending.connector.slug: completed.credential.pk,
+        }
     return HttpResponseSeeOther(
         pending.next_url or reverse("alloy_oauth:connected", args=[pending.connector.slug])
     )
@@ -197,8 +205,14 @@ def popup_result(request: HttpRequest, slug: str, flow: str, result: dict[str, A
 
 @require_GET
 def connected(request: HttpRequest, slug: str) -> HttpResponse:
-    """The default page after a successful connection."""
-    connector = get_object_or_404(Connector, slug=slug)
+    """The default page after a successful connection: only for the browser session that
+    connected (the owner may be a headless end user, not a Django user), and only while that
+    credential is still connected."""
+    connector = get_object_or_404(Connector, slug=slug, is_active=True)
+    credential_id = request.session.get(CONNECTED_SESSION_KEY, {}).get(slug)
+    if not Credential.objects.filter(pk=credential_id, connector=connector,
+                                     status=Credential.Status.ACTIVE).exists():
+        raise Http404("No connection to show.")
     return render(request, "alloy_oauth/connected.html", {"connector": connector})
 
 

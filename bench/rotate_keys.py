@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 REPO_DIR = Path(__file__).resolve().parent.parent
-OLD, NEW = "bench-old-key-0123456789", "bench-new-key-9876543210"
+OLD = "bench-old-key-0123456789abcdef0123456789"
+NEW = "bench-new-key-9876543210fedcba9876543210"
 
 
 def peak_mb() -> float:

@@ -159,7 +159,7 @@ def test_a_headless_link_for_an_external_end_user(page, live_server, oauth_provi
     from alloy_oauth.headless import connect_url
 
     link = connect_url(dot_connector, "customer-42")
-    page.goto(f"{live_server.url}/oauth/demo/connected/")  # any page of the site
+    page.goto(f"{live_server.url}/accounts/login/")  # any page of the site
     page.add_script_tag(url=f"{live_server.url}/static/alloy_oauth/connect.js")
     popup = start(page, f"AlloyOAuth.connect('demo', {{url: {link!r}}})")
     popup.click("button[type=submit]")  # "Continue to Demo provider"

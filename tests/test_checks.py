@@ -27,9 +27,37 @@ class TestFernetKeys:
         assert "SECRET_KEY" in message.msg and "unreadable" in message.msg
 
     def test_missing_with_debug_is_a_warning(self, settings):
-        settings.FERNET_KEYS = []
+        settings.FERNET_KEYS = None
         settings.DEBUG = True
         assert ids(alloy_checks.check_fernet_keys()) == ["alloy_oauth.W001"]
+
+    @pytest.mark.parametrize("keys, says", [
+        ("one-long-key-but-a-string-0123456789", "must be a list of keys, not a str"),
+        ([], "is an empty list"),
+        ([None], "FERNET_KEYS[0] is None (an unset environment variable?)"),
+        (["a" * 40, ""], "FERNET_KEYS[1] is empty"),
+        (["a" * 40, "   "], "FERNET_KEYS[1] is empty"),
+    ])
+    def test_unusable_keys_are_an_error(self, settings, keys, says):
+        settings.FERNET_KEYS = keys
+        settings.DEBUG = True  # an error all the same
+        [message] = alloy_checks.check_fernet_keys()
+        assert message.id == "alloy_oauth.E005" and message.level == checks.ERROR
+        assert says in message.msg and "secrets.token_urlsafe" in message.hint
+
+    def test_without_hkdf_keys_must_be_fernet_keys(self, settings):
+        from cryptography.fernet import Fernet
+
+        settings.FERNET_USE_HKDF = False
+        settings.FERNET_KEYS = [Fernet.generate_key().decode(), "a" * 44]
+        [message] = alloy_checks.check_fernet_keys()
+        assert message.id == "alloy_oauth.E005" and "FERNET_KEYS[1] is not a Fernet key" in message.msg
+
+    def test_a_short_key_is_a_warning(self, settings):
+        settings.FERNET_KEYS = ["a" * 32, "abc"]
+        [message] = alloy_checks.check_fernet_keys()
+        assert message.id == "alloy_oauth.W006" and message.level == checks.WARNING
+        assert "FERNET_KEYS[1] is only 3 characters long" in message.msg
 
     def test_registered_with_django(self, settings):
         del settings.FERNET_KEYS
@@ -69,7 +97,8 @@ class TestSettings:
         assert ids(alloy_checks.check_settings()) == ["alloy_oauth.E003"]
 
     @pytest.mark.parametrize("value", ["https://app.example.com", "https://app.example.com/",
-                                       "https://app.example.com:8443", "http://127.0.0.1:8000"])
+                                       "https://app.example.com:8443", "http://127.0.0.1:8000",
+                                       ""])  # empty (an unset environment variable): not set
     def test_valid_callback_base_url(self, settings, value):
         settings.DEBUG = False
         settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": value}
@@ -86,6 +115,7 @@ class TestSettings:
         settings.ALLOY_OAUTH = {"LEASE_SECONDS": 30, "HTTP_TIMEOUT": 10}
         [message] = alloy_checks.check_settings()
         assert message.id == "alloy_oauth.E003" and "4 x HTTP_TIMEOUT" in message.msg
+        assert message.hint == "Raise LEASE_SECONDS to 40 or more, or lower HTTP_TIMEOUT."
 
 
 class TestSessions:

@@ -154,6 +154,24 @@ def test_connect_button_tag(connector):
     assert 'data-alloy-oauth-connect="example"' in html and ">Reconnect</a>" in html
 
 
+def test_connect_button_by_slug_shows_the_name(connector):
+    connector.name = "GitHub"
+    connector.save()
+    html = Template('{% load alloy_oauth %}{% alloy_oauth_connect_button "example" %}').render(
+        Context())
+    assert ">Connect GitHub</a>" in html
+
+
+@pytest.mark.parametrize("slug", ["missing", "example"])
+def test_connect_button_for_no_active_connector_renders_nothing(connector, caplog, slug):
+    connector.is_active = False
+    connector.save()
+    html = Template('{% load alloy_oauth %}{% alloy_oauth_connect_button slug %}').render(
+        Context({"slug": slug}))
+    assert html.strip() == ""
+    assert f"no active connector '{slug}'" in caplog.text
+
+
 def open_link(client: Client, url: str, **extra: str):
     """What the end user does with a connect link: open it, then confirm."""
     page = client.get(url)

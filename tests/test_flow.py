@@ -355,6 +355,24 @@ class TestSuccess:
         page = browser.get(response["Location"])
         assert "Your Example account is connected" in page.content.decode()
 
+    def test_the_success_page_is_only_for_the_session_that_connected(self, browser, connector,
+                                                                     responses):
+        responses.post(TOKEN_URL, json=TOKEN_BODY)
+        url = reverse("alloy_oauth:connected", args=["example"])
+        assert browser.get(url).status_code == 404  # before connecting
+        callback(browser, state=start(browser)["state"], code="the-code")
+        assert browser.get(url).status_code == 200
+        assert Client().get(url).status_code == 404  # another browser
+        credential = Credential.objects.get()
+        credential.status = Credential.Status.REVOKED
+        credential.save()
+        assert browser.get(url).status_code == 404  # no longer connected
+        credential.status = Credential.Status.ACTIVE
+        credential.save()
+        connector.is_active = False
+        connector.save()
+        assert browser.get(url).status_code == 404
+
     @pytest.mark.parametrize("next_url", ["https://evil.example/", "//evil.example", "/\\evil.example",
                                           "javascript:alert(1)"])
     def test_no_open_redirect_after_success(self, browser, connector, responses, next_url):

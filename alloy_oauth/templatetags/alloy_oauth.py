@@ -11,6 +11,7 @@ and ``alloy-oauth:error`` events (bubbling, ``event.detail`` = the result) eithe
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django import template
@@ -21,6 +22,7 @@ from django.utils.html import format_html
 from ..models import Connector
 
 register = template.Library()
+logger = logging.getLogger(__name__)
 
 
 @register.simple_tag
@@ -32,12 +34,19 @@ def alloy_oauth_script() -> str:
 def alloy_oauth_connect_button(
     connector: Connector | str, label: str = "", next: str = "", css_class: str = "",
 ) -> dict[str, Any]:
-    slug = connector.slug if isinstance(connector, Connector) else connector
+    """A connector (or its slug). An unknown or inactive one renders nothing, with a warning
+    in the log: its authorize URL would answer 404."""
+    found = connector if isinstance(connector, Connector) else (
+        Connector.objects.filter(slug=connector).first())
+    if found is None or not found.is_active:
+        logger.warning("alloy_oauth_connect_button: no active connector %r; nothing rendered.",
+                       str(connector))
+        return {"slug": ""}
     return {
-        "slug": slug,
-        "name": connector.name if isinstance(connector, Connector) else slug,
+        "slug": found.slug,
+        "name": found.name,
         "label": label,
         "next": next,
         "css_class": css_class,
-        "authorize_url": reverse("alloy_oauth:authorize", args=[slug]),
+        "authorize_url": reverse("alloy_oauth:authorize", args=[found.slug]),
     }
