@@ -7,9 +7,11 @@ shows only whether each token is set and its last four characters.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AdminURLFieldWidget
+from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Count, Q, QuerySet
@@ -178,13 +180,17 @@ class ConnectorAdmin(admin.ModelAdmin):
             "ok": ok,
             "checks": [{"name": c.name, "ok": c.ok, "message": c.message} for c in checks],
             "authorize_url": reverse("admin:alloy_oauth_connector_validate_authorize",
-                                     args=[connector.pk]) if ok else None,
+                                     args=[connector.pk]) + "?" + urlencode(
+                {"ticket": _validation_ticket(request, connector)}) if ok else None,
         })
 
     def validate_authorize_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """Step 2, in the popup: the operator authorizes at the provider; the callback
         reports on the token and stores no credential."""
         connector = self._connector_for_validation(request, pk)
+        if not _is_validation_ticket(request, connector, request.GET.get("ticket", "")):
+            return failure_page(request, "invalid_request", _(
+                "Start “Validate credential” from the connector's page."), None, status=403)
         try:
             url = authorization.start(
                 connector, session=request.session, redirect_uri=callback_url(request),
@@ -210,6 +216,30 @@ class ConnectorAdmin(admin.ModelAdmin):
                     "%(connector)s: the pre-flight checks passed. Open the connector and press "
                     "“Validate credential” to complete the round trip.") % {
                     "connector": connector}, messages.SUCCESS)
+
+
+#: How long the popup may take to follow the pre-flight's answer.
+VALIDATION_TICKET_MAX_AGE = 120
+
+
+def _validation_ticket(request: HttpRequest, connector: Connector) -> str:
+    """Proof that the popup's GET follows this browser's own pre-flight (a CSRF-checked
+    POST): another site can neither read it nor make one, so it cannot start a validation in
+    the operator's name. Signed with the browser binding as salt, which never appears in it."""
+    binding = authorization.browser_binding(request.session, create=True)
+    return signing.dumps(connector.pk, salt=f"alloy_oauth.validate:{binding}")
+
+
+def _is_validation_ticket(request: HttpRequest, connector: Connector, ticket: str) -> bool:
+    binding = authorization.browser_binding(request.session, create=False)
+    if binding is None:
+        return False
+    try:
+        signed_pk = signing.loads(ticket, salt=f"alloy_oauth.validate:{binding}",
+                                  max_age=VALIDATION_TICKET_MAX_AGE)
+    except signing.BadSignature:
+        return False
+    return signed_pk == connector.pk
 
 
 class CredentialEventInline(admin.TabularInline):

@@ -25,6 +25,7 @@ from django.views.decorators.debug import sensitive_variables
 from . import protocol, validation
 from .conf import app_settings
 from .models import AuthorizationRequest, Connector, Credential, CredentialEvent
+from .redaction import scrub
 from .signals import credential_connected, send
 
 logger = logging.getLogger(__name__)
@@ -176,18 +177,21 @@ def complete(params: QueryDict, session: SessionBase) -> Completed:
         )
     connector = pending.connector
     now = timezone.now()
+    binding = browser_binding(session, create=False)
+    same_browser = binding is not None and hmac.compare_digest(binding, pending.session_binding)
+    # Only the browser that started it may see its popup mode, flow id and next URL.
+    mine = pending if same_browser else None
     if pending.expires_at <= now:
         raise AuthorizationFailed(
             "expired_state", _("This authorization took too long. Please start again."),
-            connector=connector, pending=pending,
+            connector=connector, pending=mine,
         )
     if pending.consumed_at is not None:
         raise AuthorizationFailed(
             "used_state", _("This authorization response has already been used."),
-            connector=connector, pending=pending,
+            connector=connector, pending=mine,
         )
-    binding = browser_binding(session, create=False)
-    if binding is None or not hmac.compare_digest(binding, pending.session_binding):
+    if not same_browser:
         raise AuthorizationFailed(
             "wrong_session",
             _("This authorization was started in another browser session. Please start again "
@@ -295,8 +299,8 @@ def _single_values(params: QueryDict) -> dict[str, str]:
 
 
 def _provider_refusal(values: dict[str, str], connector: Connector) -> AuthorizationFailed:
-    error = values["error"][:100]
-    description = values.get("error_description", "")[: protocol.MAX_DESCRIPTION_CHARS]
+    error = scrub(values["error"][:100])
+    description = scrub(values.get("error_description", "")[: protocol.MAX_DESCRIPTION_CHARS])
     if error == "access_denied":
         message = _("You did not grant access to %(name)s.") % {"name": connector.name}
     else:

@@ -9,16 +9,19 @@ REDACTED = "[redacted]"
 MIN_SECRET_LENGTH = 4
 
 
-def scrub(text: str, secret_values: Iterable[str | None]) -> str:
-    """``text`` with every occurrence of every secret value replaced by ``[redacted]``.
+def scrub(text: str, secret_values: Iterable[str | None] = ()) -> str:
+    """``text`` with every occurrence of every secret value replaced by ``[redacted]``, and
+    every control or other non-printable character by a space.
 
-    Providers sometimes echo what they were sent (``"invalid code: abc…"``); anything built
-    from a provider's answer goes through here before it is shown or stored.
+    Providers sometimes echo what they were sent (``"invalid code: abc…"``), and send what
+    they like: a NUL cannot be stored in a PostgreSQL text column, a newline would forge a log
+    line. Anything built from a provider's answer goes through here before it is shown, logged
+    or stored.
     """
     for value in sorted({v for v in secret_values if v and len(v) >= MIN_SECRET_LENGTH},
                         key=len, reverse=True):
         text = text.replace(value, REDACTED)
-    return text
+    return text if text.isprintable() else "".join(c if c.isprintable() else " " for c in text)
 
 
 def last_four(value: str | None) -> str:

@@ -20,6 +20,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_variables
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -203,6 +204,8 @@ def popup_result(request: HttpRequest, slug: str, flow: str, result: dict[str, A
     }, status=status)
 
 
+@never_cache
+@xframe_options_deny
 @require_GET
 def connected(request: HttpRequest, slug: str) -> HttpResponse:
     """The default page after a successful connection: only for the browser session that
@@ -216,6 +219,9 @@ def connected(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "alloy_oauth/connected.html", {"connector": connector})
 
 
+# Its Disconnect buttons are one click each: never inside another site's frame.
+@never_cache
+@xframe_options_deny
 @login_required
 @require_GET
 def connections(request: HttpRequest) -> HttpResponse:

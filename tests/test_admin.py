@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode, urlsplit
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -198,7 +200,9 @@ class TestValidatePreflight:
         responses.post(connector.token_url, json={"error": "invalid_grant"}, status=400)
         result = operator.post(self.url(connector)).json()
         assert result["ok"] is True
-        assert result["authorize_url"].endswith(f"/{connector.pk}/validate/authorize/")
+        authorize_url = urlsplit(result["authorize_url"])
+        assert authorize_url.path.endswith(f"/{connector.pk}/validate/authorize/")
+        assert "ticket=" in authorize_url.query
         assert "accepted the client credentials" in result["checks"][-1]["message"]
         sent = responses.calls[-1].request
         assert "alloy-oauth-validation-deliberately-invalid-code" in sent.body
@@ -265,10 +269,47 @@ class TestValidatePreflight:
         assert all("client credentials were rejected" in t for t in texts)
 
 
+def validation_ticket(client, connector) -> str:
+    """What the pre-flight gives this browser for the popup."""
+    from django.test import RequestFactory
+
+    from alloy_oauth.admin import _validation_ticket
+
+    request = RequestFactory().get("/")
+    request.session = client.session
+    ticket = _validation_ticket(request, connector)
+    request.session.save()
+    return ticket
+
+
+class TestValidateTicket:
+    def url(self, connector, **query):
+        return reverse("admin:alloy_oauth_connector_validate_authorize",
+                       args=[connector.pk]) + ("?" + urlencode(query) if query else "")
+
+    def test_the_popup_needs_this_browsers_preflight(self, operator, connector, make_connector,
+                                                     django_user_model, client):
+        # Another site's link (or a GET that skips the pre-flight) starts nothing.
+        response = operator.get(self.url(connector), headers={"Sec-Fetch-Site": "cross-site"})
+        assert response.status_code == 403
+        assert "from the connector&#x27;s page" in response.content.decode()
+        assert operator.get(self.url(connector, ticket="forged")).status_code == 403
+        other = make_connector()
+        assert operator.get(self.url(connector, ticket=validation_ticket(operator, other))
+                            ).status_code == 403
+        colleague = client
+        colleague.force_login(django_user_model.objects.create_superuser("colleague"))
+        stolen = validation_ticket(colleague, connector)
+        assert operator.get(self.url(connector, ticket=stolen)).status_code == 403
+        assert not AuthorizationRequest.objects.exists()
+        response = operator.get(self.url(connector, ticket=validation_ticket(operator, connector)))
+        assert response.status_code == 302 and AuthorizationRequest.objects.count() == 1
+
+
 class TestValidateRoundTrip:
     def start(self, operator, connector):
         url = reverse("admin:alloy_oauth_connector_validate_authorize", args=[connector.pk])
-        response = operator.get(url)
+        response = operator.get(url, {"ticket": validation_ticket(operator, connector)})
         assert response.status_code == 302
         assert "no-store" in response["Cache-Control"]
         from urllib.parse import parse_qs, urlsplit
@@ -326,6 +367,19 @@ class TestValidateRoundTrip:
         connector.refresh_from_db()
         assert connector.validated_at is None
         assert "invalid_client" in connector.validation_error
+
+    @pytest.mark.parametrize("answer", ["token", "callback"])
+    def test_hostile_provider_text_is_stored_printable(self, operator, connector, responses,
+                                                       answer):
+        responses.post(connector.token_url, status=400,
+                       json={"error": "invalid_grant", "error_description": "bad\u0000code"})
+        state = self.start(operator, connector)
+        query = ({"code": "the-code"} if answer == "token"
+                 else {"error": "x\x00y", "error_description": "bad\x00code"})
+        response = operator.get("/oauth/callback/", {"state": state, **query})
+        assert response.status_code == 400
+        connector.refresh_from_db()
+        assert "bad code" in connector.validation_error
 
     def test_inactive_connector_can_be_validated(self, operator, connector, responses):
         connector.is_active = False

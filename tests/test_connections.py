@@ -40,6 +40,11 @@ def connect_as(user, connector, **fields) -> Credential:
 
 
 class TestConnectionsPage:
+    def test_never_framed_nor_cached(self, site, connector):
+        response = site.get(reverse("alloy_oauth:connections"))
+        assert response["X-Frame-Options"] == "DENY"
+        assert "no-store" in response["Cache-Control"]
+
     def test_needs_login(self, client, connector):
         response = client.get(reverse("alloy_oauth:connections"))
         assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
@@ -110,6 +115,19 @@ class TestDisconnect:
         assert "could not be disconnected" in html and "tokens are kept" in html
         credential.refresh_from_db()
         assert credential.status == "active" and credential.access_token
+
+    def test_a_hostile_refusal_is_reported_not_a_500(self, site, alice, connector, responses):
+        # A NUL in the provider's text cannot be stored in PostgreSQL: it never gets there.
+        connector.revocation_url = "https://provider.example/oauth/revoke"
+        connector.save()
+        responses.post(connector.revocation_url, status=400,
+                       json={"error": "invalid_request", "error_description": "no\u0000pe"})
+        credential = connect_as(alice, connector)
+        html = site.post(self.url(), follow=True).content.decode()
+        assert "Disconnected from Example." in html  # refused as a token: it is dead already
+        credential.refresh_from_db()
+        assert credential.status == "revoked"
+        assert "no pe" in credential.events.get(kind="revoked").detail
 
     def test_a_token_the_provider_no_longer_knows_is_deleted(self, site, alice, connector,
                                                              responses):

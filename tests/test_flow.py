@@ -205,6 +205,18 @@ class TestCallbackRefusals:
         assert_failed(callback(browser, state=params["state"], code="c2"), "used_state")
         assert len(responses.calls) == 1
 
+    def test_a_used_state_tells_another_browser_nothing_of_the_flow(self, browser, connector,
+                                                                    responses):
+        responses.post(TOKEN_URL, json=TOKEN_BODY)
+        params = start(browser, popup="1", flow="victimflow123", next="/private/invoice/42/")
+        assert callback(browser, state=params["state"], code="c1").status_code == 200
+        Credential.objects.all().delete()
+        response = callback(Client(), state=params["state"], code="c2")
+        assert_failed(response, "used_state")
+        body = response.content.decode()
+        assert "victimflow123" not in body and "/private/invoice/42/" not in body
+        assert len(responses.calls) == 1
+
     def test_state_from_another_browser_session(self, browser, connector, user, responses):
         params = start(browser)
         other = Client()
@@ -226,6 +238,15 @@ class TestCallbackRefusals:
         assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; User said no" in body
         assert len(responses.calls) == 0
         assert AuthorizationRequest.objects.get().consumed_at is not None
+
+    def test_control_characters_in_a_provider_error(self, browser, connector, responses):
+        params = start(browser)
+        response = callback(browser, state=params["state"], error="invalid\x00scope",
+                            error_description="line\x00one\nForged: log line")
+        assert_failed(response, "provider_error")
+        body = response.content.decode()
+        assert "invalid scope" in body and "line one Forged: log line" in body
+        assert "\x00" not in body
 
     def test_other_provider_error(self, browser, connector, responses):
         params = start(browser)

@@ -30,6 +30,11 @@ from .test_flow import authorize, browser, callback, start, user  # noqa: F401 -
     dict(json={"access_token": "at", "expires_in": float("nan")}),
     dict(json={"error": {"nested": "object"}}, status=400),
     dict(body=b"\xff\xfe\x00garbage", content_type="application/json"),
+    # A NUL cannot be stored in a PostgreSQL text column: it must not reach one.
+    dict(json={"error": "invalid_request", "error_description": "no\u0000pe"}, status=400),
+    dict(json={"error": "invalid\u0000grant"}, status=400),
+    dict(json={"access_token": "at", "scope": "read\u0000write"}),
+    dict(json={"access_token": "at", "refresh_token": "r\u0000t"}),
 ])
 def test_any_provider_answer_gives_a_clear_page(browser, connector, responses, stub):
     responses.post(TOKEN_URL, **stub)
