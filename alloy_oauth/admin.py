@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AdminURLFieldWidget
-from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Count, Q, QuerySet
@@ -224,22 +223,13 @@ VALIDATION_TICKET_MAX_AGE = 120
 
 def _validation_ticket(request: HttpRequest, connector: Connector) -> str:
     """Proof that the popup's GET follows this browser's own pre-flight (a CSRF-checked
-    POST): another site can neither read it nor make one, so it cannot start a validation in
-    the operator's name. Signed with the browser binding as salt, which never appears in it."""
-    binding = authorization.browser_binding(request.session, create=True)
-    return signing.dumps(connector.pk, salt=f"alloy_oauth.validate:{binding}")
+    POST): another site cannot start a validation in the operator's name."""
+    return authorization.issue_ticket(request.session, f"validate:{connector.pk}")
 
 
 def _is_validation_ticket(request: HttpRequest, connector: Connector, ticket: str) -> bool:
-    binding = authorization.browser_binding(request.session, create=False)
-    if binding is None:
-        return False
-    try:
-        signed_pk = signing.loads(ticket, salt=f"alloy_oauth.validate:{binding}",
-                                  max_age=VALIDATION_TICKET_MAX_AGE)
-    except signing.BadSignature:
-        return False
-    return signed_pk == connector.pk
+    return authorization.is_ticket(request.session, f"validate:{connector.pk}", ticket,
+                                   max_age=VALIDATION_TICKET_MAX_AGE)
 
 
 class CredentialEventInline(admin.TabularInline):

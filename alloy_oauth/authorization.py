@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
+from django.core import signing
 from django.db import IntegrityError, transaction
 from django.http import QueryDict
 from django.utils import timezone
@@ -85,6 +86,33 @@ def browser_binding(session: SessionBase, *, create: bool) -> str | None:
         secret = secrets.token_urlsafe(32)
         session[BINDING_SESSION_KEY] = secret
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+#: How long a page's connect button may skip the confirmation (see :func:`issue_ticket`).
+START_TICKET_MAX_AGE = 3600
+
+
+def issue_ticket(session: SessionBase, purpose: str) -> str:
+    """Proof that a page of this site, rendered for this browser session, offers
+    ``purpose`` (``"authorize:<slug>"``, ``"validate:<connector pk>"``).
+
+    Another site can neither read one nor make one, so a start that carries a valid ticket
+    was asked for on one of our pages, not by a link from elsewhere (or through the login
+    page's ``next``). Signed with the browser binding as salt: it holds no secret.
+    """
+    binding = browser_binding(session, create=True)
+    return signing.dumps(purpose, salt=f"alloy_oauth.ticket:{binding}")
+
+
+def is_ticket(session: SessionBase, purpose: str, ticket: str, *, max_age: int) -> bool:
+    binding = browser_binding(session, create=False)
+    if binding is None or not ticket:
+        return False
+    try:
+        return signing.loads(ticket, salt=f"alloy_oauth.ticket:{binding}",
+                             max_age=max_age) == purpose
+    except signing.BadSignature:
+        return False
 
 
 def start(

@@ -104,9 +104,11 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
 
     Parameters: ``next`` (a page of this site), ``popup=1`` (the callback then answers with a
     page that reports to the opening window), ``flow`` (connect.js's id for this attempt).
-    A headless link, or a navigation that comes from another site, first asks the person in
-    front of the browser to confirm (a POST with CSRF): otherwise any site could silently
-    connect whatever provider account the browser is signed in to.
+    A GET goes straight to the provider only with a ``ticket`` from one of our own pages
+    (the connect button carries one, see :func:`authorization.issue_ticket`); a headless
+    link, a navigation from another site, or a plain link first asks the person in front of
+    the browser to confirm (a POST with CSRF): otherwise any site could silently connect
+    whatever provider account the browser is signed in to, also through the login page.
     """
     params = request.POST if request.method == "POST" else request.GET
     popup = params.get("popup") == "1"
@@ -130,12 +132,15 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
         except headless.InvalidConnectLink as exc:
             return _failure(request, "invalid_link", str(exc), slug, popup, flow)
         owner = {"external_id": external_id, "link_hash": headless.link_hash(link)}
-    if request.method == "GET" and (
-        link or request.headers.get("Sec-Fetch-Site") == "cross-site"
-    ):
+    cross_site = request.headers.get("Sec-Fetch-Site") == "cross-site"
+    if request.method == "GET" and (link or cross_site or not authorization.is_ticket(
+        request.session, f"authorize:{slug}", params.get("ticket", ""),
+        max_age=authorization.START_TICKET_MAX_AGE,
+    )):
         return render(request, "alloy_oauth/authorize_confirm.html", {
-            "connector": connector, "fields": params.items(),
-            "site": request.get_host(), "headless": bool(link),
+            "connector": connector, "site": request.get_host(), "headless": bool(link),
+            "cross_site": cross_site,
+            "fields": [(name, value) for name, value in params.items() if name != "ticket"],
         })
     try:
         url = authorization.start(

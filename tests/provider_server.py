@@ -173,7 +173,9 @@ class ProviderServer:
         provider. Needs CALLBACK_BASE_URL on a loopback IP (any port is accepted there)."""
         browser = requests.Session()
         self.login(browser)
-        back = self.consent(browser, site.get(f"/oauth/{slug}/authorize/")["Location"])
+        from .tickets import authorize_url
+
+        back = self.consent(browser, site.get(authorize_url(site, slug))["Location"])
         response = site.get(f"/oauth/callback/?{urlsplit(back).query}")
         assert response.status_code == 303, response.content[:500]
 

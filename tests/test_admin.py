@@ -11,6 +11,8 @@ from django.utils import timezone
 from alloy_oauth.forms import ConnectorForm
 from alloy_oauth.models import AuthorizationRequest, Connector, Credential, CredentialEvent
 
+from .tickets import ticket
+
 pytestmark = pytest.mark.django_db
 
 VALID = {
@@ -271,15 +273,7 @@ class TestValidatePreflight:
 
 def validation_ticket(client, connector) -> str:
     """What the pre-flight gives this browser for the popup."""
-    from django.test import RequestFactory
-
-    from alloy_oauth.admin import _validation_ticket
-
-    request = RequestFactory().get("/")
-    request.session = client.session
-    ticket = _validation_ticket(request, connector)
-    request.session.save()
-    return ticket
+    return ticket(client, f"validate:{connector.pk}")
 
 
 class TestValidateTicket:

@@ -20,14 +20,14 @@ from alloy_oauth import protocol
 from alloy_oauth.models import AuthorizationRequest, Credential
 
 from .conftest import TOKEN_URL
+from .tickets import authorize_url
 
 POOL = 400  # live states started by the end user's browser
 
 
 def pool_of_states(client: Client, count: int) -> list[str]:
-    url = reverse("alloy_oauth:authorize", args=["example"])
-    return [parse_qs(urlsplit(client.get(url)["Location"]).query)["state"][0]
-            for _ in range(count)]
+    return [parse_qs(urlsplit(client.get(authorize_url(client, "example"))["Location"]).query)
+            ["state"][0] for _ in range(count)]
 
 
 def raw(value: str | bytes) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,6 +17,7 @@ from alloy_oauth import headless
 from alloy_oauth.models import AuthorizationRequest, Credential
 
 from .conftest import TOKEN_URL
+from .tickets import authorize_url
 
 pytestmark = pytest.mark.django_db
 
@@ -294,8 +296,40 @@ class TestCrossSiteStart:
         assert AuthorizationRequest.objects.get().next_url == "/s/"
 
     def test_our_own_pages_go_straight_on(self, site, connector):
-        url = reverse("alloy_oauth:authorize", args=["example"])
+        # The connect button's URL carries this browser's start ticket.
+        url = authorize_url(site, "example")
         assert site.get(url, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 302
+
+    def test_a_start_without_a_ticket_asks_first(self, site, connector):
+        # E.g. another site links to the login page with next=<authorize>: after signing in,
+        # the browser arrives same-origin, but with no ticket.
+        url = reverse("alloy_oauth:authorize", args=["example"])
+        page = site.get(url, headers={"Sec-Fetch-Site": "same-origin"})
+        assert page.status_code == 200 and "Continue to Example" in page.content.decode()
+        assert "another website" not in page.content.decode()
+        assert not AuthorizationRequest.objects.exists()
+
+    def test_a_ticket_counts_only_for_its_browser_and_connector(self, site, connector,
+                                                                 make_connector, alice):
+        make_connector(slug="other")
+        theirs = Client()
+        theirs.force_login(alice)
+        for url in (authorize_url(theirs, "example"),  # same user, another browser
+                    authorize_url(site, "other").replace("/other/", "/example/"),
+                    reverse("alloy_oauth:authorize", args=["example"]) + "?ticket=forged"):
+            assert site.get(url).status_code == 200  # the confirmation page
+        assert not AuthorizationRequest.objects.exists()
+
+    def test_a_ticket_does_not_excuse_a_cross_site_start(self, site, connector):
+        page = site.get(authorize_url(site, "example"), headers={"Sec-Fetch-Site": "cross-site"})
+        assert page.status_code == 200 and "another website" in page.content.decode()
+        assert "ticket" not in page.content.decode()  # not carried into the form
+
+    def test_the_connect_button_carries_a_ticket_for_a_logged_in_user(self, site, connector):
+        html = site.get(reverse("alloy_oauth:connections")).content.decode()
+        [href] = re.findall(r'href="(/oauth/example/authorize/[^"]*)"', html)
+        assert "ticket=" in href
+        assert site.get(href.replace("&amp;", "&")).status_code == 302
 
     def test_a_bad_flow_id_is_refused(self, site, connector):
         url = reverse("alloy_oauth:authorize", args=["example"])

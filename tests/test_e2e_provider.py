@@ -14,6 +14,8 @@ from django.test import Client
 from alloy_oauth import protocol
 from alloy_oauth.models import AuthorizationRequest, Connector, Credential
 
+from .tickets import authorize_url
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -51,7 +53,7 @@ def test_connect_through_the_real_provider(live_server, oauth_provider, dot_conn
                         site.cookies[settings.SESSION_COOKIE_NAME].value, domain="127.0.0.1")
 
     # ...presses "connect",
-    answer = browser.get(f"{live_server.url}/oauth/demo/authorize/?next=/after/",
+    answer = browser.get(live_server.url + authorize_url(site, "demo", next="/after/"),
                          allow_redirects=False, timeout=10)
     assert answer.status_code == 302
     provider_url = answer.headers["Location"]
@@ -128,7 +130,7 @@ def test_client_secret_post_against_the_real_provider(
     site.force_login(end_user)
     browser = requests.Session()
     oauth_provider.login(browser)
-    provider_url = site.get("/oauth/demo/authorize/")["Location"]
+    provider_url = site.get(authorize_url(site, "demo"))["Location"]
     back = oauth_provider.consent(browser, provider_url)
     query = urlsplit(back).query
     response = site.get(f"/oauth/callback/?{query}")
@@ -144,7 +146,7 @@ def test_wrong_client_secret_shows_a_clear_page(site_callback, oauth_provider, d
     site.force_login(end_user)
     browser = requests.Session()
     oauth_provider.login(browser)
-    back = oauth_provider.consent(browser, site.get("/oauth/demo/authorize/")["Location"])
+    back = oauth_provider.consent(browser, site.get(authorize_url(site, "demo"))["Location"])
     response = site.get(f"/oauth/callback/?{urlsplit(back).query}")
     assert response.status_code == 400
     assert response.context["reason"] == "token_error"
@@ -173,11 +175,11 @@ def test_no_secret_in_debug_logs(site_callback, oauth_provider, dot_connector, e
         site.force_login(end_user)
         browser = requests.Session()
         oauth_provider.login(browser)
-        back = oauth_provider.consent(browser, site.get("/oauth/demo/authorize/")["Location"])
+        back = oauth_provider.consent(browser, site.get(authorize_url(site, "demo"))["Location"])
         code = parse_qs(urlsplit(back).query)["code"][0]
         assert site.get(f"/oauth/callback/?{urlsplit(back).query}").status_code == 303
         # A failing exchange is logged too: replaying the code is refused by the provider.
-        provider_url = site.get("/oauth/demo/authorize/")["Location"]
+        provider_url = site.get(authorize_url(site, "demo"))["Location"]
         state = parse_qs(urlsplit(provider_url).query)["state"][0]
         assert site.get("/oauth/callback/", {"state": state, "code": code}).status_code == 400
     finally:

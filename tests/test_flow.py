@@ -19,6 +19,7 @@ from alloy_oauth.models import AuthorizationRequest, Credential, CredentialEvent
 from alloy_oauth.signals import credential_connected
 
 from .conftest import TOKEN_URL
+from .tickets import authorize_url
 
 TOKEN_BODY = {"access_token": "access-token-value", "token_type": "bearer", "expires_in": 3600,
               "refresh_token": "refresh-token-value", "scope": "read write"}
@@ -36,10 +37,8 @@ def browser(client: Client, user) -> Client:
 
 
 def authorize(browser: Client, slug: str = "example", **query: str):
-    url = reverse("alloy_oauth:authorize", args=[slug])
-    if query:
-        url += "?" + urlencode(query)
-    return browser.get(url)
+    """What the page's connect button does (its URL carries this browser's start ticket)."""
+    return browser.get(authorize_url(browser, slug, **query))
 
 
 def start(browser: Client, slug: str = "example", **query: str) -> dict[str, str]:

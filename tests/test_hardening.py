@@ -16,6 +16,7 @@ from alloy_oauth.models import Connector, Credential
 
 from .conftest import TOKEN_URL
 from .test_flow import browser, callback, start, user  # noqa: F401 - fixtures
+from .tickets import authorize_url
 
 
 class TestIssuer:
@@ -74,7 +75,7 @@ class TestIssuerAgainstLiveProviders:
             f"u{django_user_model.objects.count()}"))
         browser = requests.Session()
         provider.login(browser)
-        back = provider.consent(browser, site.get("/oauth/live/authorize/")["Location"])
+        back = provider.consent(browser, site.get(authorize_url(site, "live"))["Location"])
         return parse_qs(urlsplit(back).query), site.get(f"/oauth/callback/?{urlsplit(back).query}")
 
     def test_a_provider_that_sends_iss(self, issuing_provider, django_user_model, settings):

@@ -20,6 +20,8 @@ from alloy_oauth import authorization, protocol, refresh, tasks
 from alloy_oauth.models import AuthorizationRequest, Connector, Credential, CredentialEvent
 from alloy_oauth.signals import credential_refreshed
 
+from .tickets import authorize_url
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -74,7 +76,7 @@ def test_no_secret_anywhere(oauth_provider, live_server, admin_client, django_us
         site.force_login(django_user_model.objects.create_user("alice"))
         browser = requests.Session()
         oauth_provider.login(browser)
-        back = oauth_provider.consent(browser, site.get("/oauth/live/authorize/")["Location"])
+        back = oauth_provider.consent(browser, site.get(authorize_url(site, "live"))["Location"])
         secrets.add(parse_qs(urlsplit(back).query)["code"][0])
         assert site.get(f"/oauth/callback/?{urlsplit(back).query}").status_code == 303
         credential = Credential.objects.get()
@@ -117,7 +119,7 @@ def test_no_secret_anywhere(oauth_provider, live_server, admin_client, django_us
         monkeypatch.setattr(authorization, "_store_credential", crash)
         got_request_exception.connect(report, dispatch_uid="hygiene-report")
         settings.DEBUG = False  # (the DEBUG page shows everything by design)
-        back = oauth_provider.consent(browser, site.get("/oauth/live/authorize/")["Location"])
+        back = oauth_provider.consent(browser, site.get(authorize_url(site, "live"))["Location"])
         secrets.add(parse_qs(urlsplit(back).query)["code"][0])
         site.raise_request_exception = False
         assert site.get(f"/oauth/callback/?{urlsplit(back).query}").status_code == 500

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 from django import template
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.html import format_html
 
+from .. import authorization
 from ..models import Connector
 
 register = template.Library()
@@ -30,23 +32,31 @@ def alloy_oauth_script() -> str:
     return format_html('<script src="{}" defer></script>', static("alloy_oauth/connect.js"))
 
 
-@register.inclusion_tag("alloy_oauth/connect_button.html")
+@register.inclusion_tag("alloy_oauth/connect_button.html", takes_context=True)
 def alloy_oauth_connect_button(
-    connector: Connector | str, label: str = "", next: str = "", css_class: str = "",
+    context: template.Context, connector: Connector | str, label: str = "", next: str = "",
+    css_class: str = "",
 ) -> dict[str, Any]:
     """A connector (or its slug). An unknown or inactive one renders nothing, with a warning
-    in the log: its authorize URL would answer 404."""
+    in the log: its authorize URL would answer 404. For a logged-in user (``request`` in the
+    context) the link carries a start ticket, so it goes straight to the provider; without
+    one the person is asked to confirm first."""
     found = connector if isinstance(connector, Connector) else (
         Connector.objects.filter(slug=connector).first())
     if found is None or not found.is_active:
         logger.warning("alloy_oauth_connect_button: no active connector %r; nothing rendered.",
                        str(connector))
         return {"slug": ""}
+    query = {"next": next} if next else {}
+    request = context.get("request")
+    if request is not None and request.user.is_authenticated:
+        query["ticket"] = authorization.issue_ticket(request.session, f"authorize:{found.slug}")
     return {
         "slug": found.slug,
         "name": found.name,
         "label": label,
         "next": next,
         "css_class": css_class,
-        "authorize_url": reverse("alloy_oauth:authorize", args=[found.slug]),
+        "authorize_url": reverse("alloy_oauth:authorize", args=[found.slug])
+        + ("?" + urlencode(query, safe="/") if query else ""),
     }

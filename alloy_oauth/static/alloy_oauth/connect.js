@@ -9,9 +9,12 @@
  * Where popups are blocked, the page itself goes to the consent page and comes back to
  * options.next (default: this page); the Promise then never settles.
  *
- * Options: url (an authorize URL or a headless connect link; default: base + slug +
- * "/authorize/"), base (where alloy_oauth's URLs are mounted, default "/oauth/"), next,
- * width (600), height (700), closedTimeout (ms, default 300000; see below).
+ * Options: url (an authorize URL or a headless connect link; default: the href of this
+ * page's connect button for the slug, else base + slug + "/authorize/"), base (where
+ * alloy_oauth's URLs are mounted, default "/oauth/"), next, width (600), height (700),
+ * closedTimeout (ms, default 300000; see below). The button's href carries a start ticket
+ * for this browser, so the popup goes straight to the provider; a URL without one first
+ * shows a "Continue to <provider>" page (a start anyone could have linked to).
  *
  * Results arrive as a postMessage from this page's origin, or on a same-origin
  * BroadcastChannel, and carry the id of this attempt (two tabs never settle each other's).
@@ -62,7 +65,12 @@
       return current.promise;
     }
     var base = options.base || "/oauth/";
-    var url = options.url || base + encodeURIComponent(slug) + "/authorize/";
+    // The page's own button for this connector carries this browser's start ticket: with
+    // it the popup goes straight to the provider; without, it asks to confirm first.
+    var button = options.url ? null : document.querySelector(
+      "a[data-alloy-oauth-connect='" + slug.replace(/['\\]/g, "\\$&") + "'][href]");
+    var url = options.url || (button && button.getAttribute("href")) ||
+              base + encodeURIComponent(slug) + "/authorize/";
     var next = options.next || window.location.pathname + window.location.search;
     var closedTimeout = options.closedTimeout === undefined ? 300000 : options.closedTimeout;
     var flow = newFlowId();

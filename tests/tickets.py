@@ -1,0 +1,24 @@
+"""What a page of the site gives this browser to start a flow without the confirmation page
+(see ``alloy_oauth.authorization.issue_ticket``), for tests that drive a test client."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.urls import reverse
+
+
+def ticket(client: Any, purpose: str) -> str:
+    from alloy_oauth import authorization
+
+    session = client.session
+    value = authorization.issue_ticket(session, purpose)
+    session.save()
+    return value
+
+
+def authorize_url(client: Any, slug: str, **query: str) -> str:
+    """The connect button's URL for this browser: straight to the provider."""
+    query["ticket"] = ticket(client, f"authorize:{slug}")
+    return reverse("alloy_oauth:authorize", args=[slug]) + "?" + urlencode(query)
