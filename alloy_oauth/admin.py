@@ -224,12 +224,13 @@ VALIDATION_TICKET_MAX_AGE = 120
 def _validation_ticket(request: HttpRequest, connector: Connector) -> str:
     """Proof that the popup's GET follows this browser's own pre-flight (a CSRF-checked
     POST): another site cannot start a validation in the operator's name."""
-    return authorization.issue_ticket(request.session, f"validate:{connector.pk}")
+    return authorization.issue_ticket(request.session,
+                                      f"validate:{connector.pk}:{request.user.pk}")
 
 
 def _is_validation_ticket(request: HttpRequest, connector: Connector, ticket: str) -> bool:
-    return authorization.is_ticket(request.session, f"validate:{connector.pk}", ticket,
-                                   max_age=VALIDATION_TICKET_MAX_AGE)
+    return authorization.is_ticket(request.session, f"validate:{connector.pk}:{request.user.pk}",
+                                   ticket, max_age=VALIDATION_TICKET_MAX_AGE)
 
 
 class CredentialEventInline(admin.TabularInline):

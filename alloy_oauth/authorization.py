@@ -92,9 +92,15 @@ def browser_binding(session: SessionBase, *, create: bool) -> str | None:
 START_TICKET_MAX_AGE = 3600
 
 
+def start_purpose(slug: str, user_pk: Any) -> str:
+    """What a start ticket is for: this connector, for this user (a ticket planted in a
+    session from before a login is worth nothing to whoever logs in)."""
+    return f"authorize:{slug}:{user_pk}"
+
+
 def issue_ticket(session: SessionBase, purpose: str) -> str:
     """Proof that a page of this site, rendered for this browser session, offers
-    ``purpose`` (``"authorize:<slug>"``, ``"validate:<connector pk>"``).
+    ``purpose`` (:func:`start_purpose`, or the admin's ``"validate:<pk>:<user pk>"``).
 
     Another site can neither read one nor make one, so a start that carries a valid ticket
     was asked for on one of our pages, not by a link from elsewhere (or through the login

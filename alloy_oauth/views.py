@@ -134,7 +134,8 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
         owner = {"external_id": external_id, "link_hash": headless.link_hash(link)}
     cross_site = request.headers.get("Sec-Fetch-Site") == "cross-site"
     if request.method == "GET" and (link or cross_site or not authorization.is_ticket(
-        request.session, f"authorize:{slug}", params.get("ticket", ""),
+        request.session, authorization.start_purpose(slug, request.user.pk),
+        params.get("ticket", ""),
         max_age=authorization.START_TICKET_MAX_AGE,
     )):
         return render(request, "alloy_oauth/authorize_confirm.html", {

@@ -11,7 +11,7 @@ from django.utils import timezone
 from alloy_oauth.forms import ConnectorForm
 from alloy_oauth.models import AuthorizationRequest, Connector, Credential, CredentialEvent
 
-from .tickets import ticket
+from .tickets import logged_in_user_pk, ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -273,7 +273,7 @@ class TestValidatePreflight:
 
 def validation_ticket(client, connector) -> str:
     """What the pre-flight gives this browser for the popup."""
-    return ticket(client, f"validate:{connector.pk}")
+    return ticket(client, f"validate:{connector.pk}:{logged_in_user_pk(client)}")
 
 
 class TestValidateTicket:

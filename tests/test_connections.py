@@ -17,7 +17,7 @@ from alloy_oauth import headless
 from alloy_oauth.models import AuthorizationRequest, Credential
 
 from .conftest import TOKEN_URL
-from .tickets import authorize_url
+from .tickets import authorize_url, ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -174,6 +174,14 @@ def test_connect_button_tag(connector):
     assert 'data-alloy-oauth-connect="example"' in html and ">Reconnect</a>" in html
 
 
+def test_connect_button_without_user_or_session_on_the_request(connector, rf):
+    # A host without AuthenticationMiddleware, or a template rendered for a bare request:
+    # no ticket (the person will be asked to confirm), no exception.
+    html = Template('{% load alloy_oauth %}{% alloy_oauth_connect_button "example" %}').render(
+        Context({"request": rf.get("/")}))
+    assert 'href="/oauth/example/authorize/"' in html
+
+
 def test_connect_button_by_slug_shows_the_name(connector):
     connector.name = "GitHub"
     connector.save()
@@ -318,6 +326,17 @@ class TestCrossSiteStart:
                     authorize_url(site, "other").replace("/other/", "/example/"),
                     reverse("alloy_oauth:authorize", args=["example"]) + "?ticket=forged"):
             assert site.get(url).status_code == 200  # the confirmation page
+        assert not AuthorizationRequest.objects.exists()
+
+    def test_a_ticket_counts_only_for_its_user(self, site, connector, django_user_model):
+        # A session planted before a login (signed-cookie sessions keep their data through
+        # it) holds someone else's ticket: worthless to whoever is logged in now.
+        from alloy_oauth.authorization import start_purpose
+
+        mallory = django_user_model.objects.create_user("mallory")
+        url = reverse("alloy_oauth:authorize", args=["example"]) + "?ticket=" + ticket(
+            site, start_purpose("example", mallory.pk))
+        assert site.get(url).status_code == 200  # the confirmation page
         assert not AuthorizationRequest.objects.exists()
 
     def test_a_ticket_does_not_excuse_a_cross_site_start(self, site, connector):

@@ -18,7 +18,15 @@ def ticket(client: Any, purpose: str) -> str:
     return value
 
 
+def logged_in_user_pk(client: Any) -> Any:
+    from django.contrib.auth import get_user
+
+    return get_user(type("Request", (), {"session": client.session})()).pk
+
+
 def authorize_url(client: Any, slug: str, **query: str) -> str:
-    """The connect button's URL for this browser: straight to the provider."""
-    query["ticket"] = ticket(client, f"authorize:{slug}")
+    """The connect button's URL for this browser's user: straight to the provider."""
+    from alloy_oauth.authorization import start_purpose
+
+    query["ticket"] = ticket(client, start_purpose(slug, logged_in_user_pk(client)))
     return reverse("alloy_oauth:authorize", args=[slug]) + "?" + urlencode(query)

@@ -40,7 +40,8 @@ def alloy_oauth_connect_button(
     """A connector (or its slug). An unknown or inactive one renders nothing, with a warning
     in the log: its authorize URL would answer 404. For a logged-in user (``request`` in the
     context) the link carries a start ticket, so it goes straight to the provider; without
-    one the person is asked to confirm first."""
+    one the person is asked to confirm first. Like ``{% csrf_token %}``, the ticket is per
+    session: the page varies on Cookie and must not go into a cache shared between users."""
     found = connector if isinstance(connector, Connector) else (
         Connector.objects.filter(slug=connector).first())
     if found is None or not found.is_active:
@@ -49,8 +50,10 @@ def alloy_oauth_connect_button(
         return {"slug": ""}
     query = {"next": next} if next else {}
     request = context.get("request")
-    if request is not None and request.user.is_authenticated:
-        query["ticket"] = authorization.issue_ticket(request.session, f"authorize:{found.slug}")
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and hasattr(request, "session"):
+        query["ticket"] = authorization.issue_ticket(
+            request.session, authorization.start_purpose(found.slug, user.pk))
     return {
         "slug": found.slug,
         "name": found.name,

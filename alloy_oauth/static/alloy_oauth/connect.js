@@ -68,7 +68,7 @@
     // The page's own button for this connector carries this browser's start ticket: with
     // it the popup goes straight to the provider; without, it asks to confirm first.
     var button = options.url ? null : document.querySelector(
-      "a[data-alloy-oauth-connect='" + slug.replace(/['\\]/g, "\\$&") + "'][href]");
+      "a[data-alloy-oauth-connect=\"" + CSS.escape(String(slug)) + "\"][href]");
     var url = options.url || (button && button.getAttribute("href")) ||
               base + encodeURIComponent(slug) + "/authorize/";
     var next = options.next || window.location.pathname + window.location.search;
