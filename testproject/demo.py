@@ -85,9 +85,10 @@ def setup(port: int) -> None:
         subprocess.run([sys.executable, str(MANAGE), *args], env=env, cwd=REPO, check=True)
 
     manage("migrate", "--noinput", "-v0")
-    manage("demo_seed", "--provider-url", f"http://localhost:{port}",
-           "--client-secret", secrets_file()["DEMO_CLIENT_SECRET"],
-           "--lead-time", os.environ.get("DEMO_LEAD_TIME", "60"))
+    # name=value: a generated secret may begin with "-", which argparse would take for an option
+    manage("demo_seed", f"--provider-url=http://localhost:{port}",
+           f"--client-secret={secrets_file()['DEMO_CLIENT_SECRET']}",
+           f"--lead-time={os.environ.get('DEMO_LEAD_TIME', '60')}")
 
 
 def serve(port: int) -> int:

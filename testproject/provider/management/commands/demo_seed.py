@@ -27,10 +27,12 @@ class Command(BaseCommand):
         operator.is_staff = operator.is_superuser = True
         operator.set_password(OPERATOR[1])
         operator.save()
+        # As name=value strings: call_command passes required options as two words, and a
+        # generated secret that begins with "-" would then be taken for an option.
         call_command(
-            "provider_setup", client_id=CLIENT_ID, client_secret=client_secret,
-            redirect_uri=["http://127.0.0.1/oauth/callback/"], username=END_USER[0],
-            password=END_USER[1], name="alloy_oauth demo", skip_authorization=False,
+            "provider_setup", f"--client-id={CLIENT_ID}", f"--client-secret={client_secret}",
+            "--redirect-uri=http://127.0.0.1/oauth/callback/", f"--username={END_USER[0]}",
+            f"--password={END_USER[1]}", "--name=alloy_oauth demo", "--no-skip-authorization",
             stdout=self.stdout,
         )
         base = provider_url.rstrip("/") + "/provider"
