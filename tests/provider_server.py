@@ -109,12 +109,12 @@ class ProviderServer:
         self.manage("migrate", "--noinput", "-v0")
         self.manage(
             "provider_setup",
-            "--client-id", self.client_id,
-            "--client-secret", self.client_secret,
+            f"--client-id={self.client_id}",
+            f"--client-secret={self.client_secret}",  # (name=value: a value may begin with -)
             # RFC 8252 §7.3: any port is accepted for a registered loopback IP redirect URI.
-            "--redirect-uri", "http://127.0.0.1/oauth/callback/",
-            "--username", self.username,
-            "--password", self.password,
+            "--redirect-uri=http://127.0.0.1/oauth/callback/",
+            f"--username={self.username}",
+            f"--password={self.password}",
         )
         log = open(self.workdir / "provider.log", "wb")
         self.process = subprocess.Popen(
