@@ -13,6 +13,11 @@ if TYPE_CHECKING:
     from .models import Credential
 
 
+#: Requests sent for one call at most: the first, the one after the forced refresh, and one
+#: more when the token was rotated again by another process in between.
+MAX_REQUESTS = 3
+
+
 class CredentialSession(requests.Session):
     """Sends ``Authorization: <token_type> <access token>`` on every request.
 
@@ -21,7 +26,10 @@ class CredentialSession(requests.Session):
     - the token is refreshed before a request when it expires within ``min_valid`` seconds;
     - a 401 answer forces one refresh (unless another process already refreshed, or the
       credential is in error or backing off after failures) and the request is sent once
-      more;
+      more; if that is refused too while other processes rotated the token yet again
+      (providers that revoke the old access token at each refresh), it goes once more with
+      the newest token, at most :data:`MAX_REQUESTS` requests in all and never another
+      forced refresh;
     - a credential that needs reconnecting raises ``ReauthorizationRequired``, one that cannot
       be refreshed now ``TokenRefreshFailed``.
 
@@ -50,11 +58,17 @@ class CredentialSession(requests.Session):
             refresh.refresh_for_caller(self.credential, force=True, if_version=version,
                                        wait=True)
             self.credential.refresh_from_db()
-        fresh = self.credential.get_access_token(min_valid=0)
-        if fresh == token:
-            return response
-        response.close()
-        return self._send(method, url, fresh, headers, args, kwargs)
+        for _ in range(MAX_REQUESTS - 1):
+            fresh = self.credential.get_access_token(min_valid=0)
+            if fresh == token:  # nobody has a newer token: the refusal stands
+                return response
+            response.close()
+            token = fresh
+            response = self._send(method, url, token, headers, args, kwargs)
+            if response.status_code != 401:
+                return response
+            self.credential.refresh_from_db()
+        return response
 
     @sensitive_variables()
     def _send(self, method: str, url: str, token: str, headers: dict[str, str], args: Any,

@@ -520,6 +520,39 @@ class TestSession:
         assert api_credential.session().get("me").status_code == 401
         assert len([c for c in responses.calls if c.request.url == TOKEN_URL]) == 1
 
+    def test_401_again_after_another_rotation_uses_the_newest_token(self, api_credential,
+                                                                     responses):
+        # A provider that revokes the old access token at each refresh, and other processes
+        # rotating twice while this call is under way: the call still succeeds.
+        rotations = iter(["second", "third"])
+
+        def api(request):
+            token = request.headers["Authorization"].removeprefix("Bearer ")
+            if token == "third":
+                return 200, {}, '{"ok": true}'
+            credential = Credential.objects.get(pk=api_credential.pk)
+            Credential.objects.filter(pk=credential.pk).update(
+                access_token=next(rotations), version=credential.version + 1)
+            return 401, {}, ""
+
+        responses.add_callback(responses.GET, f"{API}/me", callback=api)
+        response = api_credential.session().get("me")
+        assert response.json() == {"ok": True}
+        assert [c.request.headers["Authorization"] for c in responses.calls] == [
+            f"Bearer {OLD_ACCESS}", "Bearer second", "Bearer third"]  # no forced refresh
+
+    def test_at_most_three_requests_while_the_token_keeps_changing(self, api_credential,
+                                                                    responses):
+        def api(request):
+            credential = Credential.objects.get(pk=api_credential.pk)
+            Credential.objects.filter(pk=credential.pk).update(
+                access_token=f"token-{credential.version + 1}", version=credential.version + 1)
+            return 401, {}, ""
+
+        responses.add_callback(responses.GET, f"{API}/me", callback=api)
+        assert api_credential.session().get("me").status_code == 401
+        assert len(responses.calls) == 3
+
     def test_401_and_the_grant_is_gone(self, api_credential, responses):
         responses.get(f"{API}/me", status=401)
         responses.post(TOKEN_URL, json={"error": "invalid_grant"}, status=400)
