@@ -33,6 +33,9 @@ from .redaction import last_four
 from .refresh import Result
 from .views import failure_page, no_store
 
+#: How long the popup may take to follow the pre-flight's answer.
+VALIDATION_TICKET_MAX_AGE = 120
+
 STATUS_COLOURS = {
     Credential.Status.ACTIVE: "#1a7f37",
     Credential.Status.REAUTH_REQUIRED: "#9a6700",
@@ -175,19 +178,28 @@ class ConnectorAdmin(admin.ModelAdmin):
         connector = self._connector_for_validation(request, pk)
         checks = validation.preflight(connector, redirect_uri=callback_url(request))
         ok = all(check.ok for check in checks)
+        authorize_url = None
+        if ok:
+            # Proof, for the popup's GET, that it follows this browser's own pre-flight (a
+            # CSRF-checked POST): no other site can start a validation in its name.
+            ticket = authorization.issue_ticket(
+                request.session, authorization.validation_purpose(connector.pk, request.user.pk))
+            authorize_url = reverse("admin:alloy_oauth_connector_validate_authorize",
+                                    args=[connector.pk]) + "?" + urlencode({"ticket": ticket})
         return JsonResponse({
             "ok": ok,
             "checks": [{"name": c.name, "ok": c.ok, "message": c.message} for c in checks],
-            "authorize_url": reverse("admin:alloy_oauth_connector_validate_authorize",
-                                     args=[connector.pk]) + "?" + urlencode(
-                {"ticket": _validation_ticket(request, connector)}) if ok else None,
+            "authorize_url": authorize_url,
         })
 
     def validate_authorize_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """Step 2, in the popup: the operator authorizes at the provider; the callback
         reports on the token and stores no credential."""
         connector = self._connector_for_validation(request, pk)
-        if not _is_validation_ticket(request, connector, request.GET.get("ticket", "")):
+        if not authorization.is_ticket(
+            request.session, authorization.validation_purpose(connector.pk, request.user.pk),
+            request.GET.get("ticket", ""), max_age=VALIDATION_TICKET_MAX_AGE,
+        ):
             return failure_page(request, "invalid_request", _(
                 "Start “Validate credential” from the connector's page."), None, status=403)
         try:
@@ -215,22 +227,6 @@ class ConnectorAdmin(admin.ModelAdmin):
                     "%(connector)s: the pre-flight checks passed. Open the connector and press "
                     "“Validate credential” to complete the round trip.") % {
                     "connector": connector}, messages.SUCCESS)
-
-
-#: How long the popup may take to follow the pre-flight's answer.
-VALIDATION_TICKET_MAX_AGE = 120
-
-
-def _validation_ticket(request: HttpRequest, connector: Connector) -> str:
-    """Proof that the popup's GET follows this browser's own pre-flight (a CSRF-checked
-    POST): another site cannot start a validation in the operator's name."""
-    return authorization.issue_ticket(request.session,
-                                      f"validate:{connector.pk}:{request.user.pk}")
-
-
-def _is_validation_ticket(request: HttpRequest, connector: Connector, ticket: str) -> bool:
-    return authorization.is_ticket(request.session, f"validate:{connector.pk}:{request.user.pk}",
-                                   ticket, max_age=VALIDATION_TICKET_MAX_AGE)
 
 
 class CredentialEventInline(admin.TabularInline):

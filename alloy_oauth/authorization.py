@@ -98,9 +98,14 @@ def start_purpose(slug: str, user_pk: Any) -> str:
     return f"authorize:{slug}:{user_pk}"
 
 
+def validation_purpose(connector_pk: int, user_pk: Any) -> str:
+    """What the admin's Validate ticket is for: this connector's popup, for this operator."""
+    return f"validate:{connector_pk}:{user_pk}"
+
+
 def issue_ticket(session: SessionBase, purpose: str) -> str:
     """Proof that a page of this site, rendered for this browser session, offers
-    ``purpose`` (:func:`start_purpose`, or the admin's ``"validate:<pk>:<user pk>"``).
+    ``purpose`` (:func:`start_purpose`, :func:`validation_purpose`).
 
     Another site can neither read one nor make one, so a start that carries a valid ticket
     was asked for on one of our pages, not by a link from elsewhere (or through the login

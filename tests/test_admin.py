@@ -273,7 +273,9 @@ class TestValidatePreflight:
 
 def validation_ticket(client, connector) -> str:
     """What the pre-flight gives this browser for the popup."""
-    return ticket(client, f"validate:{connector.pk}:{logged_in_user_pk(client)}")
+    from alloy_oauth.authorization import validation_purpose
+
+    return ticket(client, validation_purpose(connector.pk, logged_in_user_pk(client)))
 
 
 class TestValidateTicket:
