@@ -28,6 +28,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from throwaway_db import throwaway_database
+
 REPO_DIR = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/")
 
@@ -70,27 +72,13 @@ def start_token_endpoint(latency_ms: float = 0) -> str:
 
 def child(database_url: str, refreshes: int, rounds: int, latencies: list[float],
           sweep_rows: list[int], sweep_due: list[int]) -> dict:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
-    sys.path.insert(0, str(REPO_DIR))
-    import django
-
-    django.setup()
-    from django.db import connection
-    from django.test.utils import setup_test_environment
-
-    setup_test_environment()
-    old_name = connection.settings_dict["NAME"]
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    try:
+    with throwaway_database(database_url) as connection:
         report = {"database": connection.vendor, "refresh": [
             measure_refresh(refreshes, rounds, latency) for latency in latencies
         ]}
         if connection.vendor == "postgresql" and sweep_rows:
             report["sweep"] = measure_sweep(sweep_rows, sweep_due)
         return report
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
 def measure_refresh(refreshes: int, rounds: int, latency_ms: float) -> dict:

@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sys
 import time
-from pathlib import Path
 
-REPO_DIR = Path(__file__).resolve().parent.parent
+from throwaway_db import throwaway_database
+
 OLD = "bench-old-key-0123456789abcdef0123456789"
 NEW = "bench-new-key-9876543210fedcba9876543210"
 
@@ -34,27 +33,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     args = parser.parse_args()
-    os.environ["DATABASE_URL"] = (
+    database_url = (
         os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/").rstrip("/")
         + "/alloy_oauth_rotate_bench" if args.database == "postgres"
         else "sqlite:////tmp/alloy_oauth_rotate_bench.sqlite3")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
-    sys.path.insert(0, str(REPO_DIR))
-    import django
+    with throwaway_database(database_url) as connection:
+        from cryptography.fernet import Fernet, MultiFernet
+        from django.conf import settings
 
-    django.setup()
-    from cryptography.fernet import Fernet, MultiFernet
-    from django.conf import settings
-    from django.db import connection
-    from django.test.utils import setup_test_environment
+        from alloy_oauth import keys
+        from alloy_oauth.models import Connector, Credential
 
-    from alloy_oauth import keys
-    from alloy_oauth.models import Connector, Credential
-
-    setup_test_environment()
-    old_name = connection.settings_dict["NAME"]
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    try:
         settings.FERNET_KEYS = [OLD]
         keys.reload_keys()
         connector = Connector.objects.create(name="Bench", slug="bench", client_id="c",
@@ -107,8 +96,6 @@ def main() -> None:
         print(f"peak memory: {before:.0f} MB before the rotation, {after:.0f} MB after")
         print(f"with the old key dropped, all {args.credentials} credentials decrypted again "
               f"in {verify:.1f} s")
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
 def _raw_tokens(connection, limit: int) -> list[bytes]:
