@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-postgres tox bench screenshots clean
+.PHONY: demo test test-postgres test-mysql tox bench screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,15 @@ test: $(BIN)/.installed
 
 test-postgres: $(BIN)/.installed
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/alloy_oauth} \
+		$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# mysqlclient builds against the client library: apt-get install pkg-config libmariadb-dev.
+$(BIN)/.mysql-installed: setup.cfg pyproject.toml | $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[test,mysql]'
+	touch $@
+
+test-mysql: $(BIN)/.mysql-installed
+	DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/alloy_oauth} \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Refresh throughput against a local token endpoint and the sweep's cost (see bench/).

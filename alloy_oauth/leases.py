@@ -49,18 +49,27 @@ class Lease:
     token: str
 
 
+class DatabaseNow(Now):
+    """``Now()`` in UTC on every database. Django's ``Now()`` is MySQL's CURRENT_TIMESTAMP,
+    the *session* time zone's wall clock (Django sets none: the server's, maybe local with
+    DST), while Django stores UTC: a lease could look an hour longer after a DST change."""
+
+    def as_mysql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        return self.as_sql(compiler, connection, template="UTC_TIMESTAMP(6)", **extra_context)
+
+
 def free() -> Q:
     """No lease, or an expired one, by the database's clock."""
-    return Q(lease_until__isnull=True) | Q(lease_until__lte=Now())
+    return Q(lease_until__isnull=True) | Q(lease_until__lte=DatabaseNow())
 
 
 def held() -> ExpressionWrapper:
     """Annotation: is the lease live right now, by the database's clock?"""
-    return ExpressionWrapper(Q(lease_until__gt=Now()), output_field=BooleanField())
+    return ExpressionWrapper(Q(lease_until__gt=DatabaseNow()), output_field=BooleanField())
 
 
 def _expiry() -> Any:
-    return Now() + timedelta(seconds=app_settings.LEASE_SECONDS)
+    return DatabaseNow() + timedelta(seconds=app_settings.LEASE_SECONDS)
 
 
 def try_acquire(credential_id: int, candidates: QuerySet[Credential]) -> Lease | None:
@@ -168,11 +177,15 @@ def _in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     def run() -> None:
         try:
             connection = connections[database()]
+            # If the caller's transaction holds the credential's row, waiting for it would
+            # wait for ourselves: give up instead (SQLite gives up by itself after 5 s).
             if connection.vendor == "postgresql":
-                # If the caller's transaction holds the credential's row, waiting for it would
-                # wait for ourselves: give up instead (SQLite gives up by itself after 5 s).
                 with connection.cursor() as cursor:
                     cursor.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
+            elif connection.vendor == "mysql":  # InnoDB waits 50 s by default
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        f"SET SESSION innodb_lock_wait_timeout = {LOCK_TIMEOUT_SECONDS}")
             box["value"] = func(*args, **kwargs)
         except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
+from django.db.models.functions import NullIf
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -20,6 +21,17 @@ from .fields import EncryptedJSONField, EncryptedTextField, is_undecryptable
 if TYPE_CHECKING:
     from .refresh import Outcome
     from .session import CredentialSession
+
+
+def cascade_without_nulling(collector: Any, field: Any, sub_objs: Any, using: str) -> None:
+    """``models.CASCADE`` without its MySQL/MariaDB detour: there (no deferrable constraints)
+    Django first sets a nullable foreign key to NULL, then deletes the rows, and the NULL
+    breaks ``alloy_oauth_cred_has_owner``, so a user with a credential could not be deleted.
+    Credential → user is no cycle: the collector deletes the credentials first
+    (``nullable=False`` orders the deletes instead of relying on the NULLs). Migrations name
+    this function: keep it."""
+    collector.collect(sub_objs, source=field.remote_field.model, source_attr=field.name,
+                      nullable=False, fail_on_restricted=False)
 
 
 def absolute_url(path: str, request: Any = None) -> str:
@@ -252,12 +264,20 @@ class Credential(models.Model):
         verbose_name=_("connector"),
     )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True,
+        settings.AUTH_USER_MODEL, on_delete=cascade_without_nulling, null=True, blank=True,
         related_name="alloy_oauth_credentials", verbose_name=_("user"),
     )
     external_id = models.CharField(
         _("external ID"), max_length=255, blank=True, db_index=True,
         help_text=_("The host's own identifier for an end user who is not a Django user."),
+    )
+    #: ``external_id``, NULL when blank (kept by the database): what the one-credential-per-
+    #: external-id constraint is on. A unique constraint on ``external_id`` itself would need
+    #: a condition, which MySQL/MariaDB do not support (Django silently skips it there).
+    external_key = models.GeneratedField(
+        expression=NullIf("external_id", Value("")),
+        output_field=models.CharField(max_length=255, null=True),
+        db_persist=True,
     )
 
     access_token = EncryptedTextField(_("access token"))
@@ -303,12 +323,13 @@ class Credential(models.Model):
                 condition=Q(user__isnull=False) | ~Q(external_id=""),
                 name="alloy_oauth_cred_has_owner",
             ),
+            # NULLs are distinct in unique indexes on SQLite, PostgreSQL and MySQL/MariaDB:
+            # no condition needed (MySQL/MariaDB would ignore one).
             models.UniqueConstraint(
-                fields=["connector", "user"], condition=Q(user__isnull=False),
-                name="alloy_oauth_cred_one_per_user",
+                fields=["connector", "user"], name="alloy_oauth_cred_one_per_user",
             ),
             models.UniqueConstraint(
-                fields=["connector", "external_id"], condition=~Q(external_id=""),
+                fields=["connector", "external_key"],
                 name="alloy_oauth_cred_one_per_external_id",
             ),
         ]

@@ -44,11 +44,12 @@ AUTH_URL = "https://provider.example/oauth/authorize"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if connection.vendor == "postgresql":
+    if connection.vendor in ("postgresql", "mysql"):
         return
-    skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL=postgres://…)")
+    skip = pytest.mark.skip(reason="needs a database server (set DATABASE_URL=postgres://… "
+                                   "or mysql://…)")
     for item in items:
-        if "postgresql" in item.keywords:
+        if "database_server" in item.keywords:
             item.add_marker(skip)
 
 
@@ -174,14 +175,16 @@ def strict_provider(tmp_path_factory: pytest.TempPathFactory,
             _drop_postgres_database("alloy_oauth_strict_provider")
 
 
-def postgres_url(database: str) -> str:
-    """A URL to another database on the server the suite runs on."""
+def server_database_url(database: str) -> str:
+    """A URL to another database on the server the suite runs on (PostgreSQL or MySQL)."""
     params = connection.settings_dict
-    user = params.get("USER") or "postgres"
+    mysql = connection.vendor == "mysql"
+    user = params.get("USER") or ("root" if mysql else "postgres")
     password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
     host = params.get("HOST") or "127.0.0.1"
-    port = params.get("PORT") or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{database}"
+    port = params.get("PORT") or (3306 if mysql else 5432)
+    scheme = "mysql" if mysql else "postgres"
+    return f"{scheme}://{user}{password}@{host}:{port}/{database}"
 
 
 def _admin_cursor():  # type: ignore[no-untyped-def]
@@ -199,7 +202,7 @@ def _create_postgres_database(name: str) -> str:
     with _admin_cursor() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    return postgres_url(name)
+    return server_database_url(name)
 
 
 def _drop_postgres_database(name: str) -> None:

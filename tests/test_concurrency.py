@@ -27,9 +27,9 @@ from django.utils import timezone
 from alloy_oauth import refresh
 from alloy_oauth.models import Connector, Credential, CredentialEvent
 
-from .conftest import postgres_url
+from .conftest import server_database_url
 
-pytestmark = [pytest.mark.postgresql, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.database_server, pytest.mark.django_db(transaction=True)]
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 CLIENT_PROCESSES = 8
@@ -52,7 +52,7 @@ def process_env(**alloy_oauth: object) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="tests.settings",
-        DATABASE_URL=postgres_url(connection.settings_dict["NAME"]),
+        DATABASE_URL=server_database_url(connection.settings_dict["NAME"]),
         ALLOY_OAUTH_JSON=json.dumps(alloy_oauth),
         PYTHONPATH=str(REPO_DIR),
     )

@@ -470,7 +470,7 @@ class TestSuccess:
         assert Credential.objects.count() == 2
 
 
-@pytest.mark.postgresql
+@pytest.mark.database_server
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_callbacks_exchange_the_code_once(
     client, django_user_model, make_connector, monkeypatch

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import ProtectedError
 
 from alloy_oauth import protocol
@@ -66,6 +67,13 @@ class TestOwnership:
         make_credential(make_connector(), external_id="cust-42")
         with pytest.raises(IntegrityError), transaction.atomic():
             make_credential(connector, external_id="cust-42")
+
+    def test_external_ids_differing_in_case_or_spaces_are_different_owners(self, connector):
+        # MySQL/MariaDB's default collations would make these one owner (migration 0002).
+        owners = ["cust-1", "CUST-1", "cust-1 "]
+        credentials = [make_credential(connector, external_id=owner) for owner in owners]
+        for owner, credential in zip(owners, credentials):
+            assert list(Credential.objects.for_owner(external_id=owner)) == [credential]
 
     def test_for_owner(self, connector, django_user_model):
         alice = django_user_model.objects.create_user("alice")
@@ -151,3 +159,93 @@ def test_oauth_client(connector, settings):
 def test_scopes_property(connector):
     connector.scope = "read,write  admin"
     assert connector.scopes == ["read", "write", "admin"]
+
+
+class TestMigrations:
+    def test_the_models_and_migrations_agree(self):
+        from django.core.management import call_command
+
+        call_command("makemigrations", "alloy_oauth", "--check", "--dry-run", verbosity=0)
+
+    @staticmethod
+    @contextmanager
+    def at_0001():
+        """The database at migration 0001 (its historical models), then back at the latest."""
+        from django.db.migrations.executor import MigrationExecutor
+
+        before = [("alloy_oauth", "0001_initial")]
+        executor = MigrationExecutor(connection)
+        executor.migrate(before)
+        try:
+            yield executor.loader.project_state(before).apps
+        finally:
+            executor = MigrationExecutor(connection)
+            executor.migrate(executor.loader.graph.leaf_nodes())
+
+    @staticmethod
+    def migrate_to_latest() -> None:
+        from django.db.migrations.executor import MigrationExecutor
+
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+    @staticmethod
+    def old_connector(apps):
+        return apps.get_model("alloy_oauth", "Connector").objects.create(
+            name="Old", slug="old", auth_url="https://p.example/a",
+            token_url="https://p.example/t", client_id="id", client_secret="secret")
+
+    @pytest.mark.django_db(transaction=True)
+    def test_the_portable_constraints_migration_keeps_every_credential(self, django_user_model):
+        user = django_user_model.objects.create_user("u")
+        rows = {"user": dict(user_id=user.pk), "external": dict(external_id="cust-1"),
+                "other case": dict(external_id="CUST-1")}
+        with self.at_0001() as old:
+            connector = self.old_connector(old)
+            ids = {name: old.get_model("alloy_oauth", "Credential").objects.create(
+                connector_id=connector.pk, access_token=f"token of {name}", **owner).pk
+                for name, owner in rows.items()}
+            self.migrate_to_latest()
+
+        for name, pk in ids.items():
+            assert Credential.objects.get(pk=pk).access_token == f"token of {name}"
+        assert Credential.objects.get(pk=ids["external"]).external_key == "cust-1"
+        assert Credential.objects.get(pk=ids["user"]).external_key is None
+        for owner in ({"user": user}, {"external_id": "cust-1"}):
+            with pytest.raises(IntegrityError), transaction.atomic():
+                Credential.objects.create(connector_id=connector.pk, access_token="t", **owner)
+
+    @pytest.mark.django_db(transaction=True)
+    def test_shared_owners_stop_the_migration_and_nothing_is_lost(self, django_user_model):
+        user = django_user_model.objects.create_user("u")
+        with self.at_0001() as old:
+            credentials = old.get_model("alloy_oauth", "Credential")
+            # As on MySQL/MariaDB, where 0001's conditional constraints were never created.
+            unique = [constraint for constraint in credentials._meta.constraints
+                      if isinstance(constraint, models.UniqueConstraint)]
+            with connection.schema_editor() as editor:
+                for constraint in unique:
+                    editor.remove_constraint(credentials, constraint)
+            connector = self.old_connector(old)
+            owners = [dict(user_id=user.pk), dict(user_id=user.pk), dict(external_id="cust-1"),
+                      dict(external_id="cust-1"), dict(external_id="CUST-1")]
+            for number, owner in enumerate(owners):
+                credentials.objects.create(connector_id=connector.pk,
+                                           access_token=f"token {number}", **owner)
+
+            with pytest.raises(RuntimeError) as refused:
+                self.migrate_to_latest()
+            message = str(refused.value)
+            assert f"connector {connector.pk}, user {user.pk}: 2 credentials" in message
+            assert f"connector {connector.pk}, external_id 'cust-1': 2 credentials" in message
+            assert "CUST-1" not in message
+            assert sorted(credentials.objects.values_list("access_token", flat=True)) == [
+                f"token {number}" for number in range(5)]
+
+            pks = list(credentials.objects.order_by("pk").values_list("pk", flat=True))
+            credentials.objects.filter(pk__in=[pks[1], pks[3]]).delete()
+            with connection.schema_editor() as editor:  # 0001's schema again
+                for constraint in unique:
+                    editor.add_constraint(credentials, constraint)
+            self.migrate_to_latest()
+        assert Credential.objects.count() == 3

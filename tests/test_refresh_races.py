@@ -11,7 +11,8 @@ import pytest
 from django.db import OperationalError, connection, connections, transaction
 from django.utils import timezone
 
-from alloy_oauth import authorization, protocol, refresh
+from alloy_oauth import authorization, leases, protocol, refresh
+from alloy_oauth.conf import app_settings
 from alloy_oauth.exceptions import TokenRefreshFailed
 from alloy_oauth.models import AuthorizationRequest, Credential
 from alloy_oauth.refresh import Result
@@ -116,6 +117,23 @@ def test_a_host_with_a_fast_clock_cannot_take_a_live_lease(credential, responses
     assert other_host == [Result.BUSY] and len(sent) == 1
 
 
+def test_a_lease_lasts_lease_seconds_whatever_the_sessions_time_zone(credential):
+    """MySQL's CURRENT_TIMESTAMP is the session's local time, and Django stores UTC there."""
+    if connection.vendor == "mysql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET time_zone = '-05:00'")
+    try:
+        lease = leases.try_acquire(credential.pk, leases.credentials())
+        assert lease is not None
+        expected = timezone.now() + timedelta(seconds=app_settings.LEASE_SECONDS)
+        assert abs(stored(credential).lease_until - expected) < timedelta(seconds=5)
+        assert leases.try_acquire(credential.pk, leases.credentials()) is None
+    finally:
+        if connection.vendor == "mysql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET time_zone = @@global.time_zone")
+
+
 def test_a_failing_signal_receiver_does_not_fail_the_caller(credential, responses, caplog):
     responses.post(TOKEN_URL, status=503, body="")
 
@@ -152,7 +170,7 @@ def test_a_401_does_not_force_refreshes_while_backing_off(credential, responses)
     assert [c.request.url for c in responses.calls] == [f"{API}/me"]
 
 
-@pytest.mark.postgresql
+@pytest.mark.database_server
 @pytest.mark.django_db(transaction=True)
 def test_asking_for_a_token_while_holding_its_row_lock_fails_clearly(credential, responses):
     """Host code that locked the credential row in its transaction, then asks for a token:
@@ -179,7 +197,10 @@ def test_asking_for_a_token_while_holding_its_row_lock_fails_clearly(credential,
     assert "ask for the token before that" in result["error"]
     assert len(responses.calls) == 0
     with connection.cursor() as cursor:  # nothing left waiting on the database
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        cursor.execute(
+            "SELECT count(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'"
+            if connection.vendor == "mysql" else
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
         assert cursor.fetchone()[0] == 0
 
 
