@@ -12,6 +12,7 @@ that dies stops extending it, and the lease ends at most ``LEASE_SECONDS`` later
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -25,10 +26,11 @@ from typing import Any, TypeVar
 
 from django.db import DatabaseError, connections, router, transaction
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
+from django.db.models.expressions import Col
 from django.db.models.functions import Now
 
 from .conf import app_settings
-from .models import Credential
+from .models import Connector, Credential
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -80,6 +82,77 @@ def try_acquire(credential_id: int, candidates: QuerySet[Credential]) -> Lease |
         lease_until=_expiry(), lease_token=token
     )
     return Lease(credential_id, token) if taken else None
+
+
+def acquire_and_read(
+    credential_id: int, candidates: QuerySet[Credential]
+) -> tuple[Lease, Credential] | None:
+    """:func:`try_acquire`, then the credential with its connector (its tokens decrypted).
+    On PostgreSQL one statement, ``UPDATE … FROM connector … RETURNING``: a round trip
+    fewer on every refresh."""
+    alias = database()
+    query = candidates.filter(free(), pk=credential_id).query
+    if connections[alias].vendor == "postgresql" and len(query.alias_map) == 1:
+        lease = Lease(credential_id, secrets.token_hex(16))
+        row = _take_returning_row(query, alias, lease.token)
+        if row is None:
+            return None
+        read = lambda: _credential_from_row(query, alias, row)  # noqa: E731
+    else:
+        lease = try_acquire(credential_id, candidates)
+        if lease is None:
+            return None
+        read = lambda: credentials().select_related("connector").get(pk=credential_id)  # noqa: E731
+    try:
+        return lease, read()
+    except BaseException:
+        release(lease)  # nothing was sent yet
+        raise
+
+
+@functools.cache
+def _returning(alias: str) -> tuple[str, dict[int, Any]]:
+    """The RETURNING list of the credential's and connector's columns, and the converters
+    that make its values what the ORM would load (decrypting the tokens): the same for every
+    refresh, so made once per process and database."""
+    columns = [Col(model._meta.db_table, field) for model in (Credential, Connector)
+               for field in model._meta.concrete_fields]
+    compiler = credentials().query.get_compiler(using=alias)
+    sql = ", ".join(compiler.compile(column)[0] for column in columns)
+    return sql, compiler.get_converters(columns)
+
+
+def _take_returning_row(query: Any, alias: str, token: str) -> tuple[Any, ...] | None:
+    """The lease-and-read statement (PostgreSQL): the credential's and connector's columns,
+    or None when the lease was not taken."""
+    compiler = query.get_compiler(using=alias)
+    quote = connections[alias].ops.quote_name
+    credential_table, connector_table = (quote(model._meta.db_table)
+                                         for model in (Credential, Connector))
+    where, where_params = compiler.compile(query.where)
+    expiry, expiry_params = compiler.compile(_expiry().resolve_expression(query))
+    sql = (
+        f"UPDATE {credential_table} SET {quote('lease_until')} = {expiry}, "
+        f"{quote('lease_token')} = %s FROM {connector_table} "
+        f"WHERE {connector_table}.{quote('id')} = {credential_table}.{quote('connector_id')} "
+        f"AND {where} RETURNING {_returning(alias)[0]}"
+    )
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, [*expiry_params, token, *where_params])
+        return cursor.fetchone()
+
+
+def _credential_from_row(query: Any, alias: str, row: tuple[Any, ...]) -> Credential:
+    """Models from the returned row, as the ORM makes them."""
+    compiler = query.get_compiler(using=alias)
+    values = next(iter(compiler.apply_converters([row], _returning(alias)[1])))
+    split = len(Credential._meta.concrete_fields)
+    credential, connector = (
+        model.from_db(alias, [field.attname for field in model._meta.concrete_fields], part)
+        for model, part in ((Credential, values[:split]), (Connector, values[split:]))
+    )
+    credential.connector = connector
+    return credential
 
 
 def release(lease: Lease) -> None:

@@ -6,7 +6,8 @@ flight at once. For each credential (see ``docs/refresh.md``):
 
 1. take the *lease* (:mod:`alloy_oauth.leases`) with one conditional UPDATE: lease free,
    credential refreshable and due. Losing it means someone else is refreshing;
-2. read the credential from the primary database (its tokens decrypt here);
+2. read the credential from the primary database (its tokens decrypt here); on PostgreSQL
+   the UPDATE returns it;
 3. POST the refresh request outside any transaction, the lease kept alive meanwhile;
 4. write the outcome with one UPDATE fenced by the lease token and ``version``: success
    stores the tokens, bumps ``version`` and frees the lease; failures are classified.
@@ -117,19 +118,15 @@ def refresh_credential(
 def _refresh(
     credential_id: int, *, force: bool, min_valid: int | None, if_version: int | None, wait: bool
 ) -> Outcome:
-    lease = _acquire(
+    leased = _acquire(
         credential_id,
         lambda: _refreshable(force=force, min_valid=min_valid, if_version=if_version),
         lambda: _why_not(credential_id, force=force, min_valid=min_valid, if_version=if_version),
         wait=wait,
     )
-    if isinstance(lease, Outcome):
-        return lease
-    try:
-        credential = leases.credentials().select_related("connector").get(pk=credential_id)
-    except BaseException:
-        leases.release(lease)  # nothing was sent yet
-        raise
+    if isinstance(leased, Outcome):
+        return leased
+    lease, credential = leased
     if credential.undecryptable or is_undecryptable(credential.connector.client_secret):
         return _record_failure(credential, lease, protocol.OAuthError(
             protocol.ErrorKind.CONFIGURATION, UNDECRYPTABLE_MESSAGE))
@@ -144,15 +141,15 @@ def _acquire(
     explain: Callable[[], Outcome],
     *,
     wait: bool,
-) -> Lease | Outcome:
-    """Take the lease, or say why not; a ``BUSY`` answer is waited out (polling, at most
-    ``LEASE_SECONDS + HTTP_TIMEOUT``) when ``wait``."""
+) -> tuple[Lease, Credential] | Outcome:
+    """Take the lease and read the credential, or say why not; a ``BUSY`` answer is waited
+    out (polling, at most ``LEASE_SECONDS + HTTP_TIMEOUT``) when ``wait``."""
     give_up_at = time.monotonic() + app_settings.LEASE_SECONDS + app_settings.HTTP_TIMEOUT
     pause = 0.05
     while True:
-        lease = leases.try_acquire(credential_id, candidates())
-        if lease is not None:
-            return lease
+        leased = leases.acquire_and_read(credential_id, candidates())
+        if leased is not None:
+            return leased
         outcome = explain()
         if outcome.result is not Result.BUSY or not wait or time.monotonic() > give_up_at:
             return outcome
@@ -441,15 +438,15 @@ def _revoke(credential_id: int) -> Outcome:
             return Outcome(Result.NOT_REFRESHABLE, credential_id, "Already revoked.")
         return Outcome(Result.BUSY, credential_id, "Another process is refreshing it.")
 
-    lease = _acquire(
+    leased = _acquire(
         credential_id,
         lambda: leases.credentials().exclude(status=Credential.Status.REVOKED),
         explain,
         wait=True,
     )
-    if isinstance(lease, Outcome):
-        return lease
-    credential = leases.credentials().select_related("connector").get(pk=credential_id)
+    if isinstance(leased, Outcome):
+        return leased
+    lease, credential = leased
     connector = credential.connector
     token = credential.refresh_token or credential.access_token
     if connector.revocation_url and token:

@@ -216,12 +216,9 @@ def floor_refresh(post):
 
 def measure_phases(credentials: list) -> dict[str, float]:
     """Where one refresh's time goes: milliseconds per refresh in each step of the engine."""
-    from django.db.models import QuerySet
-
     from alloy_oauth import leases, protocol, refresh
 
-    steps = {"take the lease": (leases, "try_acquire"),
-             "read credential + connector": (QuerySet, "get"),
+    steps = {"take the lease, read credential + connector": (leases, "acquire_and_read"),
              "token request": (protocol, "refresh_access_token"),
              "write tokens + event": (refresh, "_store_tokens")}
     spent = dict.fromkeys(steps, 0.0)

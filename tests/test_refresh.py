@@ -14,7 +14,7 @@ import requests
 from django.db import transaction
 from django.utils import timezone
 
-from alloy_oauth import refresh
+from alloy_oauth import leases, refresh
 from alloy_oauth.exceptions import ReauthorizationRequired, TokenRefreshFailed
 from alloy_oauth.models import Credential
 from alloy_oauth.refresh import Result
@@ -76,6 +76,37 @@ def assert_old_tokens_kept(credential: Credential) -> None:
 
 
 class TestSuccess:
+    def test_a_refresh_is_three_statements_at_most_two_on_postgresql(self, credential,
+                                                                     responses):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        responses.post(TOKEN_URL, json={"access_token": "new-access", "expires_in": 3600})
+        with CaptureQueriesContext(connection) as queries:
+            assert refresh.refresh_credential(credential.pk).result is Result.REFRESHED
+        # (The savepoints are the test's transaction; BEGIN/COMMIT are no statements.)
+        statements = [sql for query in queries.captured_queries
+                      if (sql := query["sql"].split(" ", 1)[0]) not in
+                      ("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT")]
+        if connection.vendor == "postgresql":
+            assert statements == ["UPDATE", "WITH"]  # lease + read; tokens + event
+        else:
+            assert statements == ["UPDATE", "SELECT", "UPDATE", "INSERT"]
+
+    def test_the_lease_reads_the_credential_as_the_orm_does(self, credential):
+        credential.token_response = {"id_token": "x", "n": [1, 2]}
+        credential.save()
+        lease, leased = leases.acquire_and_read(credential.pk, leases.credentials())
+        assert lease.credential_id == credential.pk
+        read = Credential.objects.select_related("connector").get(pk=credential.pk)
+        for model, ours, orms in ((Credential, leased, read),
+                                  (type(read.connector), leased.connector, read.connector)):
+            for field in model._meta.concrete_fields:
+                assert getattr(ours, field.attname) == getattr(orms, field.attname), field.name
+        assert leased.access_token == OLD_ACCESS
+        assert leased.connector.client_secret == read.connector.client_secret != ""
+        assert leases.acquire_and_read(credential.pk, leases.credentials()) is None
+
     def test_refresh(self, credential, responses, signals):
         responses.post(TOKEN_URL, json={"access_token": "new-access", "token_type": "bearer",
                                         "expires_in": 3600, "refresh_token": "new-refresh"})
@@ -192,25 +223,17 @@ class TestSuccess:
 
     def test_a_crash_before_the_request_releases_the_lease(self, credential, responses,
                                                            monkeypatch):
-        monkeypatch.setattr(refresh.leases, "credentials", _failing_after_lease(refresh.leases))
-        with pytest.raises(RuntimeError):
-            refresh.refresh_credential(credential.pk)
-        assert stored(credential).lease_until is None
-        assert len(responses.calls) == 0
-
-
-def _failing_after_lease(leases_module):
-    """``leases.credentials`` whose first read after taking the lease fails."""
-    real = leases_module.credentials
-
-    class Failing:
-        def __getattr__(self, name):
-            return getattr(real(), name)
-
-        def select_related(self, *args):
+        def database_went_away(*args):
             raise RuntimeError("database went away")
 
-    return lambda: Failing()
+        # Reading the credential fails after the lease is taken (also where one statement
+        # takes the lease and returns the row: making the models from it fails).
+        monkeypatch.setattr(Credential, "from_db", classmethod(database_went_away))
+        with pytest.raises(RuntimeError):
+            refresh.refresh_credential(credential.pk)
+        monkeypatch.undo()
+        assert stored(credential).lease_until is None
+        assert len(responses.calls) == 0
 
 
 class TestFailures:
