@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from django.core.exceptions import EmptyResultSet
 from django.db import DatabaseError, connections, router, transaction
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
-from django.db.models.expressions import Col
 from django.db.models.functions import Now
 
 from .conf import app_settings
@@ -92,7 +92,7 @@ def acquire_and_read(
     fewer on every refresh."""
     alias = database()
     query = candidates.filter(free(), pk=credential_id).query
-    if connections[alias].vendor == "postgresql" and len(query.alias_map) == 1:
+    if connections[alias].vendor == "postgresql" and _one_table_filter(query):
         lease = Lease(credential_id, secrets.token_hex(16))
         row = _take_returning_row(query, alias, lease.token)
         if row is None:
@@ -110,12 +110,20 @@ def acquire_and_read(
         raise
 
 
+def _one_table_filter(query: Any) -> bool:
+    """Whether ``query`` is a plain filter of the credential table, which the statement's
+    WHERE can take as it is (no join, slice, union or empty set)."""
+    return (len(query.alias_map) == 1 and not query.is_sliced and not query.combinator
+            and not query.is_empty())
+
+
 @functools.cache
 def _returning(alias: str) -> tuple[str, dict[int, Any]]:
     """The RETURNING list of the credential's and connector's columns, and the converters
-    that make its values what the ORM would load (decrypting the tokens): the same for every
-    refresh, so made once per process and database."""
-    columns = [Col(model._meta.db_table, field) for model in (Credential, Connector)
+    that make its values what the ORM would load (decrypting the tokens, and for a foreign
+    key the converters of the key it points to): they depend on the models only, so they are
+    made once per process and database."""
+    columns = [field.get_col(model._meta.db_table) for model in (Credential, Connector)
                for field in model._meta.concrete_fields]
     compiler = credentials().query.get_compiler(using=alias)
     sql = ", ".join(compiler.compile(column)[0] for column in columns)
@@ -129,7 +137,10 @@ def _take_returning_row(query: Any, alias: str, token: str) -> tuple[Any, ...] |
     quote = connections[alias].ops.quote_name
     credential_table, connector_table = (quote(model._meta.db_table)
                                          for model in (Credential, Connector))
-    where, where_params = compiler.compile(query.where)
+    try:
+        where, where_params = compiler.compile(query.where)
+    except EmptyResultSet:  # pk__in=[] and the like: nothing to take
+        return None
     expiry, expiry_params = compiler.compile(_expiry().resolve_expression(query))
     sql = (
         f"UPDATE {credential_table} SET {quote('lease_until')} = {expiry}, "

@@ -107,6 +107,28 @@ class TestSuccess:
         assert leased.connector.client_secret == read.connector.client_secret != ""
         assert leases.acquire_and_read(credential.pk, leases.credentials()) is None
 
+    def test_the_lease_reads_foreign_keys_through_their_targets_converters(self, credential,
+                                                                            monkeypatch):
+        # A user model whose primary key converts what it loads (hashids, custom key types).
+        from django.contrib.auth import get_user_model
+
+        monkeypatch.setattr(get_user_model()._meta.pk, "from_db_value",
+                            lambda value, expression, connection: ("converted", value),
+                            raising=False)
+        leases._returning.cache_clear()
+        try:
+            _, leased = leases.acquire_and_read(credential.pk, leases.credentials())
+            assert leased.user_id == Credential.objects.get(pk=credential.pk).user_id == (
+                "converted", credential.user_id)
+        finally:
+            leases._returning.cache_clear()
+
+    def test_no_candidates_take_no_lease(self, credential):
+        for nothing in (leases.credentials().none(),
+                        leases.credentials().filter(pk__in=[])):
+            assert leases.acquire_and_read(credential.pk, nothing) is None
+        assert stored(credential).lease_until is None
+
     def test_refresh(self, credential, responses, signals):
         responses.post(TOKEN_URL, json={"access_token": "new-access", "token_type": "bearer",
                                         "expires_in": 3600, "refresh_token": "new-refresh"})
