@@ -267,6 +267,8 @@ class Credential(models.Model):
         settings.AUTH_USER_MODEL, on_delete=cascade_without_nulling, null=True, blank=True,
         related_name="alloy_oauth_credentials", verbose_name=_("user"),
     )
+    #: Case-sensitive on every database: on MySQL/MariaDB through a binary collation that
+    #: migration 0003 sets in the database only (a migration altering this field must too).
     external_id = models.CharField(
         _("external ID"), max_length=255, blank=True, db_index=True,
         help_text=_("The host's own identifier for an end user who is not a Django user."),

@@ -30,6 +30,8 @@ import tempfile
 import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from throwaway_db import throwaway_database
@@ -64,12 +66,20 @@ class TokenEndpoint(BaseHTTPRequestHandler):
         pass
 
 
-def start_token_endpoint(latency_ms: float = 0) -> str:
+@contextmanager
+def token_endpoint(latency_ms: float = 0) -> Iterator[str]:
     """The endpoint in a process of its own, as a provider is: in the measuring process its
-    thread would compete for the GIL with what is measured."""
-    parent, child = multiprocessing.Pipe()
-    multiprocessing.Process(target=serve_tokens, args=(latency_ms, child), daemon=True).start()
-    return f"http://127.0.0.1:{parent.recv()}/token"
+    thread would compete for the GIL with what is measured. (Spawned: this process has
+    database connections and threads that a fork would copy.)"""
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    server = context.Process(target=serve_tokens, args=(latency_ms, child), daemon=True)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{parent.recv()}/token"
+    finally:
+        server.terminate()
+        server.join()
 
 
 def serve_tokens(latency_ms: float, port_to) -> None:
@@ -94,6 +104,11 @@ def child(database_url: str, refreshes: int, rounds: int, latencies: list[float]
 
 
 def measure_refresh(refreshes: int, rounds: int, latency_ms: float) -> dict:
+    with token_endpoint(latency_ms) as url:
+        return measure_refresh_at(url, refreshes, rounds, latency_ms)
+
+
+def measure_refresh_at(url: str, refreshes: int, rounds: int, latency_ms: float) -> dict:
     import requests
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -101,7 +116,6 @@ def measure_refresh(refreshes: int, rounds: int, latency_ms: float) -> dict:
     from alloy_oauth import refresh
     from alloy_oauth.models import Connector, Credential
 
-    url = start_token_endpoint(latency_ms)
     Credential.objects.all().delete()
     Connector.objects.all().delete()
     connector = Connector.objects.create(
@@ -170,8 +184,8 @@ def floor_refresh(post):
     UPDATE takes the lease (committed before the request, so other processes see it), a
     SELECT reads the credential and its connector (on PostgreSQL the UPDATE returns them),
     ``post()`` is the token request, and a fenced UPDATE stores the tokens and frees the
-    lease (committed, so a rotated refresh token is not lost), encrypted as they must be.
-    No ORM, no event row."""
+    lease (committed, so a rotated refresh token is not lost). The refresh token and client
+    secret are decrypted and the new tokens encrypted, as they must be. No ORM, no event row."""
     from django.db import connection
     from django.utils import timezone
 
@@ -194,6 +208,7 @@ def floor_refresh(post):
              f"WHERE id = %s AND lease_token = %s")
     adapt = connection.ops.adapt_datetimefield_value
     encrypt = Credential._meta.get_field("access_token").get_db_prep_save
+    decrypt = Credential._meta.get_field("access_token").from_db_value
 
     def refresh(pk: int) -> None:
         now = timezone.now()
@@ -204,7 +219,10 @@ def floor_refresh(post):
             assert cursor.rowcount == 1
             if read:
                 cursor.execute(read, [pk])
-            cursor.fetchone()
+            row = cursor.fetchone()
+            columns = [column[0] for column in cursor.description]
+            for name in ("refresh_token", "client_secret"):  # what the request needs
+                decrypt(row[columns.index(name)], None, connection)
             token = post()
             cursor.execute(write, [encrypt(token["access_token"], connection),
                                    encrypt(token["refresh_token"], connection),
@@ -263,7 +281,8 @@ def measure_sweep(table_sizes: list[int], due_counts: list[int]) -> list[dict]:
                           connected_at=timezone.now())
     varying = {"external_id": "'user-' || n",
                "next_refresh_at": "now() + interval '1 hour' + n * interval '1 millisecond'"}
-    fields = [f for f in Credential._meta.concrete_fields if not f.primary_key]
+    fields = [f for f in Credential._meta.concrete_fields
+              if not f.primary_key and not f.generated]  # the database makes those
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     selects = ", ".join(varying.get(f.name, "%s") for f in fields)
     constants = [f.get_db_prep_save(f.pre_save(template, True), connection)

@@ -169,11 +169,11 @@ class TestMigrations:
 
     @staticmethod
     @contextmanager
-    def at_0001():
-        """The database at migration 0001 (its historical models), then back at the latest."""
+    def at(migration: str):
+        """The database at ``migration`` (its historical models), then back at the latest."""
         from django.db.migrations.executor import MigrationExecutor
 
-        before = [("alloy_oauth", "0001_initial")]
+        before = [("alloy_oauth", migration)]
         executor = MigrationExecutor(connection)
         executor.migrate(before)
         try:
@@ -200,7 +200,7 @@ class TestMigrations:
         user = django_user_model.objects.create_user("u")
         rows = {"user": dict(user_id=user.pk), "external": dict(external_id="cust-1"),
                 "other case": dict(external_id="CUST-1")}
-        with self.at_0001() as old:
+        with self.at("0001_initial") as old:
             connector = self.old_connector(old)
             ids = {name: old.get_model("alloy_oauth", "Credential").objects.create(
                 connector_id=connector.pk, access_token=f"token of {name}", **owner).pk
@@ -216,9 +216,26 @@ class TestMigrations:
                 Credential.objects.create(connector_id=connector.pk, access_token="t", **owner)
 
     @pytest.mark.django_db(transaction=True)
+    def test_external_ids_become_case_sensitive_from_any_character_set(self):
+        with self.at("0002_credential_external_key") as old:
+            if connection.vendor == "mysql":  # a table made with Django's old default, utf8
+                with connection.cursor() as cursor:
+                    cursor.execute("ALTER TABLE alloy_oauth_credential "
+                                   "CONVERT TO CHARACTER SET utf8mb3")
+            connector = self.old_connector(old)
+            credentials = old.get_model("alloy_oauth", "Credential")
+            for owner in ("cust-1", "CUST-1 "):
+                credentials.objects.create(connector_id=connector.pk, external_id=owner,
+                                           access_token=f"token of {owner}")
+            self.migrate_to_latest()
+        for owner in ("cust-1", "CUST-1 "):
+            assert Credential.objects.get(external_id=owner).access_token == f"token of {owner}"
+        assert not Credential.objects.filter(external_id="CUST-1").exists()
+
+    @pytest.mark.django_db(transaction=True)
     def test_shared_owners_stop_the_migration_and_nothing_is_lost(self, django_user_model):
         user = django_user_model.objects.create_user("u")
-        with self.at_0001() as old:
+        with self.at("0003_case_sensitive_external_id") as old:
             credentials = old.get_model("alloy_oauth", "Credential")
             # As on MySQL/MariaDB, where 0001's conditional constraints were never created.
             unique = [constraint for constraint in credentials._meta.constraints
