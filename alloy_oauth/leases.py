@@ -3,7 +3,8 @@
 A lease is two columns of the credential row: ``lease_until``, computed and compared with
 the *database's* clock (app servers' clocks may disagree), and ``lease_token``, a random
 value that fences the holder's writes. It is taken with one conditional UPDATE, which works
-the same on SQLite, PostgreSQL and MySQL and holds no transaction open.
+the same on SQLite, PostgreSQL and MySQL and holds no transaction open; on PostgreSQL the
+same UPDATE also returns the credential and its connector (:func:`acquire_and_read`).
 
 While its holder waits for the provider, a keeper thread extends the lease every third of
 ``LEASE_SECONDS``, so a slow provider (DNS, trickling answers) cannot outlive it; a holder
