@@ -123,7 +123,9 @@ def _returning(alias: str) -> tuple[str, dict[int, Any]]:
     """The RETURNING list of the credential's and connector's columns, and the converters
     that make its values what the ORM would load (decrypting the tokens, and for a foreign
     key the converters of the key it points to): they depend on the models only, so they are
-    made once per process and database."""
+    made once per process and database. Threads share them, which is safe because on
+    PostgreSQL, the one database this path runs on, every converter is a field's method,
+    bound to no connection."""
     columns = [field.get_col(model._meta.db_table) for model in (Credential, Connector)
                for field in model._meta.concrete_fields]
     compiler = credentials().query.get_compiler(using=alias)

@@ -28,10 +28,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from throwaway_db import throwaway_database
@@ -121,16 +121,12 @@ def measure_refresh_at(url: str, refreshes: int, rounds: int, latency_ms: float)
     connector = Connector.objects.create(
         name="Bench", slug="bench", auth_url=url, token_url=url, client_id="bench-client",
         client_secret="bench-secret")
-    credentials = [
-        Credential.objects.create(connector=connector, external_id=f"user-{i}",
-                                  access_token="a" * 40, refresh_token="r" * 40)
-        for i in range(refreshes)
-    ]
-    floor_ids = [
-        Credential.objects.create(connector=connector, external_id=f"floor-{i}",
-                                  access_token="a" * 40, refresh_token="r" * 40).pk
-        for i in range(refreshes)
-    ]
+    credentials, floor_credentials = (
+        [Credential.objects.create(connector=connector, external_id=f"{owner}-{i}",
+                                   access_token="a" * 40, refresh_token="r" * 40)
+         for i in range(refreshes)]
+        for owner in ("user", "floor")  # the floor writes its own rows
+    )
     body = {"grant_type": "refresh_token", "refresh_token": "r" * 40}
     session = requests.Session()
 
@@ -148,8 +144,8 @@ def measure_refresh_at(url: str, refreshes: int, rounds: int, latency_ms: float)
 
     def floor() -> float:
         start = time.perf_counter()
-        for pk in floor_ids:
-            floor_step(pk)
+        for credential in floor_credentials:
+            floor_step(credential.pk)
         return refreshes / (time.perf_counter() - start)
 
     def engine() -> float:
@@ -193,16 +189,17 @@ def floor_refresh(post):
 
     credential = connection.ops.quote_name(Credential._meta.db_table)
     connector = connection.ops.quote_name(Connector._meta.db_table)
-    take = (f"UPDATE {credential} SET lease_until = %s, lease_token = %s WHERE id = %s "
-            f"AND status = 'active' AND (lease_until IS NULL OR lease_until <= %s)")
-    read = (f"SELECT * FROM {credential} JOIN {connector} "
-            f"ON {connector}.id = {credential}.connector_id WHERE {credential}.id = %s")
+    free = "status = 'active' AND (lease_until IS NULL OR lease_until <= %s)"
     if connection.vendor == "postgresql":  # lease and read in one round trip
         take = (f"UPDATE {credential} SET lease_until = %s, lease_token = %s FROM {connector} "
                 f"WHERE {credential}.id = %s AND {connector}.id = {credential}.connector_id "
-                f"AND status = 'active' AND (lease_until IS NULL OR lease_until <= %s) "
-                f"RETURNING *")
+                f"AND {free} RETURNING *")
         read = None
+    else:
+        take = (f"UPDATE {credential} SET lease_until = %s, lease_token = %s "
+                f"WHERE id = %s AND {free}")
+        read = (f"SELECT * FROM {credential} JOIN {connector} "
+                f"ON {connector}.id = {credential}.connector_id WHERE {credential}.id = %s")
     write = (f"UPDATE {credential} SET access_token = %s, refresh_token = %s, "
              f"expires_at = %s, lease_until = NULL, lease_token = '', version = version + 1 "
              f"WHERE id = %s AND lease_token = %s")

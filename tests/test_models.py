@@ -179,8 +179,7 @@ class TestMigrations:
         try:
             yield executor.loader.project_state(before).apps
         finally:
-            executor = MigrationExecutor(connection)
-            executor.migrate(executor.loader.graph.leaf_nodes())
+            TestMigrations.migrate_to_latest()
 
     @staticmethod
     def migrate_to_latest() -> None:
