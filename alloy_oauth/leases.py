@@ -3,8 +3,9 @@
 A lease is two columns of the credential row: ``lease_until``, computed and compared with
 the *database's* clock (app servers' clocks may disagree), and ``lease_token``, a random
 value that fences the holder's writes. It is taken with one conditional UPDATE, which works
-the same on SQLite, PostgreSQL and MySQL and holds no transaction open; on PostgreSQL the
-same UPDATE also returns the credential and its connector (:func:`acquire_and_read`).
+the same on SQLite, PostgreSQL and MySQL and holds no transaction open; on PostgreSQL and
+SQLite the same UPDATE also returns the credential and its connector
+(:func:`acquire_and_read`).
 
 While its holder waits for the provider, a keeper thread extends the lease every third of
 ``LEASE_SECONDS``, so a slow provider (DNS, trickling answers) cannot outlive it; a holder
@@ -89,11 +90,12 @@ def acquire_and_read(
     credential_id: int, candidates: QuerySet[Credential]
 ) -> tuple[Lease, Credential] | None:
     """:func:`try_acquire`, then the credential with its connector (its tokens decrypted).
-    On PostgreSQL one statement, ``UPDATE … FROM connector … RETURNING``: a round trip
-    fewer on every refresh."""
+    On PostgreSQL and SQLite one statement, ``UPDATE … RETURNING`` the credential's and its
+    connector's columns: a round trip fewer on every refresh. (MySQL and MariaDB have no
+    ``UPDATE … RETURNING``.)"""
     alias = database()
     query = candidates.filter(free(), pk=credential_id).query
-    if connections[alias].vendor == "postgresql" and _one_table_filter(query):
+    if _update_can_return(connections[alias]) and _one_table_filter(query):
         lease = Lease(credential_id, secrets.token_hex(16))
         row = _take_returning_row(query, alias, lease.token)
         if row is None:
@@ -111,6 +113,14 @@ def acquire_and_read(
         raise
 
 
+def _update_can_return(connection: Any) -> bool:
+    """Whether an UPDATE can return rows: on PostgreSQL, and on SQLite from 3.35, which
+    brought RETURNING to INSERT and UPDATE alike (Django itself accepts 3.31). MariaDB's
+    INSERT can return rows but not its UPDATE; MySQL's neither."""
+    return connection.vendor == "postgresql" or (
+        connection.vendor == "sqlite" and connection.features.can_return_columns_from_insert)
+
+
 def _one_table_filter(query: Any) -> bool:
     """Whether ``query`` is a plain filter of the credential table, which the statement's
     WHERE can take as it is (no join, slice, union or empty set)."""
@@ -119,47 +129,56 @@ def _one_table_filter(query: Any) -> bool:
 
 
 @functools.cache
-def _returning(alias: str) -> tuple[str, dict[int, Any]]:
-    """The RETURNING list of the credential's and connector's columns, and the converters
-    that make its values what the ORM would load (decrypting the tokens, and for a foreign
-    key the converters of the key it points to): they depend on the models only, so they are
-    made once per process and database. Threads share them, which is safe because on
-    PostgreSQL, the one database this path runs on, every converter is a field's method,
-    bound to no connection."""
-    columns = [field.get_col(model._meta.db_table) for model in (Credential, Connector)
-               for field in model._meta.concrete_fields]
+def _lease_and_read_sql(alias: str) -> tuple[str, tuple[Any, ...]]:
+    """The lease-and-read statement with two holes (the lease's expiry, the WHERE), and the
+    columns it returns: the credential's, then its connector's. They depend on the models
+    only, so the SQL is made once per process and database.
+
+    PostgreSQL joins the connector with ``UPDATE … FROM``; SQLite's RETURNING cannot name
+    a FROM table, so there each connector column is a subquery by primary key."""
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    credential, connector = (quote(model._meta.db_table) for model in (Credential, Connector))
+    columns = tuple(field.get_col(model._meta.db_table) for model in (Credential, Connector)
+                    for field in model._meta.concrete_fields)
     compiler = credentials().query.get_compiler(using=alias)
-    sql = ", ".join(compiler.compile(column)[0] for column in columns)
-    return sql, compiler.get_converters(columns)
+    returning = [compiler.compile(column)[0] for column in columns]
+    joined = f"{connector}.{quote('id')} = {credential}.{quote('connector_id')}"
+    split = len(Credential._meta.concrete_fields)
+    if connection.vendor == "postgresql":
+        join = f"FROM {connector} WHERE {joined} AND"
+    else:
+        join = "WHERE"
+        returning[split:] = [f"(SELECT {column} FROM {connector} WHERE {joined})"
+                             for column in returning[split:]]
+    sql = (f"UPDATE {credential} SET {quote('lease_until')} = {{expiry}}, "
+           f"{quote('lease_token')} = %s {join} {{where}} RETURNING {', '.join(returning)}")
+    return sql, columns
 
 
 def _take_returning_row(query: Any, alias: str, token: str) -> tuple[Any, ...] | None:
-    """The lease-and-read statement (PostgreSQL): the credential's and connector's columns,
-    or None when the lease was not taken."""
+    """Run the lease-and-read statement: the credential's and connector's columns, or None
+    when the lease was not taken."""
     compiler = query.get_compiler(using=alias)
-    quote = connections[alias].ops.quote_name
-    credential_table, connector_table = (quote(model._meta.db_table)
-                                         for model in (Credential, Connector))
     try:
         where, where_params = compiler.compile(query.where)
     except EmptyResultSet:  # pk__in=[] and the like: nothing to take
         return None
     expiry, expiry_params = compiler.compile(_expiry().resolve_expression(query))
-    sql = (
-        f"UPDATE {credential_table} SET {quote('lease_until')} = {expiry}, "
-        f"{quote('lease_token')} = %s FROM {connector_table} "
-        f"WHERE {connector_table}.{quote('id')} = {credential_table}.{quote('connector_id')} "
-        f"AND {where} RETURNING {_returning(alias)[0]}"
-    )
+    sql = _lease_and_read_sql(alias)[0].format(expiry=expiry, where=where)
     with connections[alias].cursor() as cursor:
         cursor.execute(sql, [*expiry_params, token, *where_params])
         return cursor.fetchone()
 
 
 def _credential_from_row(query: Any, alias: str, row: tuple[Any, ...]) -> Credential:
-    """Models from the returned row, as the ORM makes them."""
+    """Models from the returned row, as the ORM makes them: each value through its field's
+    and the database's converters (decrypting the tokens; for a foreign key, the converters
+    of the key it points to). The converters are looked up on every call because some are
+    methods of this thread's connection."""
     compiler = query.get_compiler(using=alias)
-    values = next(iter(compiler.apply_converters([row], _returning(alias)[1])))
+    columns = _lease_and_read_sql(alias)[1]
+    values = next(iter(compiler.apply_converters([row], compiler.get_converters(columns))))
     split = len(Credential._meta.concrete_fields)
     credential, connector = (
         model.from_db(alias, [field.attname for field in model._meta.concrete_fields], part)

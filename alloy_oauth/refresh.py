@@ -7,7 +7,7 @@ flight at once. For each credential (see ``docs/refresh.md``):
 1. take the *lease* (:mod:`alloy_oauth.leases`) with one conditional UPDATE: lease free,
    credential refreshable and due. Losing it means someone else is refreshing;
 2. read the credential from the primary database (its tokens decrypt here); on PostgreSQL
-   the UPDATE returns it;
+   and SQLite the UPDATE returns it;
 3. POST the refresh request outside any transaction, the lease kept alive meanwhile;
 4. write the outcome with one UPDATE fenced by the lease token and ``version``: success
    stores the tokens, bumps ``version`` and frees the lease; failures are classified.

@@ -76,8 +76,8 @@ def assert_old_tokens_kept(credential: Credential) -> None:
 
 
 class TestSuccess:
-    def test_a_refresh_is_three_statements_at_most_two_on_postgresql(self, credential,
-                                                                     responses):
+    @staticmethod
+    def statements_of_one_refresh(credential, responses) -> list[str]:
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
 
@@ -85,13 +85,29 @@ class TestSuccess:
         with CaptureQueriesContext(connection) as queries:
             assert refresh.refresh_credential(credential.pk).result is Result.REFRESHED
         # (The savepoints are the test's transaction; BEGIN/COMMIT are no statements.)
-        statements = [sql for query in queries.captured_queries
-                      if (sql := query["sql"].split(" ", 1)[0]) not in
-                      ("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT")]
+        return [sql for query in queries.captured_queries
+                if (sql := query["sql"].split(" ", 1)[0]) not in
+                ("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT")]
+
+    def test_a_refresh_is_two_statements_on_postgresql_three_on_sqlite(self, credential,
+                                                                       responses):
+        from django.db import connection
+
+        statements = self.statements_of_one_refresh(credential, responses)
         if connection.vendor == "postgresql":
             assert statements == ["UPDATE", "WITH"]  # lease + read; tokens + event
-        else:
+        elif connection.vendor == "sqlite":
+            assert statements == ["UPDATE", "UPDATE", "INSERT"]
+        else:  # MySQL/MariaDB: no UPDATE … RETURNING
             assert statements == ["UPDATE", "SELECT", "UPDATE", "INSERT"]
+
+    def test_without_update_returning_the_lease_and_the_read_are_two_statements(
+            self, credential, responses, monkeypatch):
+        # As on SQLite before 3.35 and on MySQL/MariaDB.
+        monkeypatch.setattr(leases, "_update_can_return", lambda connection: False)
+        statements = self.statements_of_one_refresh(credential, responses)
+        assert statements[:2] == ["UPDATE", "SELECT"]
+        assert stored(credential).access_token == "new-access"
 
     def test_the_lease_reads_the_credential_as_the_orm_does(self, credential):
         credential.token_response = {"id_token": "x", "n": [1, 2]}
@@ -115,13 +131,9 @@ class TestSuccess:
         monkeypatch.setattr(get_user_model()._meta.pk, "from_db_value",
                             lambda value, expression, connection: ("converted", value),
                             raising=False)
-        leases._returning.cache_clear()
-        try:
-            _, leased = leases.acquire_and_read(credential.pk, leases.credentials())
-            assert leased.user_id == Credential.objects.get(pk=credential.pk).user_id == (
-                "converted", credential.user_id)
-        finally:
-            leases._returning.cache_clear()
+        _, leased = leases.acquire_and_read(credential.pk, leases.credentials())
+        assert leased.user_id == Credential.objects.get(pk=credential.pk).user_id == (
+            "converted", credential.user_id)
 
     def test_no_candidates_take_no_lease(self, credential):
         for nothing in (leases.credentials().none(),
