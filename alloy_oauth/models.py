@@ -243,6 +243,16 @@ class CredentialQuerySet(models.QuerySet["Credential"]):
     def active(self) -> CredentialQuerySet:
         return self.filter(status=Credential.Status.ACTIVE)
 
+    def due(self, now: datetime | None = None) -> CredentialQuerySet:
+        """Active credentials whose ``next_refresh_at`` has come and that nobody is
+        refreshing (no live lease): what the sweep enqueues, soonest first. Served by the
+        (status, next_refresh_at) index: its cost follows the due count, not the table."""
+        from .leases import free  # the lease module builds on these models
+
+        return self.active().filter(
+            free(), next_refresh_at__lte=now or timezone.now()
+        ).order_by("next_refresh_at")
+
     def refresh_token_expiring(self, within: timedelta | None = None) -> CredentialQuerySet:
         """Active credentials whose refresh token expires within ``within`` (default:
         ``REFRESH_TOKEN_EXPIRY_WARNING``): their end users should reconnect before then."""

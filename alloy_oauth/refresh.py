@@ -574,23 +574,15 @@ def _raise_if_reauthorization_required(credential: Credential) -> None:
 # --- the sweep ----------------------------------------------------------------------------
 
 
-def due_credentials(now: datetime | None = None) -> QuerySet[Credential]:
-    """Active credentials whose ``next_refresh_at`` has come and that nobody is refreshing.
-    Served by the (status, next_refresh_at) index: its cost follows the due count, not the
-    table size."""
-    now = now or timezone.now()
-    return leases.credentials().filter(
-        leases.free(), status=Credential.Status.ACTIVE, next_refresh_at__lte=now,
-    ).order_by("next_refresh_at")
-
-
 def due_credential_ids(
     now: datetime | None = None, batch_size: int | None = None
 ) -> Iterator[list[int]]:
-    """The ids of :func:`due_credentials`, in batches."""
+    """The ids of the due credentials (``Credential.objects.due()``, read from the primary
+    database), in batches."""
     batch_size = batch_size or app_settings.SWEEP_BATCH_SIZE
     batch: list[int] = []
-    for pk in due_credentials(now).values_list("pk", flat=True).iterator(chunk_size=batch_size):
+    due = leases.credentials().due(now)
+    for pk in due.values_list("pk", flat=True).iterator(chunk_size=batch_size):
         batch.append(pk)
         if len(batch) == batch_size:
             yield batch

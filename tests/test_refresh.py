@@ -625,7 +625,7 @@ class TestSession:
 
 
 class TestSweepQuery:
-    def test_due_credentials(self, connector, django_user_model):
+    def test_due(self, connector, django_user_model):
         now = timezone.now()
 
         def make(name, **fields):
@@ -634,13 +634,15 @@ class TestSweepQuery:
             return Credential.objects.create(connector=connector, external_id=name, **values)
 
         due = make("due")
-        lease_expired = make("lease-expired", lease_until=now - timedelta(seconds=1))
+        lease_expired = make("lease-expired", lease_until=now - timedelta(seconds=1),
+                             next_refresh_at=now - timedelta(2))
         make("later", next_refresh_at=now + timedelta(seconds=10))
         make("never", next_refresh_at=None)
         make("leased", lease_until=now + timedelta(seconds=10))
         make("reauth", status="reauth_required")
         make("error", status="error")
-        assert set(refresh.due_credentials(now)) == {due, lease_expired}
+        assert set(Credential.objects.due(now)) == {due, lease_expired}
+        assert list(Credential.objects.due()) == [lease_expired, due]  # soonest first
         batches = list(refresh.due_credential_ids(now, batch_size=1))
         assert sorted(batches) == sorted([[due.pk], [lease_expired.pk]])
 
@@ -651,4 +653,4 @@ class TestSweepQuery:
             # On an empty table the planner rightly prefers a scan; ask what it would use.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL enable_seqscan = off")
-        assert "alloy_oauth_cred_due" in refresh.due_credentials().explain()
+        assert "alloy_oauth_cred_due" in Credential.objects.due().explain()

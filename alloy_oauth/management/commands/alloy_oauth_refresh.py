@@ -87,7 +87,7 @@ class Command(BaseCommand):
             return Credential.objects.filter(
                 connector__slug=options["connector"], status__in=statuses
             ).order_by("pk")
-        return refresh.due_credentials()
+        return Credential.objects.due()
 
     def list(self, credentials: QuerySet[Credential]) -> None:
         now = timezone.now()
