@@ -114,11 +114,12 @@ def acquire_and_read(
 
 
 def _update_can_return(connection: Any) -> bool:
-    """Whether an UPDATE can return rows: on PostgreSQL, and on SQLite from 3.35, which
-    brought RETURNING to INSERT and UPDATE alike (Django itself accepts 3.31). MariaDB's
-    INSERT can return rows but not its UPDATE; MySQL's neither."""
+    """Whether an UPDATE can return rows: on PostgreSQL, and on SQLite from 3.35.5 (3.35
+    brought RETURNING; its first patch releases fixed defects in it; Django itself accepts
+    3.31). MariaDB's INSERT can return rows but not its UPDATE; MySQL's neither."""
     return connection.vendor == "postgresql" or (
-        connection.vendor == "sqlite" and connection.features.can_return_columns_from_insert)
+        connection.vendor == "sqlite"
+        and connection.Database.sqlite_version_info >= (3, 35, 5))
 
 
 def _one_table_filter(query: Any) -> bool:

@@ -116,22 +116,29 @@ class ProviderServer:
             f"--username={self.username}",
             f"--password={self.password}",
         )
-        log = open(self.workdir / "provider.log", "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{self.port}", "--noreload",
-             "--skip-checks"],
-            env=self.env(), cwd=REPO_DIR, stdout=log, stderr=subprocess.STDOUT,
-        )
+        with open(self.workdir / "provider.log", "wb") as log:  # the child keeps its own
+            self.process = subprocess.Popen(
+                [sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{self.port}",
+                 "--noreload", "--skip-checks"],
+                env=self.env(), cwd=REPO_DIR, stdout=log, stderr=subprocess.STDOUT,
+            )
+        try:
+            self.wait_until_up()
+        except BaseException:  # a timeout, Ctrl-C: no server left running
+            self.stop()
+            raise
+        return self
+
+    def wait_until_up(self) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError("The provider exited:\n" + self.log_tail())
             try:
                 requests.get(self.login_url, timeout=2)
-                return self
-            except requests.ConnectionError:
+                return
+            except requests.RequestException:  # not listening yet, or too busy to answer
                 time.sleep(0.1)
-        self.stop()
         raise RuntimeError("The provider did not start within 60 s:\n" + self.log_tail())
 
     def stop(self) -> None:
@@ -141,6 +148,7 @@ class ProviderServer:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait()
 
     def log_tail(self, lines: int = 40) -> str:
         path = self.workdir / "provider.log"
