@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import models
 from django.db.models import Q, Value
@@ -392,6 +393,12 @@ class Credential(models.Model):
         from .refresh import access_token
 
         return access_token(self, min_valid=min_valid)
+
+    async def aget_access_token(self, min_valid: int = 60) -> str:
+        """:meth:`get_access_token` for async code (an async view, a consumer). The refresh
+        is blocking database and HTTP work, so it runs where Django runs synchronous work for
+        async code, as the ORM's own ``a…`` methods do (``sync_to_async``)."""
+        return await sync_to_async(self.get_access_token)(min_valid=min_valid)
 
     def session(self, min_valid: int = 60) -> CredentialSession:
         """A ``requests.Session`` for the connector's API that handles the token itself

@@ -503,6 +503,21 @@ class TestOnDemand:
         assert credential.get_access_token(min_valid=300) == "by-the-other"
         assert len(sleeps) == 1 and len(responses.calls) == 0
 
+    def test_from_async_code(self, credential, responses):
+        from asgiref.sync import async_to_sync
+        from django.core.exceptions import SynchronousOnlyOperation
+
+        responses.post(TOKEN_URL, json={"access_token": "fresh", "expires_in": 3600})
+
+        async def view() -> str:
+            with pytest.raises(SynchronousOnlyOperation):  # what the sync method does here
+                credential.get_access_token(min_valid=300)
+            return await credential.aget_access_token(min_valid=300)
+
+        assert async_to_sync(view)() == "fresh"
+        assert credential.access_token == "fresh" and stored(credential).access_token == "fresh"
+        assert len(responses.calls) == 1
+
     def test_refresh_method(self, credential, responses):
         responses.post(TOKEN_URL, json={"access_token": "fresh"})
         outcome = credential.refresh(force=True)
