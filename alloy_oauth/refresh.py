@@ -459,14 +459,14 @@ def _revoke(credential_id: int) -> Outcome:
         except protocol.OAuthError as error:
             logger.warning("Credential %s: revocation failed (%s, HTTP %s).",
                            credential.pk, error.kind, error.status)
-            if error.kind is not protocol.ErrorKind.REJECTED:
-                # Down, rate limiting, or our client refused: the grant may still be alive.
+            if error.error not in TOKEN_ALREADY_DEAD:
+                # Down, rate limiting, our client refused, a wrong URL (404), a request it
+                # does not take: the grant may still be alive, so the tokens stay for a retry.
                 if not error.in_doubt:
                     leases.release(lease)
                 return Outcome(Result.FAILED, credential.pk,
                                f"The provider did not confirm the revocation, so the tokens "
                                f"are kept. {error.message}", error.retry_after)
-            # The provider refuses the token itself (invalid_token, say): it is dead already.
             detail = f"The provider no longer knows the token ({error.message}); tokens deleted."
         else:
             detail = "Revoked at the provider; tokens deleted."
@@ -486,6 +486,11 @@ def _revoke(credential_id: int) -> Outcome:
     logger.info("Credential %s revoked.", credential.pk)
     send(credential_revoked, credential)
     return Outcome(Result.REVOKED, credential.pk, detail)
+
+
+#: Revocation errors that refuse the token itself, which is then dead already. RFC 7009 asks
+#: for a 200 even then, but some providers (Google) answer 400 ``invalid_token``.
+TOKEN_ALREADY_DEAD = ("invalid_token", "invalid_grant")
 
 
 def mark_reauth_required(credential_id: int, *, reason: str) -> bool:

@@ -126,10 +126,26 @@ class TestDisconnect:
                        json={"error": "invalid_request", "error_description": "no\u0000pe"})
         credential = connect_as(alice, connector)
         html = site.post(self.url(), follow=True).content.decode()
-        assert "Disconnected from Example." in html  # refused as a token: it is dead already
+        assert "invalid_request: no pe" in html and "tokens are kept" in html
         credential.refresh_from_db()
-        assert credential.status == "revoked"
-        assert "no pe" in credential.events.get(kind="revoked").detail
+        assert (credential.status, credential.lease_until) == ("active", None)
+
+    @pytest.mark.parametrize("answer", [
+        {"status": 404, "body": "<html>Not Found</html>"},  # a mistyped revocation URL
+        {"status": 405, "body": ""},
+        {"status": 400, "json": {"error": "unsupported_token_type"}},
+    ])
+    def test_a_refusal_that_is_not_about_the_token_keeps_it(self, site, alice, connector,
+                                                           responses, answer):
+        connector.revocation_url = "https://provider.example/oauth/revoke"
+        connector.save()
+        responses.post(connector.revocation_url, **answer)
+        credential = connect_as(alice, connector)
+        html = site.post(self.url(), follow=True).content.decode()
+        assert "Disconnected" not in html and "tokens are kept" in html
+        credential.refresh_from_db()
+        assert (credential.status, credential.lease_until) == ("active", None)
+        assert credential.refresh_token != ""
 
     def test_a_token_the_provider_no_longer_knows_is_deleted(self, site, alice, connector,
                                                              responses):
