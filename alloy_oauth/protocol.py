@@ -69,14 +69,15 @@ _TOKEN_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 class ErrorKind(StrEnum):
     """What a failed token request means for the credential and who has to act."""
 
-    #: ``invalid_grant``: the grant is dead (revoked, expired, reused); the end user must reconnect.
+    #: ``invalid_grant`` (or a provider's own word for it, :data:`REAUTHORIZE_ERRORS`): the
+    #: grant is dead (revoked, expired, reused); the end user must reconnect.
     REAUTHORIZE = "reauthorize"
-    #: ``invalid_client`` / ``unauthorized_client`` / HTTP 401: the operator's client
-    #: credentials were rejected.
+    #: ``invalid_client`` / ``unauthorized_client`` (:data:`CLIENT_ERRORS`) / HTTP 401: the
+    #: operator's client credentials were rejected.
     CLIENT = "client"
     #: Any other OAuth error or 4xx: the request itself was refused (bad scope, wrong URL…).
     REJECTED = "rejected"
-    #: 429, 5xx, timeouts, refused connections: try again later.
+    #: 429, 5xx, 408, timeouts, refused connections, ``temporarily_unavailable``: try again later.
     TRANSIENT = "transient"
     #: A 2xx that is not a usable token response (HTML, garbage, no access token).
     MALFORMED = "malformed"
@@ -354,7 +355,9 @@ def token_request(
             answer.body,
             retry_after=answer.retry_after,
             issued_at=issued_at,
-            secret_values=[client.client_secret, *secret_values],
+            # The connector's extra parameters may be secrets too (a client_assertion).
+            secret_values=[client.client_secret, *secret_values,
+                           *(data[k] for k in data if k not in params)],
         )
     except OAuthError:
         raise
@@ -371,20 +374,26 @@ def token_request(
 @sensitive_variables()
 def revoke_token(client: ClientConfig, url: str, *, token: str, token_type_hint: str) -> None:
     """Ask the provider to revoke a token (RFC 7009 §2.1). A 200 is success, also for a token
-    the provider does not know (§2.2); anything else raises :class:`OAuthError` (a 503 is
-    ``transient``: the token may still be valid)."""
+    the provider does not know (§2.2), unless its body reports an error (Slack answers 200
+    with ``"ok": false``) or is an HTML page (a web page, not a revocation endpoint); anything
+    else raises :class:`OAuthError` (a 503 is ``transient``: the token may still be valid)."""
     answer = _post_form(
         client, url, {"token": token, "token_type_hint": token_type_hint}, what="revocation"
     )
-    if 200 <= answer.status < 300:
-        return
     if answer.body is None:
         raise OAuthError(ErrorKind.MALFORMED, "The revocation endpoint sent an oversized answer.",
                          status=answer.status)
     params, looks_like_html = _parse_body(answer.content_type, answer.body)
-    if params is not None and "error" in params:
+    if params is not None and _error_code(params):
         raise _provider_error(answer.status, params, answer.retry_after,
                               [client.client_secret, token])
+    # (An empty body labelled text/html is what Django answers, django-oauth-toolkit too.)
+    if 200 <= answer.status < 300 and looks_like_html and answer.body.strip():
+        raise OAuthError(ErrorKind.MALFORMED, f"The revocation endpoint answered HTTP "
+                         f"{answer.status} with an HTML page; check the revocation URL.",
+                         status=answer.status)
+    if 200 <= answer.status < 300:
+        return
     raise _http_error(answer.status, looks_like_html, answer.retry_after, what="revocation")
 
 
@@ -486,7 +495,7 @@ def parse_token_response(
             status=status,
         )
     params, looks_like_html = _parse_body(content_type, body)
-    if params is not None and "error" in params:
+    if params is not None and _error_code(params):
         raise _provider_error(status, params, retry_after, secret_values)
     if 300 <= status < 400:
         raise OAuthError(
@@ -564,6 +573,40 @@ def _parse_body(content_type: str, body: bytes) -> tuple[dict[str, Any] | None, 
     return None, False
 
 
+#: Error codes by what they mean. RFC 6749 §5.2's, and what real providers send instead:
+#: GitHub (``bad_refresh_token``, ``incorrect_client_credentials``, both with HTTP 200),
+#: Slack (HTTP 200 with ``"ok": false``), HubSpot (``status`` instead of ``error``), and
+#: OpenID Connect's ``*_required`` from providers with conditional access (Microsoft).
+REAUTHORIZE_ERRORS = frozenset({
+    "invalid_grant", "bad_refresh_token", "invalid_refresh_token", "token_revoked",
+    "token_expired", "interaction_required", "login_required", "consent_required",
+    "BAD_REFRESH_TOKEN",
+})
+CLIENT_ERRORS = frozenset({
+    "invalid_client", "unauthorized_client", "incorrect_client_credentials",
+    "invalid_client_id", "bad_client_secret", "BAD_CLIENT_ID", "BAD_CLIENT_SECRET",
+})
+TRANSIENT_ERRORS = frozenset({
+    "temporarily_unavailable", "server_error", "slow_down", "internal_error", "fatal_error",
+    "service_unavailable", "request_timeout", "ratelimited",
+})
+#: HubSpot's ``status`` values, read only when a body has no ``error``.
+_STATUS_CODES = frozenset({"BAD_REFRESH_TOKEN", "BAD_AUTH_CODE", "BAD_CLIENT_ID",
+                           "BAD_CLIENT_SECRET", "BAD_REDIRECT_URI", "BAD_GRANT_TYPE"})
+
+
+def _error_code(params: Mapping[str, Any]) -> str:
+    """The error a body reports, or "" for none. ``"error": null`` (or "") is no error: a
+    token response that says so still carries the tokens, a rotated refresh token among them."""
+    error = params.get("error")
+    if error:
+        return error if isinstance(error, str) else json.dumps(error, default=str)
+    if params.get("ok") is False:  # Slack
+        return "unknown_error"
+    status = params.get("status")
+    return status if isinstance(status, str) and status in _STATUS_CODES else ""
+
+
 @sensitive_variables()
 def _provider_error(
     status: int,
@@ -572,19 +615,20 @@ def _provider_error(
     secret_values: Iterable[str | None],
 ) -> OAuthError:
     # Scrub before truncating: a secret cut in two would no longer be recognised.
-    error = scrub(str(params.get("error")), secret_values)[:100]
-    description = params.get("error_description")
+    error = scrub(_error_code(params), secret_values)[:100]
+    description = next((value for key in ("error_description", "message", "reason")
+                        if isinstance(value := params.get(key), str) and value), None)
     description = (
-        scrub(str(description), secret_values)[:MAX_DESCRIPTION_CHARS] if description else None
+        scrub(description, secret_values)[:MAX_DESCRIPTION_CHARS] if description else None
     )
-    if status == 429 or error in ("temporarily_unavailable", "server_error", "slow_down"):
+    # The status first: a server error or a rate limit cannot declare a grant dead, whatever
+    # its body says (RFC 6749 §5.2 errors come with 400, or 401 for the client).
+    if status == 429 or status >= 500 or error in TRANSIENT_ERRORS:
         kind = ErrorKind.TRANSIENT
-    elif error == "invalid_grant":
+    elif error in REAUTHORIZE_ERRORS:
         kind = ErrorKind.REAUTHORIZE
-    elif error in ("invalid_client", "unauthorized_client"):
+    elif error in CLIENT_ERRORS:
         kind = ErrorKind.CLIENT
-    elif status >= 500:
-        kind = ErrorKind.TRANSIENT
     else:
         kind = ErrorKind.REJECTED
     message = f"The provider answered {error}" + (f": {description}" if description else ".")
@@ -598,6 +642,11 @@ def _provider_error(
     )
 
 
+#: 4xx statuses that say "not now" rather than "no": request timeout (RFC 9110 §15.5.9), too
+#: early (RFC 8470), and the client-closed-request of nginx-fronted providers.
+RETRYABLE_CLIENT_STATUSES = frozenset({408, 425, 499})
+
+
 def _http_error(
     status: int, looks_like_html: bool, retry_after: str | None, *, what: str = "token"
 ) -> OAuthError:
@@ -609,7 +658,7 @@ def _http_error(
             status=status,
             retry_after=_retry_after(retry_after),
         )
-    if status >= 500:
+    if status >= 500 or status in RETRYABLE_CLIENT_STATUSES:
         return OAuthError(
             ErrorKind.TRANSIENT,
             f"The {what} endpoint answered HTTP {status}{page}.",

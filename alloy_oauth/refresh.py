@@ -459,7 +459,7 @@ def _revoke(credential_id: int) -> Outcome:
         except protocol.OAuthError as error:
             logger.warning("Credential %s: revocation failed (%s, HTTP %s).",
                            credential.pk, error.kind, error.status)
-            if error.error not in TOKEN_ALREADY_DEAD:
+            if not _token_already_dead(error):
                 # Down, rate limiting, our client refused, a wrong URL (404), a request it
                 # does not take: the grant may still be alive, so the tokens stay for a retry.
                 if not error.in_doubt:
@@ -488,9 +488,12 @@ def _revoke(credential_id: int) -> Outcome:
     return Outcome(Result.REVOKED, credential.pk, detail)
 
 
-#: Revocation errors that refuse the token itself, which is then dead already. RFC 7009 asks
-#: for a 200 even then, but some providers (Google) answer 400 ``invalid_token``.
-TOKEN_ALREADY_DEAD = ("invalid_token", "invalid_grant")
+def _token_already_dead(error: protocol.OAuthError) -> bool:
+    """Whether a revocation was refused because the token itself is dead already. RFC 7009
+    asks for a 200 even then, but some providers (Google) answer 400 ``invalid_token``. A
+    server error or rate limit never means that, whatever its body says."""
+    return error.kind is protocol.ErrorKind.REAUTHORIZE or (
+        error.kind is protocol.ErrorKind.REJECTED and error.error == "invalid_token")
 
 
 def mark_reauth_required(credential_id: int, *, reason: str) -> bool:

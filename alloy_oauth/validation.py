@@ -100,6 +100,13 @@ def _client_credentials_accepted(connector: Connector, redirect_uri: str) -> Che
         if exc.kind is protocol.ErrorKind.REAUTHORIZE:
             return Check(label, True, _("The token endpoint accepted the client credentials "
                                         "(it refused only the deliberately invalid code)."))
+        if exc.kind is protocol.ErrorKind.REJECTED and exc.error:
+            # Providers refuse a bad code in their own words (GitHub's bad_verification_code,
+            # Slack's invalid_code) without saying whether the client was checked first.
+            return Check(label, True, _(
+                "The token endpoint refused the deliberately invalid code (%(error)s) without "
+                "rejecting the client credentials; the round trip will tell for sure."
+            ) % {"error": exc.error})
         if exc.kind is protocol.ErrorKind.CLIENT:
             return Check(label, False, _(
                 "The client credentials were rejected: check the client ID and secret, and the "

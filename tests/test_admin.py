@@ -211,6 +211,22 @@ class TestValidatePreflight:
         connector.refresh_from_db()
         assert connector.validation_error == "" and connector.validated_at is None
 
+    @pytest.mark.parametrize("error", ["bad_verification_code", "invalid_code"])
+    def test_a_providers_own_refusal_of_the_code_lets_the_round_trip_tell(
+            self, operator, connector, responses, error):
+        responses.get(connector.auth_url, status=302)
+        responses.post(connector.token_url, json={"error": error}, status=200)
+        result = operator.post(self.url(connector)).json()
+        assert result["ok"] is True and result["authorize_url"]
+        assert f"refused the deliberately invalid code ({error})" in (
+            result["checks"][-1]["message"])
+
+    def test_a_wrong_token_url_still_fails(self, operator, connector, responses):
+        responses.get(connector.auth_url, status=302)
+        responses.post(connector.token_url, status=404, body="Not Found")
+        result = operator.post(self.url(connector)).json()
+        assert result["ok"] is False and result["authorize_url"] is None
+
     @pytest.mark.parametrize("stub", [
         dict(json={"error": "invalid_client"}, status=401),
         dict(body="", status=401),

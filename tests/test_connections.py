@@ -134,6 +134,9 @@ class TestDisconnect:
         {"status": 404, "body": "<html>Not Found</html>"},  # a mistyped revocation URL
         {"status": 405, "body": ""},
         {"status": 400, "json": {"error": "unsupported_token_type"}},
+        {"status": 503, "json": {"error": "invalid_token"}},  # a server error says nothing
+        {"status": 200, "json": {"ok": False, "error": "invalid_auth"}},  # Slack's refusal
+        {"status": 200, "body": "<html>Sign in</html>", "content_type": "text/html"},
     ])
     def test_a_refusal_that_is_not_about_the_token_keeps_it(self, site, alice, connector,
                                                            responses, answer):

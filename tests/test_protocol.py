@@ -298,11 +298,40 @@ class TestTokenResponses:
         (404, "Not Found", ErrorKind.REJECTED),
         (500, "", ErrorKind.TRANSIENT),
         (429, "", ErrorKind.TRANSIENT),
+        (408, "", ErrorKind.TRANSIENT),
+        (425, "", ErrorKind.TRANSIENT),
+        (499, "", ErrorKind.TRANSIENT),
+        # A server error or a rate limit cannot declare the grant dead, whatever its body says.
+        (503, {"error": "invalid_grant"}, ErrorKind.TRANSIENT),
+        (429, {"error": "invalid_client"}, ErrorKind.TRANSIENT),
+        # Providers' own words (GitHub, Slack, HubSpot, OpenID Connect).
+        (200, {"error": "bad_refresh_token"}, ErrorKind.REAUTHORIZE),
+        (200, {"error": "incorrect_client_credentials"}, ErrorKind.CLIENT),
+        (200, {"ok": False, "error": "invalid_refresh_token"}, ErrorKind.REAUTHORIZE),
+        (200, {"ok": False, "error": "token_revoked"}, ErrorKind.REAUTHORIZE),
+        (200, {"ok": False, "error": "bad_client_secret"}, ErrorKind.CLIENT),
+        (200, {"ok": False, "error": "internal_error"}, ErrorKind.TRANSIENT),
+        (200, {"ok": False}, ErrorKind.REJECTED),
+        (400, {"status": "BAD_REFRESH_TOKEN", "message": "missing or invalid refresh token"},
+         ErrorKind.REAUTHORIZE),
+        (400, {"status": "BAD_CLIENT_ID"}, ErrorKind.CLIENT),
+        (400, {"error": "interaction_required"}, ErrorKind.REAUTHORIZE),
     ])
     def test_error_classification(self, status, body, kind):
         error = parse_error(body, status=status)
         assert error.kind is kind
         assert error.status == status
+
+    def test_a_providers_message_is_the_description(self):
+        error = parse_error({"status": "BAD_REFRESH_TOKEN", "message": "missing or invalid"},
+                            status=400)
+        assert str(error) == "The provider answered BAD_REFRESH_TOKEN: missing or invalid"
+
+    @pytest.mark.parametrize("error", [None, "", False])
+    def test_an_empty_error_is_no_error(self, error):
+        # The tokens are in the answer, a rotated refresh token among them: keep them.
+        token = parse({"access_token": "at", "refresh_token": "rotated", "error": error})
+        assert (token.access_token, token.refresh_token) == ("at", "rotated")
 
     def test_html_502_page(self):
         error = parse_error("<html><head><title>502 Bad Gateway</title></head></html>",
@@ -337,6 +366,24 @@ class TestTokenResponses:
         )
         assert "abc-secret-code" not in str(error)
         assert "[redacted]" in str(error)
+
+    def test_a_secret_echoed_percent_encoded_is_scrubbed(self):
+        secret = "1//0g-refresh token+x"
+        for echoed in ("refresh_token=1%2F%2F0g-refresh%20token%2Bx",
+                       "refresh_token=1%2F%2F0g-refresh+token%2Bx"):
+            error = parse_error({"error": "invalid_grant", "error_description": echoed},
+                                status=400, secret_values=[secret])
+            assert str(error) == "The provider answered invalid_grant: refresh_token=[redacted]"
+
+    def test_extra_parameters_are_scrubbed_too(self, responses):
+        # A connector's token_params may hold a secret (a client assertion).
+        responses.post(TOKEN_URL, status=400, json={
+            "error": "invalid_client", "error_description": "bad assertion eyJ-assertion-123"})
+        with pytest.raises(OAuthError) as info:
+            protocol.exchange_code(CLIENT, code="the-code", redirect_uri="https://app/cb",
+                                   extra_params={"client_assertion": "eyJ-assertion-123"})
+        assert "eyJ-assertion-123" not in str(info.value)
+        assert "redirect_uri" not in str(info.value)  # (what we sent ourselves stays readable)
 
     def test_long_description_truncated(self):
         error = parse_error({"error": "invalid_request", "error_description": "x" * 5000},

@@ -136,6 +136,19 @@ class TestSuccess:
         assert leased.user_id == Credential.objects.get(pk=credential.pk).user_id == (
             "converted", credential.user_id)
 
+    def test_an_answer_with_error_null_is_a_success(self, credential, responses):
+        # The provider rotated the refresh token: losing the new one would lose the grant.
+        responses.post(TOKEN_URL, json={"access_token": "new-access", "expires_in": 3600,
+                                        "refresh_token": "rotated", "error": None})
+        assert refresh.refresh_credential(credential.pk).result is Result.REFRESHED
+        assert stored(credential).refresh_token == "rotated"
+
+    def test_a_providers_own_word_for_a_dead_grant_asks_for_reconnection(self, credential,
+                                                                          responses):
+        responses.post(TOKEN_URL, json={"error": "bad_refresh_token"})  # GitHub, HTTP 200
+        assert refresh.refresh_credential(credential.pk).result is Result.REAUTH_REQUIRED
+        assert stored(credential).status == "reauth_required"
+
     def test_no_candidates_take_no_lease(self, credential):
         for nothing in (leases.credentials().none(),
                         leases.credentials().filter(pk__in=[])):
