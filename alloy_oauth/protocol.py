@@ -664,6 +664,8 @@ def _http_error(
             f"The {what} endpoint answered HTTP {status}{page}.",
             status=status,
             retry_after=_retry_after(retry_after),
+            # A gateway's bad or late answer: the provider behind it may have taken the request.
+            in_doubt=status in (502, 504),
         )
     if status == 401:
         return OAuthError(

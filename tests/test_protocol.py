@@ -333,6 +333,11 @@ class TestTokenResponses:
         token = parse({"access_token": "at", "refresh_token": "rotated", "error": error})
         assert (token.access_token, token.refresh_token) == ("at", "rotated")
 
+    @pytest.mark.parametrize("status, in_doubt", [(502, True), (504, True), (503, False),
+                                                  (500, False), (429, False)])
+    def test_a_gateways_error_leaves_the_request_in_doubt(self, status, in_doubt):
+        assert parse_error("", status=status).in_doubt is in_doubt
+
     def test_html_502_page(self):
         error = parse_error("<html><head><title>502 Bad Gateway</title></head></html>",
                             status=502, content_type="text/html")

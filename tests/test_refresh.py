@@ -324,8 +324,8 @@ class TestFailures:
 
     @pytest.mark.parametrize("stub, error", [
         (dict(body="", status=500), "transient"),
-        (dict(body="<html>502 Bad Gateway</html>", status=502, content_type="text/html"),
-         "transient"),
+        (dict(body="<html>503 Service Unavailable</html>", status=503,
+              content_type="text/html"), "transient"),
         (dict(json={"error": "temporarily_unavailable"}, status=503), "transient"),
         (dict(body="<html>maintenance</html>", status=200, content_type="text/html"), "malformed"),
         (dict(body="{not json", status=200), "malformed"),
@@ -353,13 +353,16 @@ class TestFailures:
         assert refresh.refresh_credential(credential.pk).result is Result.NOT_DUE
 
     @pytest.mark.parametrize("failure", [
-        requests.ReadTimeout("no answer"),
-        requests.ConnectionError(ConnectionResetError("reset after sending")),
+        dict(body=requests.ReadTimeout("no answer")),
+        dict(body=requests.ConnectionError(ConnectionResetError("reset after sending"))),
+        dict(status=504, body="<html>504 Gateway Time-out</html>", content_type="text/html"),
+        dict(status=502, body=""),
     ])
     def test_no_answer_after_sending_keeps_the_lease(self, credential, responses, failure):
         """The provider may still be processing the request (and rotating the token): the
-        lease runs out by itself, and the retry is not sooner than that."""
-        responses.post(TOKEN_URL, body=failure)
+        lease runs out by itself, and the retry is not sooner than that. A gateway's 502 or
+        504 is such a case: the provider behind it may have taken the request."""
+        responses.post(TOKEN_URL, **failure)
         outcome = refresh.refresh_credential(credential.pk)
         assert outcome.result is Result.RETRY and outcome.retry_in >= 60
         row = stored(credential)
