@@ -355,9 +355,8 @@ def token_request(
             answer.body,
             retry_after=answer.retry_after,
             issued_at=issued_at,
-            # The connector's extra parameters may be secrets too (a client_assertion).
             secret_values=[client.client_secret, *secret_values,
-                           *(data[k] for k in data if k not in params)],
+                           *(data[k] for k in data if k not in params and _secret_param(k))],
         )
     except OAuthError:
         raise
@@ -387,8 +386,8 @@ def revoke_token(client: ClientConfig, url: str, *, token: str, token_type_hint:
     if params is not None and _error_code(params):
         raise _provider_error(answer.status, params, answer.retry_after,
                               [client.client_secret, token])
-    # (An empty body labelled text/html is what Django answers, django-oauth-toolkit too.)
-    if 200 <= answer.status < 300 and looks_like_html and answer.body.strip():
+    # Only an actual page: Django (django-oauth-toolkit too) labels an empty body text/html.
+    if 200 <= answer.status < 300 and answer.body.lstrip().startswith(b"<"):
         raise OAuthError(ErrorKind.MALFORMED, f"The revocation endpoint answered HTTP "
                          f"{answer.status} with an HTML page; check the revocation URL.",
                          status=answer.status)
@@ -595,16 +594,33 @@ _STATUS_CODES = frozenset({"BAD_REFRESH_TOKEN", "BAD_AUTH_CODE", "BAD_CLIENT_ID"
                            "BAD_CLIENT_SECRET", "BAD_REDIRECT_URI", "BAD_GRANT_TYPE"})
 
 
+def _secret_param(name: str) -> bool:
+    """Whether a connector's extra token parameter holds a secret (a client_assertion, an
+    API key): its value is scrubbed from what the provider says. Others (an audience, a
+    resource URL, a prompt) stay readable: they are what an error message is about."""
+    return any(word in name.lower() for word in ("secret", "assertion", "password", "key"))
+
+
 def _error_code(params: Mapping[str, Any]) -> str:
     """The error a body reports, or "" for none. ``"error": null`` (or "") is no error: a
     token response that says so still carries the tokens, a rotated refresh token among them."""
     error = params.get("error")
+    if isinstance(error, Mapping):  # {"error": {"type": "OAuthException", "message": …}}
+        return str(error.get("type") or error.get("code") or "unknown_error")
     if error:
-        return error if isinstance(error, str) else json.dumps(error, default=str)
+        return str(error)
     if params.get("ok") is False:  # Slack
         return "unknown_error"
     status = params.get("status")
     return status if isinstance(status, str) and status in _STATUS_CODES else ""
+
+
+def _error_description(params: Mapping[str, Any]) -> str | None:
+    error = params.get("error")
+    nested = error if isinstance(error, Mapping) else {}
+    return next((value for value in (params.get("error_description"), params.get("message"),
+                                     params.get("reason"), nested.get("message"))
+                 if isinstance(value, str) and value), None)
 
 
 @sensitive_variables()
@@ -614,23 +630,24 @@ def _provider_error(
     retry_after: str | None,
     secret_values: Iterable[str | None],
 ) -> OAuthError:
-    # Scrub before truncating: a secret cut in two would no longer be recognised.
-    error = scrub(_error_code(params), secret_values)[:100]
-    description = next((value for key in ("error_description", "message", "reason")
-                        if isinstance(value := params.get(key), str) and value), None)
-    description = (
-        scrub(description, secret_values)[:MAX_DESCRIPTION_CHARS] if description else None
-    )
+    code = _error_code(params)
     # The status first: a server error or a rate limit cannot declare a grant dead, whatever
     # its body says (RFC 6749 §5.2 errors come with 400, or 401 for the client).
-    if status == 429 or status >= 500 or error in TRANSIENT_ERRORS:
+    if status == 429 or status >= 500 or status in RETRYABLE_CLIENT_STATUSES or (
+            code in TRANSIENT_ERRORS):
         kind = ErrorKind.TRANSIENT
-    elif error in REAUTHORIZE_ERRORS:
+    elif code in REAUTHORIZE_ERRORS:
         kind = ErrorKind.REAUTHORIZE
-    elif error in CLIENT_ERRORS:
+    elif code in CLIENT_ERRORS or status == 401:
         kind = ErrorKind.CLIENT
     else:
         kind = ErrorKind.REJECTED
+    # Scrub before truncating: a secret cut in two would no longer be recognised.
+    error = scrub(code, secret_values)[:100]
+    description = _error_description(params)
+    description = (
+        scrub(description, secret_values)[:MAX_DESCRIPTION_CHARS] if description else None
+    )
     message = f"The provider answered {error}" + (f": {description}" if description else ".")
     return OAuthError(
         kind,
@@ -639,12 +656,15 @@ def _provider_error(
         description=description,
         status=status,
         retry_after=_retry_after(retry_after) if kind is ErrorKind.TRANSIENT else None,
+        in_doubt=status in GATEWAY_STATUSES,
     )
 
 
 #: 4xx statuses that say "not now" rather than "no": request timeout (RFC 9110 §15.5.9), too
 #: early (RFC 8470), and the client-closed-request of nginx-fronted providers.
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 425, 499})
+#: A gateway's bad or late answer: the provider behind it may have taken the request.
+GATEWAY_STATUSES = frozenset({502, 504})
 
 
 def _http_error(
@@ -664,8 +684,7 @@ def _http_error(
             f"The {what} endpoint answered HTTP {status}{page}.",
             status=status,
             retry_after=_retry_after(retry_after),
-            # A gateway's bad or late answer: the provider behind it may have taken the request.
-            in_doubt=status in (502, 504),
+            in_doubt=status in GATEWAY_STATUSES,
         )
     if status == 401:
         return OAuthError(

@@ -462,8 +462,9 @@ def _revoke(credential_id: int) -> Outcome:
             if not _token_already_dead(error):
                 # Down, rate limiting, our client refused, a wrong URL (404), a request it
                 # does not take: the grant may still be alive, so the tokens stay for a retry.
-                if not error.in_doubt:
-                    leases.release(lease)
+                # (The lease goes even when the answer is in doubt: a revocation rotates
+                # nothing, and the end user may click Disconnect again at once.)
+                leases.release(lease)
                 return Outcome(Result.FAILED, credential.pk,
                                f"The provider did not confirm the revocation, so the tokens "
                                f"are kept. {error.message}", error.retry_after)

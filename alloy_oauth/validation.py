@@ -90,6 +90,11 @@ def _auth_endpoint_answers(connector: Connector) -> Check:
     return Check(label, True, _("The auth URL answered (HTTP %(status)s).") % {"status": status})
 
 
+#: Providers' own words for "this code is not valid" (GitHub, Slack, HubSpot): the pre-flight
+#: cannot tell from them whether the client credentials were accepted.
+BAD_CODE_ERRORS = frozenset({"bad_verification_code", "invalid_code", "BAD_AUTH_CODE"})
+
+
 @sensitive_variables()
 def _client_credentials_accepted(connector: Connector, redirect_uri: str) -> Check:
     label = _("Client ID and secret")
@@ -100,9 +105,10 @@ def _client_credentials_accepted(connector: Connector, redirect_uri: str) -> Che
         if exc.kind is protocol.ErrorKind.REAUTHORIZE:
             return Check(label, True, _("The token endpoint accepted the client credentials "
                                         "(it refused only the deliberately invalid code)."))
-        if exc.kind is protocol.ErrorKind.REJECTED and exc.error:
-            # Providers refuse a bad code in their own words (GitHub's bad_verification_code,
-            # Slack's invalid_code) without saying whether the client was checked first.
+        if exc.kind is protocol.ErrorKind.REJECTED and exc.error in BAD_CODE_ERRORS and (
+                exc.status is not None and (exc.status == 400 or 200 <= exc.status < 300)):
+            # Providers that refuse a bad code in their own words do not say whether the
+            # client was checked first.
             return Check(label, True, _(
                 "The token endpoint refused the deliberately invalid code (%(error)s) without "
                 "rejecting the client credentials; the round trip will tell for sure."

@@ -221,9 +221,18 @@ class TestValidatePreflight:
         assert f"refused the deliberately invalid code ({error})" in (
             result["checks"][-1]["message"])
 
-    def test_a_wrong_token_url_still_fails(self, operator, connector, responses):
+    @pytest.mark.parametrize("stub", [
+        dict(status=404, body="Not Found"),
+        dict(status=404, json={"error": "Not Found"}),  # a web framework's JSON 404
+        dict(status=401, json={"status": 401, "error": "Unauthorized"}),
+        dict(status=400, json={"error": {"message": "Error validating client secret.",
+                                         "type": "OAuthException"}}),
+        dict(status=400, json={"error": "invalid_request",
+                               "error_description": "client_id missing"}),
+    ])
+    def test_other_refusals_still_fail(self, operator, connector, responses, stub):
         responses.get(connector.auth_url, status=302)
-        responses.post(connector.token_url, status=404, body="Not Found")
+        responses.post(connector.token_url, **stub)
         result = operator.post(self.url(connector)).json()
         assert result["ok"] is False and result["authorize_url"] is None
 

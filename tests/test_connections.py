@@ -137,6 +137,8 @@ class TestDisconnect:
         {"status": 503, "json": {"error": "invalid_token"}},  # a server error says nothing
         {"status": 200, "json": {"ok": False, "error": "invalid_auth"}},  # Slack's refusal
         {"status": 200, "body": "<html>Sign in</html>", "content_type": "text/html"},
+        # A gateway's answer: in doubt, but a revocation rotates nothing, so the lease goes.
+        {"status": 504, "body": ""},
     ])
     def test_a_refusal_that_is_not_about_the_token_keeps_it(self, site, alice, connector,
                                                            responses, answer):
@@ -149,6 +151,16 @@ class TestDisconnect:
         credential.refresh_from_db()
         assert (credential.status, credential.lease_until) == ("active", None)
         assert credential.refresh_token != ""
+
+    def test_a_plain_ok_is_a_confirmation(self, site, alice, connector, responses):
+        connector.revocation_url = "https://provider.example/oauth/revoke"
+        connector.save()
+        responses.post(connector.revocation_url, status=200, body="OK",
+                       content_type="text/html")
+        credential = connect_as(alice, connector)
+        assert "Disconnected from Example." in site.post(self.url(), follow=True).content.decode()
+        credential.refresh_from_db()
+        assert credential.status == "revoked"
 
     def test_a_token_the_provider_no_longer_knows_is_deleted(self, site, alice, connector,
                                                              responses):

@@ -316,11 +316,23 @@ class TestTokenResponses:
          ErrorKind.REAUTHORIZE),
         (400, {"status": "BAD_CLIENT_ID"}, ErrorKind.CLIENT),
         (400, {"error": "interaction_required"}, ErrorKind.REAUTHORIZE),
+        # Web frameworks' own JSON errors: the status decides.
+        (401, {"status": 401, "error": "Unauthorized"}, ErrorKind.CLIENT),
+        (404, {"error": "Not Found"}, ErrorKind.REJECTED),
+        (408, {"error": "Request Timeout"}, ErrorKind.TRANSIENT),
     ])
     def test_error_classification(self, status, body, kind):
         error = parse_error(body, status=status)
         assert error.kind is kind
         assert error.status == status
+
+    def test_a_nested_error_object(self):
+        # Meta's Graph API: {"error": {"message", "type", "code"}}.
+        error = parse_error({"error": {"message": "Error validating client secret.",
+                                       "type": "OAuthException", "code": 1}}, status=400)
+        assert (error.kind, error.error) == (ErrorKind.REJECTED, "OAuthException")
+        assert str(error) == ("The provider answered OAuthException: "
+                              "Error validating client secret.")
 
     def test_a_providers_message_is_the_description(self):
         error = parse_error({"status": "BAD_REFRESH_TOKEN", "message": "missing or invalid"},
@@ -335,8 +347,9 @@ class TestTokenResponses:
 
     @pytest.mark.parametrize("status, in_doubt", [(502, True), (504, True), (503, False),
                                                   (500, False), (429, False)])
-    def test_a_gateways_error_leaves_the_request_in_doubt(self, status, in_doubt):
-        assert parse_error("", status=status).in_doubt is in_doubt
+    @pytest.mark.parametrize("body", ["", {"error": "server_error"}])
+    def test_a_gateways_error_leaves_the_request_in_doubt(self, status, in_doubt, body):
+        assert parse_error(body, status=status).in_doubt is in_doubt
 
     def test_html_502_page(self):
         error = parse_error("<html><head><title>502 Bad Gateway</title></head></html>",
@@ -383,12 +396,17 @@ class TestTokenResponses:
     def test_extra_parameters_are_scrubbed_too(self, responses):
         # A connector's token_params may hold a secret (a client assertion).
         responses.post(TOKEN_URL, status=400, json={
-            "error": "invalid_client", "error_description": "bad assertion eyJ-assertion-123"})
+            "error": "consent_required", "error_description":
+                "bad assertion eyJ-assertion-123 for https://graph.example/ (openid)"})
         with pytest.raises(OAuthError) as info:
             protocol.exchange_code(CLIENT, code="the-code", redirect_uri="https://app/cb",
-                                   extra_params={"client_assertion": "eyJ-assertion-123"})
-        assert "eyJ-assertion-123" not in str(info.value)
-        assert "redirect_uri" not in str(info.value)  # (what we sent ourselves stays readable)
+                                   extra_params={"client_assertion": "eyJ-assertion-123",
+                                                 "resource": "https://graph.example/",
+                                                 "scope": "openid", "prompt": "consent"})
+        # The secret goes; what the message is about stays, and so does the classification.
+        assert str(info.value) == ("The provider answered consent_required: bad assertion "
+                                   "[redacted] for https://graph.example/ (openid)")
+        assert info.value.kind is ErrorKind.REAUTHORIZE
 
     def test_long_description_truncated(self):
         error = parse_error({"error": "invalid_request", "error_description": "x" * 5000},
