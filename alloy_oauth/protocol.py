@@ -356,7 +356,8 @@ def token_request(
             retry_after=answer.retry_after,
             issued_at=issued_at,
             secret_values=[client.client_secret, *secret_values,
-                           *(data[k] for k in data if k not in params and _secret_param(k))],
+                           *(data[k] for k in data
+                             if k not in params and k.lower() not in PUBLIC_TOKEN_PARAMS)],
         )
     except OAuthError:
         raise
@@ -387,7 +388,8 @@ def revoke_token(client: ClientConfig, url: str, *, token: str, token_type_hint:
         raise _provider_error(answer.status, params, answer.retry_after,
                               [client.client_secret, token])
     # Only an actual page: Django (django-oauth-toolkit too) labels an empty body text/html.
-    if 200 <= answer.status < 300 and answer.body.lstrip().startswith(b"<"):
+    if 200 <= answer.status < 300 and answer.body.decode("utf-8", "replace").lstrip(
+            "\ufeff \t\r\n").startswith("<"):
         raise OAuthError(ErrorKind.MALFORMED, f"The revocation endpoint answered HTTP "
                          f"{answer.status} with an HTML page; check the revocation URL.",
                          status=answer.status)
@@ -594,11 +596,15 @@ _STATUS_CODES = frozenset({"BAD_REFRESH_TOKEN", "BAD_AUTH_CODE", "BAD_CLIENT_ID"
                            "BAD_CLIENT_SECRET", "BAD_REDIRECT_URI", "BAD_GRANT_TYPE"})
 
 
-def _secret_param(name: str) -> bool:
-    """Whether a connector's extra token parameter holds a secret (a client_assertion, an
-    API key): its value is scrubbed from what the provider says. Others (an audience, a
-    resource URL, a prompt) stay readable: they are what an error message is about."""
-    return any(word in name.lower() for word in ("secret", "assertion", "password", "key"))
+#: Extra token parameters known to hold no secret: what an error message is usually about,
+#: so their values stay readable. Every other one (a client_assertion, a subject_token, an
+#: API key) is scrubbed from what the provider says.
+PUBLIC_TOKEN_PARAMS = frozenset({
+    "audience", "resource", "scope", "prompt", "access_type", "tenant", "response_type",
+    "response_mode", "include_granted_scopes", "duration", "user_scope", "approval_prompt",
+    "client_assertion_type", "requested_token_type", "subject_token_type", "format",
+})
+
 
 
 def _error_code(params: Mapping[str, Any]) -> str:
@@ -606,7 +612,7 @@ def _error_code(params: Mapping[str, Any]) -> str:
     token response that says so still carries the tokens, a rotated refresh token among them."""
     error = params.get("error")
     if isinstance(error, Mapping):  # {"error": {"type": "OAuthException", "message": …}}
-        return str(error.get("type") or error.get("code") or "unknown_error")
+        return str(error.get("type") or error.get("code") or "unknown_error") if error else ""
     if error:
         return str(error)
     if params.get("ok") is False:  # Slack
@@ -632,14 +638,15 @@ def _provider_error(
 ) -> OAuthError:
     code = _error_code(params)
     # The status first: a server error or a rate limit cannot declare a grant dead, whatever
-    # its body says (RFC 6749 §5.2 errors come with 400, or 401 for the client).
+    # its body says, and a 401 is the client's authentication failing (RFC 6749 §5.2, RFC
+    # 7009 §2.2.1): a wrong secret must not send every end user to reconnect.
     if status == 429 or status >= 500 or status in RETRYABLE_CLIENT_STATUSES or (
             code in TRANSIENT_ERRORS):
         kind = ErrorKind.TRANSIENT
+    elif status == 401 or code in CLIENT_ERRORS:
+        kind = ErrorKind.CLIENT
     elif code in REAUTHORIZE_ERRORS:
         kind = ErrorKind.REAUTHORIZE
-    elif code in CLIENT_ERRORS or status == 401:
-        kind = ErrorKind.CLIENT
     else:
         kind = ErrorKind.REJECTED
     # Scrub before truncating: a secret cut in two would no longer be recognised.
@@ -656,15 +663,16 @@ def _provider_error(
         description=description,
         status=status,
         retry_after=_retry_after(retry_after) if kind is ErrorKind.TRANSIENT else None,
-        in_doubt=status in GATEWAY_STATUSES,
+        in_doubt=status in IN_DOUBT_STATUSES,
     )
 
 
 #: 4xx statuses that say "not now" rather than "no": request timeout (RFC 9110 §15.5.9), too
 #: early (RFC 8470), and the client-closed-request of nginx-fronted providers.
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 425, 499})
-#: A gateway's bad or late answer: the provider behind it may have taken the request.
-GATEWAY_STATUSES = frozenset({502, 504})
+#: A gateway's bad or late answer, or a proxy that gave up waiting (499): the provider behind
+#: it may have taken the request.
+IN_DOUBT_STATUSES = frozenset({499, 502, 504})
 
 
 def _http_error(
@@ -684,7 +692,7 @@ def _http_error(
             f"The {what} endpoint answered HTTP {status}{page}.",
             status=status,
             retry_after=_retry_after(retry_after),
-            in_doubt=status in GATEWAY_STATUSES,
+            in_doubt=status in IN_DOUBT_STATUSES,
         )
     if status == 401:
         return OAuthError(

@@ -102,11 +102,14 @@ def _client_credentials_accepted(connector: Connector, redirect_uri: str) -> Che
         protocol.exchange_code(connector.oauth_client(), code=INVALID_CODE,
                                redirect_uri=redirect_uri, extra_params=connector.token_params)
     except protocol.OAuthError as exc:
-        if exc.kind is protocol.ErrorKind.REAUTHORIZE:
+        # An OAuth refusal of the code comes with a 400 (GitHub's and Slack's with a 200); a
+        # 404 or 403 with the same words is some other server than a token endpoint.
+        refused_the_code = exc.status is not None and (
+            exc.status == 400 or 200 <= exc.status < 300)
+        if refused_the_code and exc.kind is protocol.ErrorKind.REAUTHORIZE:
             return Check(label, True, _("The token endpoint accepted the client credentials "
                                         "(it refused only the deliberately invalid code)."))
-        if exc.kind is protocol.ErrorKind.REJECTED and exc.error in BAD_CODE_ERRORS and (
-                exc.status is not None and (exc.status == 400 or 200 <= exc.status < 300)):
+        if refused_the_code and exc.error in BAD_CODE_ERRORS:
             # Providers that refuse a bad code in their own words do not say whether the
             # client was checked first.
             return Check(label, True, _(

@@ -229,6 +229,11 @@ class TestValidatePreflight:
                                          "type": "OAuthException"}}),
         dict(status=400, json={"error": "invalid_request",
                                "error_description": "client_id missing"}),
+        # The words of a refused code, but not from a token endpoint refusing it.
+        dict(status=404, json={"error": "bad_verification_code"}),
+        dict(status=403, json={"error": "bad_verification_code"}),
+        dict(status=404, json={"error": "invalid_grant"}),
+        dict(status=401, json={"error": "invalid_grant"}),
     ])
     def test_other_refusals_still_fail(self, operator, connector, responses, stub):
         responses.get(connector.auth_url, status=302)

@@ -320,6 +320,8 @@ class TestTokenResponses:
         (401, {"status": 401, "error": "Unauthorized"}, ErrorKind.CLIENT),
         (404, {"error": "Not Found"}, ErrorKind.REJECTED),
         (408, {"error": "Request Timeout"}, ErrorKind.TRANSIENT),
+        # A 401 is the client failing to authenticate: no end user has to reconnect for it.
+        (401, {"error": "invalid_grant"}, ErrorKind.CLIENT),
     ])
     def test_error_classification(self, status, body, kind):
         error = parse_error(body, status=status)
@@ -339,14 +341,14 @@ class TestTokenResponses:
                             status=400)
         assert str(error) == "The provider answered BAD_REFRESH_TOKEN: missing or invalid"
 
-    @pytest.mark.parametrize("error", [None, "", False])
+    @pytest.mark.parametrize("error", [None, "", False, {}])
     def test_an_empty_error_is_no_error(self, error):
         # The tokens are in the answer, a rotated refresh token among them: keep them.
         token = parse({"access_token": "at", "refresh_token": "rotated", "error": error})
         assert (token.access_token, token.refresh_token) == ("at", "rotated")
 
-    @pytest.mark.parametrize("status, in_doubt", [(502, True), (504, True), (503, False),
-                                                  (500, False), (429, False)])
+    @pytest.mark.parametrize("status, in_doubt", [(502, True), (504, True), (499, True),
+                                                  (503, False), (500, False), (429, False)])
     @pytest.mark.parametrize("body", ["", {"error": "server_error"}])
     def test_a_gateways_error_leaves_the_request_in_doubt(self, status, in_doubt, body):
         assert parse_error(body, status=status).in_doubt is in_doubt
@@ -403,10 +405,17 @@ class TestTokenResponses:
                                    extra_params={"client_assertion": "eyJ-assertion-123",
                                                  "resource": "https://graph.example/",
                                                  "scope": "openid", "prompt": "consent"})
-        # The secret goes; what the message is about stays, and so does the classification.
+        # The secret goes; what the message is about stays.
         assert str(info.value) == ("The provider answered consent_required: bad assertion "
                                    "[redacted] for https://graph.example/ (openid)")
+
+    def test_the_error_is_classified_before_it_is_scrubbed(self, responses):
+        responses.post(TOKEN_URL, status=400, json={"error": "consent_required"})
+        with pytest.raises(OAuthError) as info:
+            protocol.exchange_code(CLIENT, code="the-code", redirect_uri="https://app/cb",
+                                   extra_params={"subject_token": "consent"})
         assert info.value.kind is ErrorKind.REAUTHORIZE
+        assert info.value.error == "[redacted]_required"
 
     def test_long_description_truncated(self):
         error = parse_error({"error": "invalid_request", "error_description": "x" * 5000},
