@@ -102,10 +102,10 @@ def _client_credentials_accepted(connector: Connector, redirect_uri: str) -> Che
         protocol.exchange_code(connector.oauth_client(), code=INVALID_CODE,
                                redirect_uri=redirect_uri, extra_params=connector.token_params)
     except protocol.OAuthError as exc:
-        # An OAuth refusal of the code comes with a 400 (GitHub's and Slack's with a 200); a
-        # 404 or 403 with the same words is some other server than a token endpoint.
+        # An OAuth refusal of the code comes with a 400 (Auth0's with a 403, GitHub's and
+        # Slack's with a 200); a 404 with the same words is some other server.
         refused_the_code = exc.status is not None and (
-            exc.status == 400 or 200 <= exc.status < 300)
+            exc.status in (400, 403) or 200 <= exc.status < 300)
         if refused_the_code and exc.kind is protocol.ErrorKind.REAUTHORIZE:
             return Check(label, True, _("The token endpoint accepted the client credentials "
                                         "(it refused only the deliberately invalid code)."))

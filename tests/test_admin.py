@@ -197,9 +197,10 @@ class TestValidatePreflight:
     def url(self, connector):
         return reverse("admin:alloy_oauth_connector_validate", args=[connector.pk])
 
-    def test_client_credentials_accepted(self, operator, connector, responses):
+    @pytest.mark.parametrize("status", [400, 403])  # Auth0 (and Atlassian's) answer 403
+    def test_client_credentials_accepted(self, operator, connector, responses, status):
         responses.get(connector.auth_url, status=302)
-        responses.post(connector.token_url, json={"error": "invalid_grant"}, status=400)
+        responses.post(connector.token_url, json={"error": "invalid_grant"}, status=status)
         result = operator.post(self.url(connector)).json()
         assert result["ok"] is True
         authorize_url = urlsplit(result["authorize_url"])
@@ -231,7 +232,6 @@ class TestValidatePreflight:
                                "error_description": "client_id missing"}),
         # The words of a refused code, but not from a token endpoint refusing it.
         dict(status=404, json={"error": "bad_verification_code"}),
-        dict(status=403, json={"error": "bad_verification_code"}),
         dict(status=404, json={"error": "invalid_grant"}),
         dict(status=401, json={"error": "invalid_grant"}),
     ])

@@ -138,7 +138,7 @@ class TestDisconnect:
         {"status": 200, "json": {"ok": False, "error": "invalid_auth"}},  # Slack's refusal
         {"status": 200, "body": "<html>Sign in</html>", "content_type": "text/html"},
         {"status": 200, "body": "\ufeff <!doctype html><html>Sign in</html>"},
-        {"status": 401, "json": {"error": "invalid_token"}},  # our client was refused
+        {"status": 401, "json": {"error": "invalid_grant"}},  # our client was refused
         # A gateway's answer: in doubt, but a revocation rotates nothing, so the lease goes.
         {"status": 504, "body": ""},
     ])
