@@ -605,6 +605,17 @@ PUBLIC_TOKEN_PARAMS = frozenset({
     "client_assertion_type", "requested_token_type", "subject_token_type", "format",
 })
 
+#: 4xx statuses that say "not now" rather than "no": request timeout (RFC 9110 §15.5.9), too
+#: early (RFC 8470), and the client-closed-request of nginx-fronted providers.
+RETRYABLE_CLIENT_STATUSES = frozenset({408, 425, 499})
+#: A gateway's bad or late answer, or a proxy that gave up waiting (499): the provider behind
+#: it may have taken the request.
+IN_DOUBT_STATUSES = frozenset({499, 502, 504})
+
+
+def _retry_later(status: int) -> bool:
+    """Whether an HTTP status alone says "try again later", whatever the body says."""
+    return status == 429 or status >= 500 or status in RETRYABLE_CLIENT_STATUSES
 
 
 def _error_code(params: Mapping[str, Any]) -> str:
@@ -640,8 +651,7 @@ def _provider_error(
     # The status first: a server error or a rate limit cannot declare a grant dead, whatever
     # its body says, and a 401 is the client's authentication failing (RFC 6749 §5.2, RFC
     # 7009 §2.2.1): a wrong secret must not send every end user to reconnect.
-    if status == 429 or status >= 500 or status in RETRYABLE_CLIENT_STATUSES or (
-            code in TRANSIENT_ERRORS):
+    if _retry_later(status) or code in TRANSIENT_ERRORS:
         kind = ErrorKind.TRANSIENT
     elif status == 401 or code in CLIENT_ERRORS:
         kind = ErrorKind.CLIENT
@@ -667,14 +677,6 @@ def _provider_error(
     )
 
 
-#: 4xx statuses that say "not now" rather than "no": request timeout (RFC 9110 §15.5.9), too
-#: early (RFC 8470), and the client-closed-request of nginx-fronted providers.
-RETRYABLE_CLIENT_STATUSES = frozenset({408, 425, 499})
-#: A gateway's bad or late answer, or a proxy that gave up waiting (499): the provider behind
-#: it may have taken the request.
-IN_DOUBT_STATUSES = frozenset({499, 502, 504})
-
-
 def _http_error(
     status: int, looks_like_html: bool, retry_after: str | None, *, what: str = "token"
 ) -> OAuthError:
@@ -686,7 +688,7 @@ def _http_error(
             status=status,
             retry_after=_retry_after(retry_after),
         )
-    if status >= 500 or status in RETRYABLE_CLIENT_STATUSES:
+    if _retry_later(status):
         return OAuthError(
             ErrorKind.TRANSIENT,
             f"The {what} endpoint answered HTTP {status}{page}.",
