@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -115,7 +115,6 @@ def measure_refresh(refreshes: int, rounds: int, latency_ms: float) -> dict:
 def measure_refresh_at(url: str, refreshes: int, rounds: int, latency_ms: float) -> dict:
     import requests
 
-    from alloy_oauth import refresh
     from alloy_oauth.models import Connector, Credential
 
     Credential.objects.all().delete()
@@ -136,43 +135,52 @@ def measure_refresh_at(url: str, refreshes: int, rounds: int, latency_ms: float)
         return session.post(url, data=body, auth=("bench-client", "bench-secret"),
                             headers={"Accept": "application/json"}, timeout=10).json()
 
-    def bare() -> float:
-        start = time.perf_counter()
-        for _ in range(refreshes):
-            post()
-        return refreshes / (time.perf_counter() - start)
-
     floor_step = floor_refresh(post)
-
-    def floor() -> float:
-        start = time.perf_counter()
-        for credential in floor_credentials:
-            floor_step(credential.pk)
-        return refreshes / (time.perf_counter() - start)
-
-    def engine() -> float:
-        start = time.perf_counter()
-        for credential in credentials:
-            outcome = refresh.refresh_credential(credential.pk, force=True)
-            assert outcome.result is refresh.Result.REFRESHED, outcome
-        return refreshes / (time.perf_counter() - start)
-
-    bare(), engine(), floor()  # warm up connections and caches
-    bare_rates, engine_rates, floor_rates = [], [], []
-    for _ in range(rounds):  # interleaved, so machine noise hits all alike
-        bare_rates.append(bare())
-        engine_rates.append(engine())
-        floor_rates.append(floor())
-    statements = statements_of_one_refresh(credentials[0].pk)
+    loops = {"bare": lambda i: post(),
+             "engine": lambda i: refreshed(credentials[i].pk),
+             "floor": lambda i: floor_step(floor_credentials[i].pk)}
+    rates_per_second(loops, refreshes, rounds=1)  # warm up connections and caches
+    rates = rates_per_second(loops, refreshes, rounds)
     return {
         "phases_ms": measure_phases(credentials),
         "latency_ms": latency_ms,
-        "bare_per_s": statistics.median(bare_rates),
-        "engine_per_s": statistics.median(engine_rates),
-        "ratio": statistics.median(e / b for e, b in zip(engine_rates, bare_rates)),
-        "floor_ratio": statistics.median(f / b for f, b in zip(floor_rates, bare_rates)),
-        "statements": statements,
+        **against_bare(rates),
+        "floor_ratio": median_ratio(rates["floor"], rates["bare"]),
+        "statements": statements_of_one_refresh(credentials[0].pk),
     }
+
+
+def rates_per_second(loops: dict[str, Callable[[int], object]], count: int,
+                     rounds: int) -> dict[str, list[float]]:
+    """Each loop's calls per second, ``count`` calls (numbered from 0) a round; the loops
+    take turns round by round, so machine noise hits them alike."""
+    rates: dict[str, list[float]] = {name: [] for name in loops}
+    for _ in range(rounds):
+        for name, step in loops.items():
+            start = time.perf_counter()
+            for number in range(count):
+                step(number)
+            rates[name].append(count / (time.perf_counter() - start))
+    return rates
+
+
+def median_ratio(rates: list[float], baseline: list[float]) -> float:
+    """The median of the per-round ratios: each round's pair shared the machine's mood."""
+    return statistics.median(rate / base for rate, base in zip(rates, baseline))
+
+
+def against_bare(rates: dict[str, list[float]]) -> dict[str, float]:
+    return {"bare_per_s": statistics.median(rates["bare"]),
+            "engine_per_s": statistics.median(rates["engine"]),
+            "ratio": median_ratio(rates["engine"], rates["bare"])}
+
+
+def refreshed(credential_id: int) -> None:
+    """One refresh through the engine, forced, which must succeed."""
+    from alloy_oauth import refresh
+
+    outcome = refresh.refresh_credential(credential_id, force=True)
+    assert outcome.result is refresh.Result.REFRESHED, outcome
 
 
 def statements_of_one_refresh(credential_id: int) -> list[str]:
@@ -181,10 +189,8 @@ def statements_of_one_refresh(credential_id: int) -> list[str]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from alloy_oauth import refresh
-
     with CaptureQueriesContext(connection) as queries:
-        assert refresh.refresh_credential(credential_id, force=True).result == "refreshed"
+        refreshed(credential_id)
     return [query["sql"].split(" ", 1)[0] for query in queries.captured_queries]
 
 
@@ -203,7 +209,6 @@ def measure_against_provider(refreshes: int, rounds: int) -> dict:
     from django.contrib.auth import get_user_model
     from django.test import Client, override_settings
 
-    from alloy_oauth import refresh
     from alloy_oauth.models import Connector, Credential
     from tests.provider_server import ProviderServer
 
@@ -230,25 +235,13 @@ def measure_against_provider(refreshes: int, rounds: int) -> dict:
             # RFC 6749 §2.3.1: the client id and secret are form-encoded inside Basic auth.
             auth = (quote(provider.client_id, safe=""), quote(provider.client_secret, safe=""))
 
-            def bare() -> float:
-                start = time.perf_counter()
-                for _ in range(refreshes):
-                    answer = session.post(provider.token_url, data=body, auth=auth,
-                                          headers={"Accept": "application/json"}, timeout=30)
-                    body["refresh_token"] = answer.json()["refresh_token"]
-                return refreshes / (time.perf_counter() - start)
+            def bare(number: int) -> None:
+                answer = session.post(provider.token_url, data=body, auth=auth,
+                                      headers={"Accept": "application/json"}, timeout=30)
+                body["refresh_token"] = answer.json()["refresh_token"]
 
-            def engine() -> float:
-                start = time.perf_counter()
-                for _ in range(refreshes):
-                    outcome = refresh.refresh_credential(engine_id, force=True)
-                    assert outcome.result is refresh.Result.REFRESHED, outcome
-                return refreshes / (time.perf_counter() - start)
-
-            bare_rates, engine_rates = [], []
-            for _ in range(rounds):
-                bare_rates.append(bare())
-                engine_rates.append(engine())
+            rates = rates_per_second({"bare": bare, "engine": lambda i: refreshed(engine_id)},
+                                     refreshes, rounds)
             statements = statements_of_one_refresh(engine_id)
             families = list(provider.stats()["families"].values())
             # Every refresh was a rotation (one refresh token more; the engine's family also
@@ -258,20 +251,14 @@ def measure_against_provider(refreshes: int, rounds: int) -> dict:
             assert all(f["valid"] == 1 for f in families), families
         finally:
             provider.stop()
-    return {
-        "bare_per_s": statistics.median(bare_rates),
-        "engine_per_s": statistics.median(engine_rates),
-        "ratio": statistics.median(e / b for e, b in zip(engine_rates, bare_rates)),
-        "statements": statements,
-    }
+    return {**against_bare(rates), "statements": statements}
 
 
 def floor_refresh(post):
     """One refresh's unavoidable work, in hand-written SQL with autocommit: a conditional
     UPDATE takes the lease (committed before the request, so other processes see it), a
     SELECT reads the credential and its connector (on PostgreSQL and SQLite the UPDATE
-    returns them),
-    ``post()`` is the token request, and a fenced UPDATE stores the tokens and frees the
+    returns them), ``post()`` is the token request, and a fenced UPDATE stores the tokens and frees the
     lease (committed, so a rotated refresh token is not lost). The refresh token and client
     secret are decrypted and the new tokens encrypted, as they must be. No ORM, no event row."""
     from django.db import connection
