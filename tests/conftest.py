@@ -162,8 +162,11 @@ def strict_provider(tmp_path_factory: pytest.TempPathFactory,
     own database is on the PostgreSQL server too (it is hit by many processes at once)."""
     workdir = tmp_path_factory.mktemp("strict-provider")
     database_url = None
+    # Named after the suite's own test database, so that two runs on one server (CI's steps,
+    # parallel checkouts) never share it.
+    provider_database = f"{connection.settings_dict['NAME']}_strict_provider"
     if connection.vendor == "postgresql":
-        database_url = _create_postgres_database("alloy_oauth_strict_provider")
+        database_url = _create_postgres_database(provider_database)
     server = ProviderServer(workdir, access_token_lifetime=4, rotate_refresh_tokens=True,
                             reuse_protection=True, grace_period=0,
                             database_url=database_url).start()
@@ -172,7 +175,7 @@ def strict_provider(tmp_path_factory: pytest.TempPathFactory,
     finally:
         server.stop()
         if database_url:
-            _drop_postgres_database("alloy_oauth_strict_provider")
+            _drop_postgres_database(provider_database)
 
 
 def server_database_url(database: str) -> str:
