@@ -10,9 +10,11 @@ class AlloyOAuthConfig(AppConfig):
     def ready(self) -> None:
         from django.core.signals import setting_changed
 
-        from . import checks, keys
+        from . import checks, credential_methods, keys
 
         checks.register()
+        #: What Credential's token methods call (see alloy_oauth.models.credential_methods).
+        self.credential_methods = credential_methods
 
         def keys_changed(setting: str, **kwargs: object) -> None:
             if setting in ("FERNET_KEYS", "SECRET_KEY", "FERNET_USE_HKDF"):

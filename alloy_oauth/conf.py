@@ -25,8 +25,12 @@ DEFAULTS: dict[str, Any] = {
     "LEASE_SECONDS": 60,
     # Seconds between two sweeps (the beat entry of alloy_oauth.beat.beat_schedule()).
     "SWEEP_INTERVAL": 60,
-    # Credential ids fetched and enqueued per round trip of the sweep.
+    # Credential ids per message of the sweep (and fetched per round trip): a batch task
+    # refreshes them with REFRESH_CONCURRENCY requests in flight.
     "SWEEP_BATCH_SIZE": 500,
+    # Token requests one batch task keeps in flight at once (threads of its worker process;
+    # each holds an HTTP connection to the provider, none a database connection).
+    "REFRESH_CONCURRENCY": 50,
     # Consecutive failed refreshes (timeouts, 5xx, 429, garbage) after which a credential
     # stops being retried and is marked "error".
     "MAX_REFRESH_FAILURES": 8,
@@ -76,6 +80,10 @@ class AppSettings:
     @property
     def SWEEP_BATCH_SIZE(self) -> int:
         return int(self._get("SWEEP_BATCH_SIZE"))
+
+    @property
+    def REFRESH_CONCURRENCY(self) -> int:
+        return int(self._get("REFRESH_CONCURRENCY"))
 
     @property
     def MAX_REFRESH_FAILURES(self) -> int:

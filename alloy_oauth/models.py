@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
+from django.apps import apps
 from django.conf import settings
 from django.db import models
 from django.db.models import Q, Value
@@ -15,13 +16,21 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import protocol
+from . import protocol, querysets
 from .conf import app_settings
 from .fields import EncryptedJSONField, EncryptedTextField, is_undecryptable
+from .querysets import CredentialQuerySet
 
 if TYPE_CHECKING:
     from .refresh import Outcome
     from .session import CredentialSession
+
+
+def credential_methods() -> Any:
+    """:mod:`alloy_oauth.credential_methods`, where ``Credential``'s token methods are done
+    (by the refresh engine and the API session). Those build on these models, so the models
+    do not import them: ``AppConfig.ready()`` wires them in."""
+    return apps.get_app_config("alloy_oauth").credential_methods
 
 
 def cascade_without_nulling(collector: Any, field: Any, sub_objs: Any, using: str) -> None:
@@ -232,40 +241,11 @@ class Connector(models.Model):
         return expires_at - timedelta(seconds=lead)
 
 
-class CredentialQuerySet(models.QuerySet["Credential"]):
-    def for_owner(self, user: Any = None, external_id: str | None = None) -> CredentialQuerySet:
-        """Credentials of one end user: a Django user, or the host's own ``external_id``."""
-        if (user is None) == (not external_id):
-            raise ValueError("Pass exactly one of user= or external_id=.")
-        if user is not None:
-            return self.filter(user=user)
-        return self.filter(external_id=external_id)
-
-    def active(self) -> CredentialQuerySet:
-        return self.filter(status=Credential.Status.ACTIVE)
-
-    def due(self, now: datetime | None = None) -> CredentialQuerySet:
-        """Active credentials whose ``next_refresh_at`` has come and that nobody is
-        refreshing (no live lease): what the sweep enqueues, soonest first. Served by the
-        (status, next_refresh_at) index: its cost follows the due count, not the table."""
-        from .leases import free  # the lease module builds on these models
-
-        return self.active().filter(
-            free(), next_refresh_at__lte=now or timezone.now()
-        ).order_by("next_refresh_at")
-
-    def refresh_token_expiring(self, within: timedelta | None = None) -> CredentialQuerySet:
-        """Active credentials whose refresh token expires within ``within`` (default:
-        ``REFRESH_TOKEN_EXPIRY_WARNING``): their end users should reconnect before then."""
-        within = within or timedelta(seconds=app_settings.REFRESH_TOKEN_EXPIRY_WARNING)
-        return self.active().filter(refresh_token_expires_at__lte=timezone.now() + within)
-
-
 class Credential(models.Model):
     """One end user's tokens for one connector."""
 
     class Status(models.TextChoices):
-        ACTIVE = "active", _("Active")
+        ACTIVE = querysets.ACTIVE, _("Active")
         REAUTH_REQUIRED = "reauth_required", _("Reconnection required")
         ERROR = "error", _("Error")
         REVOKED = "revoked", _("Revoked")
@@ -390,9 +370,7 @@ class Credential(models.Model):
         refreshed right now. While a refresh is impossible, a token that is still valid (for
         less than ``min_valid``) is returned rather than nothing.
         """
-        from .refresh import access_token
-
-        return access_token(self, min_valid=min_valid)
+        return credential_methods().access_token(self, min_valid=min_valid)
 
     async def aget_access_token(self, min_valid: int = 60) -> str:
         """:meth:`get_access_token` for async code (an async view, a consumer). The refresh
@@ -403,15 +381,11 @@ class Credential(models.Model):
     def session(self, min_valid: int = 60) -> CredentialSession:
         """A ``requests.Session`` for the connector's API that handles the token itself
         (see :class:`alloy_oauth.session.CredentialSession`)."""
-        from .session import CredentialSession
-
-        return CredentialSession(self, min_valid=min_valid)
+        return credential_methods().session(self, min_valid=min_valid)
 
     def refresh(self, force: bool = False) -> Outcome:
         """Refresh now through the engine (when due, or always with ``force``) and reload."""
-        from .refresh import refresh_for_caller
-
-        outcome = refresh_for_caller(self, force=force, wait=True)
+        outcome = credential_methods().refresh_for_caller(self, force=force, wait=True)
         self.refresh_from_db()
         return outcome
 
@@ -419,9 +393,7 @@ class Credential(models.Model):
         """Revoke at the provider (RFC 7009, if the connector has a revocation URL), delete the
         tokens, mark ``revoked`` and reload. When the provider does not confirm, nothing
         changes and the outcome (``result == "failed"``) says why."""
-        from .refresh import revoke_credential
-
-        outcome = revoke_credential(self.pk)
+        outcome = credential_methods().revoke_credential(self.pk)
         self.refresh_from_db()
         return outcome
 

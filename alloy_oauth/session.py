@@ -53,10 +53,9 @@ class CredentialSession(requests.Session):
             return response
         self.credential.refresh_from_db()
         if self.credential.version == version:
-            if not refresh.may_force_refresh(self.credential):
-                return response  # in error or backing off: do not hammer the provider
-            refresh.refresh_for_caller(self.credential, force=True, if_version=version,
-                                       wait=True)
+            # Refreshed now unless someone has since, or the credential is in error or
+            # backing off after failures (then the refusal stands: no hammering).
+            refresh.refresh_for_caller(self.credential, if_version=version, wait=True)
             self.credential.refresh_from_db()
         for _ in range(MAX_REQUESTS - 1):
             fresh = self.credential.get_access_token(min_valid=0)

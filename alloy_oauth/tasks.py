@@ -1,13 +1,15 @@
 """Celery tasks. Messages carry credential ids only: no secret ever goes through the broker.
 
 The sweep, ``alloy_oauth.tasks.refresh_due_credentials``, runs from Celery beat every
-``SWEEP_INTERVAL`` seconds (see :mod:`alloy_oauth.beat`).
+``SWEEP_INTERVAL`` seconds (see :mod:`alloy_oauth.beat`) and enqueues the due credentials in
+batches, ``alloy_oauth.tasks.refresh_credential_batch``; ``refresh_credential`` refreshes one.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from celery import shared_task
 from django.utils import timezone
@@ -21,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="alloy_oauth.tasks.refresh_due_credentials", ignore_result=True)
 def refresh_due_credentials() -> dict[str, int]:
-    """Enqueue one ``refresh_credential`` per due credential, and delete expired
+    """Enqueue the due credentials, ``SWEEP_BATCH_SIZE`` ids per message, and delete expired
     authorization requests.
 
     Each message expires after one sweep interval: if the workers are behind, the next
@@ -29,12 +31,10 @@ def refresh_due_credentials() -> dict[str, int]:
     """
     expires = app_settings.SWEEP_INTERVAL
     enqueued = 0
-    with refresh_credential.app.producer_or_acquire() as producer:
+    with refresh_credential_batch.app.producer_or_acquire() as producer:
         for batch in refresh.due_credential_ids():
-            for credential_id in batch:
-                refresh_credential.apply_async(
-                    args=(credential_id,), expires=expires, producer=producer
-                )
+            refresh_credential_batch.apply_async(args=(batch,), expires=expires,
+                                                 producer=producer)
             enqueued += len(batch)
     # Expired requests stay a little longer: they remember which connect links were used.
     keep_until = timezone.now() - timedelta(seconds=app_settings.CONNECT_LINK_MAX_AGE)
@@ -43,6 +43,33 @@ def refresh_due_credentials() -> dict[str, int]:
         logger.info("Sweep: %s credential(s) enqueued for refresh, %s expired authorization "
                     "request(s) deleted.", enqueued, purged)
     return {"enqueued": enqueued, "purged": purged}
+
+
+@shared_task(bind=True, name="alloy_oauth.tasks.refresh_credential_batch", ignore_result=True)
+def refresh_credential_batch(self: Any, credential_ids: list[int]) -> dict[str, int]:
+    """Refresh those of ``credential_ids`` that are still due, ``REFRESH_CONCURRENCY`` at a
+    time. Failures are backed off by the engine (``next_refresh_at``), and the sweep picks
+    them up again when their time comes: no Celery retry."""
+    counts = refresh.refresh_batch(credential_ids, budget=_budget(self))
+    logger.info("Refresh batch of %s: %s.", len(credential_ids),
+                ", ".join(f"{count} {result}" for result, count in sorted(counts.items())))
+    return dict(counts)
+
+
+def _budget(task: Any) -> float:
+    """How long the batch may go on starting requests: a sweep interval (then the next
+    sweep has the rest), and short enough that every request started has its answer written
+    before a Celery time limit strikes (a request lasts at most HTTP_TIMEOUT)."""
+    limits = [limit for limit in (*(task.request.timelimit or ()), task.soft_time_limit,
+                                  task.time_limit, task.app.conf.task_soft_time_limit,
+                                  task.app.conf.task_time_limit) if limit]
+    budget = float(app_settings.SWEEP_INTERVAL)
+    if limits:
+        budget = min(budget, min(limits) - app_settings.HTTP_TIMEOUT - 5)
+        if budget <= 0:
+            logger.error("The Celery time limit (%s s) leaves a refresh batch no time: it "
+                         "must exceed HTTP_TIMEOUT + 5 s (see docs/deploying.md).", min(limits))
+    return max(budget, 0.0)
 
 
 @shared_task(bind=True, name="alloy_oauth.tasks.refresh_credential", ignore_result=True,

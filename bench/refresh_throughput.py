@@ -316,11 +316,12 @@ def floor_refresh(post):
 
 def measure_phases(credentials: list) -> dict[str, float]:
     """Where one refresh's time goes: milliseconds per refresh in each step of the engine."""
-    from alloy_oauth import leases, protocol, refresh
+    from alloy_oauth import protocol, refresh
+    from alloy_oauth.refresh import leases, records
 
-    steps = {"take the lease, read credential + connector": (leases, "acquire_and_read"),
+    steps = {"take the lease, read credential + connector": (leases, "acquire_one"),
              "token request": (protocol, "refresh_access_token"),
-             "write tokens + event": (refresh, "_store_tokens")}
+             "write tokens + event": (records, "write_with_events")}
     spent = dict.fromkeys(steps, 0.0)
 
     def timed(step: str, func):

@@ -14,7 +14,10 @@ import requests
 from django.db import transaction
 from django.utils import timezone
 
-from alloy_oauth import leases, refresh
+from django.db.models import Q
+
+from alloy_oauth import protocol, refresh, sql
+from alloy_oauth.refresh import leases
 from alloy_oauth.exceptions import ReauthorizationRequired, TokenRefreshFailed
 from alloy_oauth.models import Credential
 from alloy_oauth.refresh import Result
@@ -96,7 +99,7 @@ class TestSuccess:
         statements = self.statements_of_one_refresh(credential, responses)
         if connection.vendor == "postgresql":
             assert statements == ["UPDATE", "WITH"]  # lease + read; tokens + event
-        elif leases._update_can_return(connection):  # SQLite 3.35.5+
+        elif sql.update_can_return(connection):  # SQLite 3.35.5+
             assert statements == ["UPDATE", "UPDATE", "INSERT"]
         else:  # MySQL/MariaDB, older SQLite: no UPDATE … RETURNING
             assert statements == ["UPDATE", "SELECT", "UPDATE", "INSERT"]
@@ -104,7 +107,7 @@ class TestSuccess:
     def test_without_update_returning_the_lease_and_the_read_are_two_statements(
             self, credential, responses, monkeypatch):
         # As on SQLite before 3.35 and on MySQL/MariaDB.
-        monkeypatch.setattr(leases, "_update_can_return", lambda connection: False)
+        monkeypatch.setattr(sql, "update_can_return", lambda connection: False)
         statements = self.statements_of_one_refresh(credential, responses)
         assert statements[:2] == ["UPDATE", "SELECT"]
         assert stored(credential).access_token == "new-access"
@@ -112,7 +115,7 @@ class TestSuccess:
     def test_the_lease_reads_the_credential_as_the_orm_does(self, credential):
         credential.token_response = {"id_token": "x", "n": [1, 2]}
         credential.save()
-        lease, leased = leases.acquire_and_read(credential.pk, leases.credentials())
+        lease, leased = leases.acquire_one(credential.pk, Q())
         assert lease.credential_id == credential.pk
         read = Credential.objects.select_related("connector").get(pk=credential.pk)
         for model, ours, orms in ((Credential, leased, read),
@@ -122,7 +125,7 @@ class TestSuccess:
                 assert (value, type(value)) == (expected, type(expected)), field.name
         assert leased.access_token == OLD_ACCESS
         assert leased.connector.client_secret == read.connector.client_secret != ""
-        assert leases.acquire_and_read(credential.pk, leases.credentials()) is None
+        assert leases.acquire_one(credential.pk, Q()) is None
 
     def test_the_lease_reads_foreign_keys_through_their_targets_converters(self, credential,
                                                                             monkeypatch):
@@ -132,7 +135,7 @@ class TestSuccess:
         monkeypatch.setattr(get_user_model()._meta.pk, "from_db_value",
                             lambda value, expression, connection: ("converted", value),
                             raising=False)
-        _, leased = leases.acquire_and_read(credential.pk, leases.credentials())
+        _, leased = leases.acquire_one(credential.pk, Q())
         assert leased.user_id == Credential.objects.get(pk=credential.pk).user_id == (
             "converted", credential.user_id)
 
@@ -150,9 +153,9 @@ class TestSuccess:
         assert stored(credential).status == "reauth_required"
 
     def test_no_candidates_take_no_lease(self, credential):
-        for nothing in (leases.credentials().none(),
-                        leases.credentials().filter(pk__in=[])):
-            assert leases.acquire_and_read(credential.pk, nothing) is None
+        for nothing in (Q(pk__in=[]), Q(status="no such status")):
+            assert leases.acquire_one(credential.pk, nothing) is None
+        assert leases.acquire([], Q(), leases.new_token()) == []
         assert stored(credential).lease_until is None
 
     def test_refresh(self, credential, responses, signals):
@@ -263,7 +266,7 @@ class TestSuccess:
         def boom(*args, **kwargs):
             raise KeyboardInterrupt
 
-        monkeypatch.setattr(refresh.protocol, "refresh_access_token", boom)
+        monkeypatch.setattr(protocol, "refresh_access_token", boom)
         with pytest.raises(KeyboardInterrupt):
             refresh.refresh_credential(credential.pk)
         assert stored(credential).lease_until > timezone.now()
@@ -515,7 +518,7 @@ class TestOnDemand:
                 access_token="by-the-other", lease_until=None, version=5,
                 expires_at=timezone.now() + timedelta(hours=1))
 
-        monkeypatch.setattr(refresh.time, "sleep", other_process_finishes)
+        monkeypatch.setattr(time, "sleep", other_process_finishes)
         assert credential.get_access_token(min_valid=300) == "by-the-other"
         assert len(sleeps) == 1 and len(responses.calls) == 0
 
@@ -546,14 +549,14 @@ class TestLeaseCommitted:
     def test_other_connections_see_the_lease_once_it_is_taken(self, credential):
         """The lease-and-read statement has committed when it returns (on SQLite too, where
         the statement returning rows stays open until they are read)."""
-        lease, _ = leases.acquire_and_read(credential.pk, leases.credentials())
+        lease, _ = leases.acquire_one(credential.pk, Q())
         seen = {}
 
         def other_connection():
             from django.db import connections
 
             try:
-                seen["taken"] = leases.acquire_and_read(credential.pk, leases.credentials())
+                seen["taken"] = leases.acquire_one(credential.pk, Q())
                 seen["token"] = Credential.objects.get(pk=credential.pk).lease_token
             finally:
                 connections.close_all()

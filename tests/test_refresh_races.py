@@ -11,7 +11,10 @@ import pytest
 from django.db import OperationalError, connection, connections, transaction
 from django.utils import timezone
 
-from alloy_oauth import authorization, leases, protocol, refresh
+from django.db.models import Q
+
+from alloy_oauth import authorization, protocol, refresh
+from alloy_oauth.refresh import leases, records
 from alloy_oauth.conf import app_settings
 from alloy_oauth.exceptions import TokenRefreshFailed
 from alloy_oauth.models import AuthorizationRequest, Credential
@@ -89,8 +92,8 @@ def test_tokens_the_database_will_not_take_keep_the_lease(credential, responses,
         attempts.append(1)
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(refresh, "_store_tokens", database_down)
-    monkeypatch.setattr(refresh, "time", FakeClock())
+    monkeypatch.setattr(records, "write_with_events", database_down)
+    monkeypatch.setattr(records, "time", FakeClock())
     with pytest.raises(OperationalError):
         refresh.refresh_credential(credential.pk)
     monkeypatch.undo()
@@ -107,9 +110,9 @@ def test_a_host_with_a_fast_clock_cannot_take_a_live_lease(credential, responses
     def slow_provider(request):
         sent.append(1)
         real_now = timezone.now
-        monkeypatch.setattr(refresh.timezone, "now", lambda: real_now() + timedelta(seconds=61))
+        monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(seconds=61))
         other_host.append(refresh.refresh_credential(credential.pk).result)
-        monkeypatch.setattr(refresh.timezone, "now", real_now)
+        monkeypatch.setattr(timezone, "now", real_now)
         return 200, {}, json.dumps({"access_token": "A2", "refresh_token": "RT2"})
 
     responses.add_callback(responses.POST, TOKEN_URL, callback=slow_provider)
@@ -127,11 +130,11 @@ def test_a_lease_lasts_lease_seconds_whatever_the_sessions_time_zone(credential,
         with connection.cursor() as cursor:
             cursor.execute("SET time_zone = %s", [session_time_zone])
     try:
-        lease = leases.try_acquire(credential.pk, leases.credentials())
+        lease = leases.acquire_one(credential.pk, Q())
         assert lease is not None
         expected = timezone.now() + timedelta(seconds=app_settings.LEASE_SECONDS)
         assert abs(stored(credential).lease_until - expected) < timedelta(seconds=5)
-        assert leases.try_acquire(credential.pk, leases.credentials()) is None
+        assert leases.acquire_one(credential.pk, Q()) is None
     finally:
         if connection.vendor == "mysql":
             with connection.cursor() as cursor:

@@ -45,8 +45,10 @@ class TestSweep:
         make_credential(connector, "dead", status="reauth_required")
         assert tasks.refresh_due_credentials() == {"enqueued": 5, "purged": 0}
         messages = task_messages(broker)
-        assert sorted(m["args"] for m in messages) == sorted([[c.pk] for c in due])
-        assert {m["task"] for m in messages} == {"alloy_oauth.tasks.refresh_credential"}
+        # Batches of SWEEP_BATCH_SIZE ids, soonest due first; one message each.
+        assert [m["args"] for m in messages] == [[[due[0].pk, due[1].pk]],
+                                                 [[due[2].pk, due[3].pk]], [[due[4].pk]]]
+        assert {m["task"] for m in messages} == {"alloy_oauth.tasks.refresh_credential_batch"}
         assert all(m["expires"] for m in messages)  # stale duplicates are dropped
 
     def test_no_secret_goes_through_the_broker(self, connector, broker):
@@ -57,7 +59,7 @@ class TestSweep:
         for secret in (credential.access_token, credential.refresh_token,
                        connector.client_secret):
             assert secret not in raw
-        assert message["args"] == [credential.pk]
+        assert message["args"] == [[credential.pk]]
 
     def test_purges_expired_authorization_requests(self, connector, broker):
         """Expired ones go, once they no longer need to remember a used connect link."""
@@ -168,7 +170,7 @@ def test_a_real_worker_driven_by_beat_refreshes_before_expiry(
     assert len(refreshes) >= 3, refreshes
     expiry = credential.expires_at
     for refreshed_at, new_expiry in refreshes:
-        assert refreshed_at < expiry, "refreshed only after the token had expired"
+        assert refreshed_at < expiry, f"refreshed only after the token had expired: {refreshes}"
         expiry = new_expiry
     credential.refresh_from_db()
     assert credential.status == "active" and credential.failure_count == 0
