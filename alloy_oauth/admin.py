@@ -26,12 +26,12 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.debug import sensitive_variables
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
 from . import authorization, protocol, refresh, validation
 from .fields import is_undecryptable
-from .forms import ConnectorForm
+from .forms import BoundedJSONField, ConnectorForm
 from .models import AuthorizationRequest, Connector, Credential, CredentialEvent, callback_url
 from .redaction import REDACTED, last_four
 from .refresh import Result
@@ -124,8 +124,10 @@ def _count_column(status: str, label: Any) -> Any:
 class ConnectorAdmin(SecretsHiddenFromViewers):
     form = ConnectorForm
     change_form_template = "admin/alloy_oauth/connector/change_form.html"
+    # The admin builds its form with its own callback, not the form's: the same field options.
     formfield_overrides = {
         models.URLField: {"widget": AdminURLFieldWidget, "assume_scheme": "https"},
+        models.JSONField: {"form_class": BoundedJSONField},
     }
     viewer_displays = {
         "client_secret": "client_secret_state",
@@ -225,6 +227,16 @@ class ConnectorAdmin(SecretsHiddenFromViewers):
     @admin.display(description=gettext_lazy("extra refresh parameters"))
     def refresh_params_for_viewers(self, obj: Connector) -> str:
         return public_token_params(obj.refresh_params) or self.get_empty_value_display()
+
+    # The form receives the client secret (and extra parameters that may be secrets): the
+    # report Django mails to ADMINS when the view fails shows neither the POST nor any
+    # frame's variables (cleaned_data, the connector being saved).
+    @method_decorator(sensitive_post_parameters())
+    @method_decorator(sensitive_variables())
+    def changeform_view(self, request: HttpRequest, object_id: str | None = None,
+                        form_url: str = "", extra_context: dict[str, Any] | None = None
+                        ) -> HttpResponse:
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def get_form(self, request: HttpRequest, obj: Connector | None = None, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, **kwargs)

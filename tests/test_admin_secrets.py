@@ -1,18 +1,24 @@
-"""No admin page shows a secret, whatever the operator's permissions."""
+"""No admin page shows a secret, whatever the operator's permissions, and the connector form
+neither answers 500 on hostile JSON nor mails a typed client secret to ADMINS when it fails."""
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import timedelta
 
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Permission
+from django.db import DataError
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.log import AdminEmailHandler
 
 from alloy_oauth.models import AuthorizationRequest, Connector, Credential, CredentialEvent
+
+from .test_admin import VALID
 
 pytestmark = pytest.mark.django_db
 
@@ -144,3 +150,39 @@ class TestWhatAViewerSees:
             "&quot;audience&quot;: &quot;https://api.example&quot;}")
         assert "offline_access" in readonly_value(html, "refresh_params_for_viewers")
         assert "offline" in readonly_value(html, "authorization_params")
+
+
+@pytest.fixture
+def mail_with_frames(settings, monkeypatch):
+    """ADMINS get the error report with the HTML part that lists every frame's variables."""
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    handlers = [handler for handler in logging.getLogger("django").handlers
+                if isinstance(handler, AdminEmailHandler)]
+    assert handlers
+    for handler in handlers:
+        monkeypatch.setattr(handler, "include_html", True)
+
+
+def test_a_failing_connector_form_mails_no_secret(connector, admin_user, mail_with_frames,
+                                                  mailoutbox, monkeypatch):
+    """The client secret typed in the form (in the POST, in cleaned_data, in the values
+    Django's save has in hand when the database fails) is not in the report."""
+    typed = "typed-client-secret-3f9a"
+
+    def database_fails(*args, **kwargs):
+        raise DataError("simulated failure of the UPDATE")
+
+    monkeypatch.setattr(Connector, "_do_update", database_fails)
+    client = Client(raise_request_exception=False)
+    client.force_login(admin_user)
+    response = client.post(reverse("admin:alloy_oauth_connector_change", args=[connector.pk]),
+                           {**VALID, "slug": "example", "token_url": connector.token_url,
+                            "client_secret": typed})
+    assert response.status_code == 500
+    [report] = mailoutbox
+    html = report.alternatives[0][0]
+    assert "simulated failure of the UPDATE" in report.body and "_save_table" in html
+    assert "client_secret = '********************'" in report.body  # listed, but hidden
+    for text in (report.subject, report.body, html):
+        assert typed not in text
+        assert SECRETS["client secret"] not in text
