@@ -1,11 +1,14 @@
 """Operator UI: connectors (with Validate credential) and their end users' credentials.
 
-No page renders a token or a client secret: the secret is write-only, and a credential
-shows only whether each token is set and its last four characters.
+No page renders a token or a client secret, whatever the operator's permissions: the secret
+is write-only in the form, a credential shows whether each token is stored (and its last four
+characters to staff who may act on it), and staff with the view permission only see every
+secret as "stored" or "not stored" (see :class:`SecretsHiddenFromViewers`).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,13 +26,14 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
 from . import authorization, protocol, refresh, validation
 from .fields import is_undecryptable
-from .forms import ConnectorForm
+from .forms import BoundedJSONField, ConnectorForm
 from .models import AuthorizationRequest, Connector, Credential, CredentialEvent, callback_url
-from .redaction import last_four
+from .redaction import REDACTED, last_four
 from .refresh import Result
 from .views import failure_page, no_store
 
@@ -52,6 +56,60 @@ def status_badge(status: str, label: str) -> str:
     )
 
 
+@sensitive_variables()
+def secret_state(value: str, *, tail: bool = False) -> str:
+    """What an admin page says of a stored secret: whether it is stored, and with ``tail``
+    its last four characters (see :func:`alloy_oauth.redaction.last_four`)."""
+    if is_undecryptable(value):
+        return _("cannot be decrypted with FERNET_KEYS")
+    if not value:
+        return _("not stored")
+    if tail:
+        return _("stored (ends %(tail)s)") % {"tail": last_four(value)}
+    return _("stored")
+
+
+@sensitive_variables()
+def public_token_params(params: Any) -> str:
+    """Extra token parameters as JSON, the values of all but known public ones redacted
+    (empty when there are none)."""
+    if not params:
+        return ""
+    if not isinstance(params, dict):
+        return REDACTED
+    return json.dumps({key: value if str(key).lower() in protocol.PUBLIC_TOKEN_PARAMS
+                       else REDACTED for key, value in params.items()},
+                      ensure_ascii=False, sort_keys=True)
+
+
+class SecretsHiddenFromViewers(admin.ModelAdmin):
+    """Staff with the view permission only see a page of read-only fields, which Django
+    renders from the model's values: a form's write-only widget does not apply there, and
+    a secret would be shown in plain text. For them, each field named in
+    :attr:`viewer_displays` is replaced by a display that says at most whether it is stored."""
+
+    #: A field of the page → the display (a method of the admin) a viewer sees instead.
+    viewer_displays: dict[str, str] = {}
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        # As Django decides: an existing object without the change permission is read-only.
+        if obj is None or self.has_change_permission(request, obj):
+            return fieldsets
+
+        def swap(name: Any) -> Any:
+            if isinstance(name, (list, tuple)):  # several fields on one line
+                return type(name)(swap(each) for each in name)
+            return self.viewer_displays.get(name, name)
+
+        return [(title, {**options, "fields": [swap(name) for name in options["fields"]]})
+                for title, options in fieldsets]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Displays are never form fields, so the form never asks the model for them.
+        return [*super().get_readonly_fields(request, obj), *self.viewer_displays.values()]
+
+
 def _count_column(status: str, label: Any) -> Any:
     """A list column: how many of the connector's credentials have ``status``."""
 
@@ -63,11 +121,20 @@ def _count_column(status: str, label: Any) -> Any:
 
 
 @admin.register(Connector)
-class ConnectorAdmin(admin.ModelAdmin):
+class ConnectorAdmin(SecretsHiddenFromViewers):
     form = ConnectorForm
     change_form_template = "admin/alloy_oauth/connector/change_form.html"
+    # The admin builds its form with its own callback, not the form's: the same field options.
     formfield_overrides = {
         models.URLField: {"widget": AdminURLFieldWidget, "assume_scheme": "https"},
+        models.JSONField: {"form_class": BoundedJSONField},
+    }
+    viewer_displays = {
+        "client_secret": "client_secret_state",
+        # Extra token parameters may hold credentials of their own (the engine scrubs their
+        # values from messages, all but known public ones).
+        "token_params": "token_params_for_viewers",
+        "refresh_params": "refresh_params_for_viewers",
     }
     list_display = ["name", "slug", "is_active", "validation_state", "active_count",
                     "reauth_count", "error_count", "revoked_count"]
@@ -148,6 +215,28 @@ class ConnectorAdmin(admin.ModelAdmin):
             '<table class="alloy-oauth-report">{}</table>',
             format_html_join("", "<tr><th>{}</th><td>{}</td><td>{}</td></tr>", rows),
         )
+
+    @admin.display(description=gettext_lazy("client secret"))
+    def client_secret_state(self, obj: Connector) -> str:
+        return secret_state(obj.client_secret)
+
+    @admin.display(description=gettext_lazy("extra token parameters"))
+    def token_params_for_viewers(self, obj: Connector) -> str:
+        return public_token_params(obj.token_params) or self.get_empty_value_display()
+
+    @admin.display(description=gettext_lazy("extra refresh parameters"))
+    def refresh_params_for_viewers(self, obj: Connector) -> str:
+        return public_token_params(obj.refresh_params) or self.get_empty_value_display()
+
+    # The form receives the client secret (and extra parameters that may be secrets): the
+    # report Django mails to ADMINS when the view fails shows neither the POST nor any
+    # frame's variables (cleaned_data, the connector being saved).
+    @method_decorator(sensitive_post_parameters())
+    @method_decorator(sensitive_variables())
+    def changeform_view(self, request: HttpRequest, object_id: str | None = None,
+                        form_url: str = "", extra_context: dict[str, Any] | None = None
+                        ) -> HttpResponse:
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def get_form(self, request: HttpRequest, obj: Connector | None = None, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, **kwargs)
@@ -243,7 +332,7 @@ class CredentialEventInline(admin.TabularInline):
 
 
 @admin.register(Credential)
-class CredentialAdmin(admin.ModelAdmin):
+class CredentialAdmin(SecretsHiddenFromViewers):
     list_display = [
         "owner", "connector", "status_display", "expires_in", "last_refreshed",
         "failures", "last_error_short",
@@ -252,13 +341,16 @@ class CredentialAdmin(admin.ModelAdmin):
     search_fields = ["external_id", "user__username", "user__email"]
     list_select_related = ["connector", "user"]
     actions = ["refresh_now", "revoke", "mark_for_reconnection"]
-    # Tokens are deliberately absent: only whether they are set, and their last characters.
+    # Tokens are deliberately absent: only whether they are stored, and their last four
+    # characters for staff who may act on the credential (to match the token a provider's
+    # console or error names, and to see a refresh rotate it); viewers see no characters.
     fields = [
         "connector", "user", "external_id", "status_display", "tokens", "token_type", "scope",
         "scope_drift", "expires_at", "refresh_token_expires_at", "connected_at",
         "last_refreshed_at", "next_refresh_at", "failure_count", "last_error", "version",
     ]
     readonly_fields = fields
+    viewer_displays = {"tokens": "token_states"}
     inlines = [CredentialEventInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -328,13 +420,16 @@ class CredentialAdmin(admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("tokens"))
     def tokens(self, obj: Credential) -> str:
-        def describe(value: str) -> str:
-            if is_undecryptable(value):
-                return _("cannot be decrypted with FERNET_KEYS")
-            return _("set (ends %(tail)s)") % {"tail": last_four(value)} if value else _("not set")
+        return self._tokens(obj, tail=True)
 
+    @admin.display(description=gettext_lazy("tokens"))
+    def token_states(self, obj: Credential) -> str:
+        return self._tokens(obj, tail=False)
+
+    def _tokens(self, obj: Credential, *, tail: bool) -> str:
         return format_html(_("access token: {}; refresh token: {}"),
-                           describe(obj.access_token), describe(obj.refresh_token))
+                           secret_state(obj.access_token, tail=tail),
+                           secret_state(obj.refresh_token, tail=tail))
 
     @admin.action(description=gettext_lazy("Refresh now"), permissions=["change"])
     def refresh_now(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:

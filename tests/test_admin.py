@@ -425,7 +425,7 @@ class TestCredentialAdmin:
     def test_detail_shows_token_tails_only(self, operator, credential):
         html = operator.get(reverse("admin:alloy_oauth_credential_change",
                                     args=[credential.pk])).content.decode()
-        assert "set (ends …Z123)" in html and "set (ends …C789)" in html
+        assert "stored (ends …Z123)" in html and "stored (ends …C789)" in html
         assert 'name="_save"' not in html
 
     def test_post_to_the_change_page_changes_nothing(self, operator, credential):
