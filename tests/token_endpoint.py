@@ -113,15 +113,11 @@ class TokenEndpoint:
         return self
 
     def stop(self) -> None:
+        from tests.provider_server import terminate  # (not needed by the server itself)
+
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         for pipe in (self.process.stdin, self.process.stdout):
             pipe.close()
 
