@@ -32,10 +32,12 @@ worker process's sockets in /proc its connections to PostgreSQL: the peaks are r
 Then, with the worker stopped (queue purged, warm shutdown): the endpoint must have seen no
 reused refresh token (nor any it refused), and every credential must hold, decrypted through
 the ORM, the newest refresh token its grant was issued; otherwise the run exits 1. The
-*bare-HTTP limit* is measured next on the same endpoint, for as long as the run took (or
-``--bare-seconds``): ``--bare-processes`` processes × ``--bare-threads`` threads, each
-posting refresh requests with its own ``requests.Session()`` and rotating its own grant, no
-database. Last, the sweep's cost on Redis: for each count in ``--sweep-due``, that many due
+*bare-HTTP limit* is measured next on the same endpoint, for as long as the run took (at
+least 3 s, at most 30 s, long enough for a steady rate; or ``--bare-seconds``):
+``--bare-processes`` processes × ``--bare-threads`` threads, each posting refresh requests
+with its own ``requests.Session()`` and rotating its own grant, no database.
+
+Last, the sweep's cost on Redis: for each count in ``--sweep-due``, that many due
 credentials are bulk-inserted and the sweep task's code is called directly (in a child
 process, so that a sweep slower than ``--sweep-timeout`` can be stopped; the messages it
 enqueued by then give its rate) and timed: selecting the due ids and enqueueing them. The
@@ -138,7 +140,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--bare-threads", type=int, default=100, help="threads per process")
     parser.add_argument("--bare-seconds", type=float,
                         help="how long the bare loop runs (default: as long as the run took, "
-                             "at least 3 s)")
+                             "within 3-30 s)")
     parser.add_argument("--sweep-due", default="10000,100000",
                         help="due credentials enqueued by one timed sweep; empty to skip")
     parser.add_argument("--sweep-timeout", type=float, default=60,
@@ -182,7 +184,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
         report["bare"] = measure_bare(endpoint.url, range(args.credentials,
                                                           args.credentials + bare_grants),
                                       args.bare_processes,
-                                      args.bare_seconds or max(3.0, report["elapsed"]))
+                                      args.bare_seconds or min(max(3.0, report["elapsed"]), 30.0))
         connector.credentials.all().delete()
         sweep_env = {**worker_env, "ALLOY_OAUTH_LOG_LEVEL": "WARNING"}  # no line per sweep
         report["sweeps"] = [measure_sweep(app, connector, due, sweep_env, args.sweep_timeout)
@@ -254,7 +256,10 @@ def die_with_parent() -> None:
 
 def stop_worker(worker: subprocess.Popen, app: Any = None) -> None:
     """Empty the queue, then a warm shutdown (refreshes in flight finish); what is left of
-    the worker's process group after 30 s is killed."""
+    the worker's process group after 30 s is killed. A second call does nothing: the group
+    id could belong to someone else by then."""
+    if getattr(worker, "stopped", False):
+        return
     if app is not None:
         purge(app)
     if worker.poll() is None:
@@ -268,6 +273,7 @@ def stop_worker(worker: subprocess.Popen, app: Any = None) -> None:
     except ProcessLookupError:
         pass
     worker.wait()
+    worker.stopped = True  # type: ignore[attr-defined]
     if app is not None:
         purge(app)  # the messages it had prefetched come back on shutdown
 
@@ -304,7 +310,7 @@ def disconnect_everyone(connection: Any) -> None:
 
 def measure_fleet(app: Any, connection: Any, worker: subprocess.Popen, connector: Any,
                   args: argparse.Namespace) -> dict[str, Any]:
-    from django.db.models import Max, Min
+    from django.db.models import Count, Max, Min
     from django.utils import timezone
 
     from alloy_oauth.beat import SWEEP_ENTRY, beat_schedule
@@ -330,12 +336,13 @@ def measure_fleet(app: Any, connection: Any, worker: subprocess.Popen, connector
                 sweeps, next_sweep = sweeps + 1, next_sweep + args.sweep_interval
     finally:
         sampler.stop()
-    times = fleet.filter(last_refreshed_at__gte=started_at).aggregate(
-        first=Min("last_refreshed_at"), last=Max("last_refreshed_at"))
-    elapsed = ((times["last"] - started_at).total_seconds() if refreshed
+    done = fleet.filter(last_refreshed_at__gte=started_at).aggregate(
+        count=Count("pk"), first=Min("last_refreshed_at"), last=Max("last_refreshed_at"))
+    refreshed = done["count"]
+    elapsed = ((done["last"] - started_at).total_seconds() if refreshed
                else time.monotonic() - started)
     return {"refreshed": refreshed, "elapsed": elapsed, "rate": refreshed / elapsed,
-            "first_after": (times["first"] - started_at).total_seconds() if refreshed else None,
+            "first_after": (done["first"] - started_at).total_seconds() if refreshed else None,
             "sweeps_published": sweeps, "connections": sampler.peak_total,
             "per_process": sampler.peak_per_process, "processes": sampler.processes}
 
