@@ -425,7 +425,8 @@ def process_tree(root: int) -> list[int]:
 
 
 def verify(endpoint: TokenEndpoint, connector: Any) -> dict[str, Any]:
-    """What the endpoint saw, and whether each credential holds its grant's newest tokens."""
+    """What the endpoint saw, and whether each credential holds its grant's newest refresh
+    token."""
     stats = endpoint.stats(generations=True)
     generations = stats["generations"]
     stale, statuses = 0, Counter()
