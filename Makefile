@@ -39,9 +39,11 @@ test-mysql: $(BIN)/.mysql-installed
 	DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/alloy_oauth} \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Refresh throughput against django-oauth-toolkit and a stub on 127.0.0.1, and the sweep's cost (see bench/).
+# Refresh throughput against django-oauth-toolkit and a stub on 127.0.0.1, and the sweep's cost;
+# then the fleet end to end on PostgreSQL + Redis with the documented worker (see bench/).
 bench: $(BIN)/.installed
 	$(BIN)/python bench/refresh_throughput.py $(BENCH_ARGS)
+	$(BIN)/python bench/fleet.py $(FLEET_ARGS)
 
 # Re-take the screenshots in docs/images/ from the browser tests (needs Chromium).
 screenshots: $(BIN)/.installed

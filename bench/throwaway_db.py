@@ -13,11 +13,11 @@ REPO_DIR = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def throwaway_database(database_url: str) -> Iterator[Any]:
-    """Set Django up on ``tests.settings`` and a test database next to ``database_url``'s
-    (made now, dropped on the way out); yields the connection."""
+def throwaway_database(database_url: str, settings: str = "tests.settings") -> Iterator[Any]:
+    """Set Django up on ``settings`` (which reads DATABASE_URL) and a test database next to
+    ``database_url``'s (made now, dropped on the way out); yields the connection."""
     os.environ["DATABASE_URL"] = database_url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    os.environ["DJANGO_SETTINGS_MODULE"] = settings
     sys.path.insert(0, str(REPO_DIR))
     import django
 

@@ -31,6 +31,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def terminate(process: subprocess.Popen) -> None:
+    """Stop a server process: SIGTERM, and SIGKILL if it is still there 10 s later."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @dataclass
 class ProviderServer:
     workdir: Path
@@ -142,13 +153,8 @@ class ProviderServer:
         raise RuntimeError("The provider did not start within 60 s:\n" + self.log_tail())
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            terminate(self.process)
 
     def log_tail(self, lines: int = 40) -> str:
         path = self.workdir / "provider.log"
