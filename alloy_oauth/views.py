@@ -249,7 +249,12 @@ def connections(request: HttpRequest) -> HttpResponse:
             "reconnect_by": credential.reconnect_by if connected else None,
             "scopes_missing": credential.scopes_missing if connected else [],
         })
-    return render(request, "alloy_oauth/connections.html", {"rows": rows})
+    response = render(request, "alloy_oauth/connections.html", {"rows": rows})
+    # Its Disconnect forms need the browser to send an Origin header (Django's CSRF check
+    # refuses "Origin: null", which "no-referrer" gives); the template's meta says the same.
+    response["Referrer-Policy"] = "same-origin"
+    return response
+
 
 
 def _connection_state(credential: Credential | None, connector: Connector) -> str:

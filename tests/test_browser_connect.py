@@ -19,10 +19,12 @@ def end_user(django_user_model):
 
 @pytest.fixture
 def dot_connector(oauth_provider) -> Connector:
+    """The live provider, with its RFC 7009 revocation endpoint."""
     return Connector.objects.create(
         name="Demo provider", slug="demo", auth_url=oauth_provider.auth_url,
         token_url=oauth_provider.token_url, client_id=oauth_provider.client_id,
         client_secret=oauth_provider.client_secret, scope="read",
+        revocation_url=oauth_provider.revocation_url,
     )
 
 
