@@ -35,7 +35,7 @@ from .forms import BoundedJSONField, ConnectorForm
 from .models import AuthorizationRequest, Connector, Credential, CredentialEvent, callback_url
 from .redaction import REDACTED, last_four
 from .refresh import Result
-from .views import failure_page, no_store
+from .views import FLOW_ID, failure_page, no_store
 
 #: How long the popup may take to follow the pre-flight's answer.
 VALIDATION_TICKET_MAX_AGE = 120
@@ -291,11 +291,16 @@ class ConnectorAdmin(SecretsHiddenFromViewers):
         ):
             return failure_page(request, "invalid_request", _(
                 "Start “Validate credential” from the connector's page."), None, status=403)
+        # The id admin.js gave this popup: the result is for the page that opened it only.
+        flow = request.GET.get("flow", "")
+        if flow and not FLOW_ID.fullmatch(flow):
+            return failure_page(request, "invalid_request", _(
+                "This address has a repeated or oversized parameter."), connector)
         try:
             url = authorization.start(
                 connector, session=request.session, redirect_uri=callback_url(request),
                 user=request.user, purpose=AuthorizationRequest.Purpose.VALIDATE,
-                popup=True,
+                popup=True, flow_id=flow,
             )
         except protocol.OAuthError as exc:
             validation.record_failure(connector, str(exc))

@@ -111,6 +111,11 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
     whatever provider account the browser is signed in to, also through the login page.
     """
     params = request.POST if request.method == "POST" else request.GET
+    # Before anything else: an anonymous visitor (with no headless link) learns nothing of the
+    # parameters, and no page of theirs reports to other windows of this site.
+    link = params.get("link")
+    if not link and not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
     popup = params.get("popup") == "1"
     flow = params.get("flow", "")
     for name, values in params.lists():
@@ -120,9 +125,6 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
         ):
             return _failure(request, "invalid_request", _(
                 "This address has a repeated or oversized parameter."), slug, popup, flow)
-    link = params.get("link")
-    if not link and not request.user.is_authenticated:
-        return redirect_to_login(request.get_full_path())
     connector = get_object_or_404(Connector, slug=slug, is_active=True)
     owner: dict[str, Any] = {"user": request.user}
     next_url = params.get("next")

@@ -65,6 +65,14 @@ class TestAuthorize:
         assert response["Location"].startswith("/accounts/login/?next=")
         assert not AuthorizationRequest.objects.exists()
 
+    def test_anonymous_goes_to_login_before_any_parameter_is_checked(self, client, connector):
+        """Issue 11: a page of another site that sends a window here gets no popup page
+        (which would report an error to every window of this site)."""
+        url = reverse("alloy_oauth:authorize", args=["example"]) + "?popup=1&flow=a&flow=b"
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/accounts/login/?next=")
+
     def test_unknown_connector_404(self, browser, connector):
         assert authorize(browser, "nope").status_code == 404
 
