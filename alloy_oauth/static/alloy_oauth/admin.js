@@ -54,7 +54,7 @@
         validate.disabled = false;
         return;
       }
-      if (!popup) {  // blocked anyway: go there in this window
+      if (!popup) {  // blocked anyway: go there in this window (the popup page links back)
         window.location.href = result.authorize_url;
         return;
       }
