@@ -35,7 +35,7 @@ from .forms import BoundedJSONField, ConnectorForm
 from .models import AuthorizationRequest, Connector, Credential, CredentialEvent, callback_url
 from .redaction import REDACTED, last_four
 from .refresh import Result
-from .views import failure_page, no_store
+from .views import FLOW_ID, failure_page, no_store
 
 #: How long the popup may take to follow the pre-flight's answer.
 VALIDATION_TICKET_MAX_AGE = 120
@@ -291,15 +291,21 @@ class ConnectorAdmin(SecretsHiddenFromViewers):
         ):
             return failure_page(request, "invalid_request", _(
                 "Start “Validate credential” from the connector's page."), None, status=403)
+        # The id admin.js gave this popup: the result is for the page that opened it only.
+        flow = request.GET.get("flow", "")
+        back = reverse("admin:alloy_oauth_connector_change", args=[connector.pk])
+        if flow and not FLOW_ID.fullmatch(flow):
+            return failure_page(request, "invalid_request", _(
+                "This address has a repeated or oversized parameter."), connector, next_url=back)
         try:
             url = authorization.start(
                 connector, session=request.session, redirect_uri=callback_url(request),
                 user=request.user, purpose=AuthorizationRequest.Purpose.VALIDATE,
-                popup=True,
+                popup=True, flow_id=flow, next_url=back,
             )
         except protocol.OAuthError as exc:
             validation.record_failure(connector, str(exc))
-            return failure_page(request, "configuration", str(exc), connector)
+            return failure_page(request, "configuration", str(exc), connector, next_url=back)
         return no_store(HttpResponseRedirect(url))
 
     @admin.action(description=gettext_lazy("Validate credential (pre-flight checks)"),

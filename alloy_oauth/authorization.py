@@ -41,7 +41,10 @@ _CALLBACK_PARAMS = ("state", "code", "error", "error_description", "error_uri", 
 class AuthorizationFailed(Exception):
     """The callback cannot complete. ``reason`` is a stable code for programs and tests;
     ``str()`` is a sentence for the end user that never contains a secret. Nothing was stored.
-    ``pending`` is the authorization request, once the callback is known to belong to it."""
+    ``pending`` is the authorization request, once the callback is known to belong to it.
+    ``retry`` says whether starting again may work (the attempt ran out, was finished, ran in
+    another browser, was refused by the person, or met a passing failure), unlike a forged or
+    broken answer or the operator's problem; the failure page offers "Try again" then."""
 
     def __init__(
         self,
@@ -50,12 +53,14 @@ class AuthorizationFailed(Exception):
         *,
         connector: Connector | None = None,
         pending: AuthorizationRequest | None = None,
+        retry: bool = False,
     ) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
         self.connector = connector
         self.pending = pending
+        self.retry = retry
 
 
 class TooManyPending(Exception):
@@ -223,19 +228,19 @@ def complete(params: QueryDict, session: SessionBase) -> Completed:
     if pending.expires_at <= now:
         raise AuthorizationFailed(
             "expired_state", _("This authorization took too long. Please start again."),
-            connector=connector, pending=mine,
+            connector=connector, pending=mine, retry=True,
         )
     if pending.consumed_at is not None:
         raise AuthorizationFailed(
             "used_state", _("This authorization response has already been used."),
-            connector=connector, pending=mine,
+            connector=connector, pending=mine, retry=True,
         )
     if not same_browser:
         raise AuthorizationFailed(
             "wrong_session",
             _("This authorization was started in another browser session. Please start again "
               "from this browser."),
-            connector=connector,
+            connector=connector, retry=True,
         )
     consumed = AuthorizationRequest.objects.filter(
         pk=pending.pk, consumed_at__isnull=True
@@ -243,7 +248,7 @@ def complete(params: QueryDict, session: SessionBase) -> Completed:
     if not consumed:
         raise AuthorizationFailed(
             "used_state", _("This authorization response has already been used."),
-            connector=connector,
+            connector=connector, retry=True,
         )
     try:
         token = _redeem(values, pending)
@@ -264,6 +269,16 @@ def complete(params: QueryDict, session: SessionBase) -> Completed:
     )
     send(credential_connected, credential, created=created)
     return Completed(pending, credential, created)
+
+
+#: Code exchange failures that a new attempt may well not meet: a code that expired or was
+#: used (``invalid_grant``), a provider briefly unwell. The others are the operator's to fix.
+RETRY_TOKEN_ERRORS = frozenset({
+    protocol.ErrorKind.REAUTHORIZE, protocol.ErrorKind.TRANSIENT, protocol.ErrorKind.MALFORMED,
+})
+#: Provider refusals (RFC 6749 §4.1.2.1) after which asking again makes sense: the person
+#: said no (and may change their mind), or the provider was briefly unwell.
+RETRY_PROVIDER_ERRORS = frozenset({"access_denied", "server_error", "temporarily_unavailable"})
 
 
 @sensitive_variables()
@@ -296,7 +311,8 @@ def _redeem(values: dict[str, str], pending: AuthorizationRequest) -> protocol.T
             "Authorization %s for connector %s: code exchange failed (%s, HTTP %s).",
             pending.pk, connector.slug, exc.kind, exc.status,
         )
-        raise AuthorizationFailed("token_error", str(exc), connector=connector) from None
+        raise AuthorizationFailed("token_error", str(exc), connector=connector,
+                                  retry=exc.kind in RETRY_TOKEN_ERRORS) from None
 
 
 def _check_issuer(iss: str | None, connector: Connector) -> None:
@@ -349,7 +365,7 @@ def _provider_refusal(values: dict[str, str], connector: Connector) -> Authoriza
     if description:
         message = f"{message} {description}"
     return AuthorizationFailed(error if error == "access_denied" else "provider_error", message,
-                               connector=connector)
+                               connector=connector, retry=error in RETRY_PROVIDER_ERRORS)
 
 
 @sensitive_variables()

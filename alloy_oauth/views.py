@@ -7,6 +7,7 @@ from collections.abc import Callable
 import re
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -15,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_variables
@@ -26,7 +27,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import authorization, headless, protocol
 from .conf import app_settings
-from .models import Connector, Credential, callback_url
+from .models import AuthorizationRequest, Connector, Credential, callback_url
 from .refresh import Result
 
 #: Longest ``next`` URL kept.
@@ -111,6 +112,11 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
     whatever provider account the browser is signed in to, also through the login page.
     """
     params = request.POST if request.method == "POST" else request.GET
+    # Before anything else: an anonymous visitor (with no headless link) learns nothing of the
+    # parameters, and no page of theirs reports to other windows of this site.
+    link = params.get("link")
+    if not link and not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
     popup = params.get("popup") == "1"
     flow = params.get("flow", "")
     for name, values in params.lists():
@@ -119,19 +125,19 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
             name == "flow" and not FLOW_ID.fullmatch(values[0])
         ):
             return _failure(request, "invalid_request", _(
-                "This address has a repeated or oversized parameter."), slug, popup, flow)
-    link = params.get("link")
-    if not link and not request.user.is_authenticated:
-        return redirect_to_login(request.get_full_path())
+                "This address has a repeated or oversized parameter."), slug, popup, flow,
+                headless=bool(link))
     connector = get_object_or_404(Connector, slug=slug, is_active=True)
     owner: dict[str, Any] = {"user": request.user}
-    next_url = params.get("next")
+    next_url = safe_next_url(request, params.get("next"))
     if link:
         try:
-            external_id, next_url = headless.read_connect_link(link, slug)
+            external_id, link_next = headless.read_connect_link(link, slug)
         except headless.InvalidConnectLink as exc:
-            return _failure(request, "invalid_link", str(exc), slug, popup, flow)
+            return _failure(request, "invalid_link", str(exc), slug, popup, flow, headless=True)
         owner = {"external_id": external_id, "link_hash": headless.link_hash(link)}
+        next_url = safe_next_url(request, link_next)
+    ways = {"next_url": next_url, "headless": bool(link)}
     cross_site = request.headers.get("Sec-Fetch-Site") == "cross-site"
     if request.method == "GET" and (link or cross_site or not authorization.is_ticket(
         request.session, authorization.start_purpose(slug, request.user.pk),
@@ -148,18 +154,20 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
             connector,
             session=request.session,
             redirect_uri=callback_url(request),
-            next_url=safe_next_url(request, next_url),
+            next_url=next_url,
             popup=popup,
             flow_id=flow,
             **owner,
         )
     except protocol.OAuthError as exc:
-        return _failure(request, "configuration", str(exc), slug, popup, flow)
+        return _failure(request, "configuration", str(exc), slug, popup, flow, **ways)
     except IntegrityError:  # the same link, twice at the same moment
         return _failure(request, "invalid_link", _(
-            "This connect link has already been used; ask for a new one."), slug, popup, flow)
+            "This connect link has already been used; ask for a new one."), slug, popup, flow,
+            **ways)
     except authorization.TooManyPending as exc:
-        return _failure(request, "too_many_pending", str(exc), slug, popup, flow, status=429)
+        return _failure(request, "too_many_pending", str(exc), slug, popup, flow, status=429,
+                        retry=True, **ways)
     return HttpResponseSeeOther(url) if request.method == "POST" else HttpResponseRedirect(url)
 
 
@@ -174,12 +182,17 @@ def callback(request: HttpRequest) -> HttpResponse:
     try:
         completed = authorization.complete(params, request.session)
     except authorization.AuthorizationFailed as exc:
-        pending = exc.pending
-        if pending is not None and pending.popup:
-            return popup_result(request, pending.connector.slug, pending.flow_id, {
-                "status": "error", "reason": exc.reason, "message": exc.message,
-            }, next_url=pending.next_url, status=400)
-        return failure_page(request, exc.reason, exc.message, exc.connector)
+        pending = exc.pending  # (None unless this browser started it)
+        ways: dict[str, Any] = {"retry": exc.retry}
+        if pending is not None:
+            ways = {"next_url": pending.next_url, "headless": bool(pending.external_id),
+                    # (Validate credential is started again from the connector's page.)
+                    "retry": exc.retry and pending.purpose == AuthorizationRequest.Purpose.CONNECT}
+            if pending.popup:
+                return popup_result(request, pending.connector.slug, pending.flow_id, {
+                    "status": "error", "reason": exc.reason, "message": exc.message,
+                }, status=400, **ways)
+        return failure_page(request, exc.reason, exc.message, exc.connector, **ways)
     pending = completed.pending
     if pending.popup:
         result: dict[str, Any] = {"status": "validated"}
@@ -200,14 +213,18 @@ def callback(request: HttpRequest) -> HttpResponse:
 
 
 def popup_result(request: HttpRequest, slug: str, flow: str, result: dict[str, Any], *,
-                 next_url: str = "", status: int = 200) -> HttpResponse:
+                 next_url: str = "", status: int = 200, retry: bool = False,
+                 headless: bool = False) -> HttpResponse:
     """The page the popup lands on: it reports ``result`` (never a token) to the page that
-    opened it, on this origin, and closes; opened without a popup, it links onwards."""
+    opened it, on this origin, and closes; opened without a popup, it links onwards (after
+    a failure, as :func:`failure_page` does)."""
     result = {"source": "alloy_oauth", "connector": slug, "flow": flow, **result}
     connector = Connector.objects.filter(slug=slug).first()
-    return render(request, "alloy_oauth/popup.html", {
-        "result": result, "connector": connector, "next_url": next_url,
-    }, status=status)
+    context = {"result": result, "connector": connector, "next_url": next_url}
+    if result["status"] == "error":
+        context.update(ways_on(request, connector, next_url=next_url, retry=retry,
+                               headless=headless))
+    return render(request, "alloy_oauth/popup.html", context, status=status)
 
 
 @never_cache
@@ -249,7 +266,11 @@ def connections(request: HttpRequest) -> HttpResponse:
             "reconnect_by": credential.reconnect_by if connected else None,
             "scopes_missing": credential.scopes_missing if connected else [],
         })
-    return render(request, "alloy_oauth/connections.html", {"rows": rows})
+    response = render(request, "alloy_oauth/connections.html", {"rows": rows})
+    # Its Disconnect forms need the browser to send an Origin header (Django's CSRF check
+    # refuses "Origin: null", which "no-referrer" gives); the template's meta says the same.
+    response["Referrer-Policy"] = "same-origin"
+    return response
 
 
 def _connection_state(credential: Credential | None, connector: Connector) -> str:
@@ -284,27 +305,54 @@ def disconnect(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _failure(request: HttpRequest, reason: str, message: str, slug: str, popup: bool,
-             flow: str, *, status: int = 400) -> HttpResponse:
-    """A failure of ``authorize``: in a popup, the popup page (so the opener learns why)."""
+             flow: str, *, status: int = 400, **ways: Any) -> HttpResponse:
+    """A failure of ``authorize``: in a popup, the popup page (so the opener learns why).
+    ``ways``: see :func:`ways_on`."""
     if popup:
         return popup_result(request, slug, flow, {
-            "status": "error", "reason": reason, "message": message}, status=status)
+            "status": "error", "reason": reason, "message": message}, status=status, **ways)
     connector = Connector.objects.filter(slug=slug).first()
-    return failure_page(request, reason, message, connector, status=status)
+    return failure_page(request, reason, message, connector, status=status, **ways)
 
 
 def failure_page(
     request: HttpRequest, reason: str, message: str, connector: Connector | None,
-    status: int = 400,
+    status: int = 400, *, next_url: str = "", retry: bool = False, headless: bool = False,
 ) -> HttpResponse:
-    """``alloy_oauth/error.html``: a sentence, a stable reason code, and "Try again"."""
+    """``alloy_oauth/error.html``: a sentence, a stable reason code, and the ways on
+    (:func:`ways_on`: back, and "Try again" when ``retry`` says it may work)."""
     context = {
         "reason": reason,
         "message": message,
         "connector": connector,
-        "retry_url": (
-            reverse("alloy_oauth:authorize", args=[connector.slug])
-            if connector is not None and connector.is_active else None
-        ),
+        **ways_on(request, connector, next_url=next_url, retry=retry, headless=headless),
     }
     return render(request, "alloy_oauth/error.html", context, status=status)
+
+
+def ways_on(request: HttpRequest, connector: Connector | None, *, next_url: str = "",
+            retry: bool = False, headless: bool = False) -> dict[str, Any]:
+    """Where a failure page leads, as template context.
+
+    ``back_url``: where the flow started (its validated ``next_url``, which only the browser
+    that started it is given), else the Connections page for a logged-in user, else the
+    site's root; ``back_to`` says which (``"next"``, ``"connections"``, ``"site"``).
+    ``retry_url``: a new start for the same connector and ``next``, when starting again may
+    work (``retry``) for a logged-in user and the connector is active; it has no start ticket,
+    so the person confirms on the "Continue to …" page first. ``new_link_needed``: the flow
+    came from a headless connect link, which works once: its end user needs a new one.
+    """
+    if next_url:
+        back_to, back_url = "next", next_url
+    elif request.user.is_authenticated:
+        back_to, back_url = "connections", reverse("alloy_oauth:connections")
+    else:
+        back_to, back_url = "site", get_script_prefix()
+    retry_url = None
+    if (retry and not headless and request.user.is_authenticated
+            and connector is not None and connector.is_active):
+        retry_url = reverse("alloy_oauth:authorize", args=[connector.slug])
+        if next_url:
+            retry_url += "?" + urlencode({"next": next_url})
+    return {"back_to": back_to, "back_url": back_url, "retry_url": retry_url,
+            "new_link_needed": headless}

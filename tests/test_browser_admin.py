@@ -126,3 +126,40 @@ def test_the_credential_list_and_its_actions(page, live_server, operator, connec
 
     page.goto(f"{live_server.url}/admin/alloy_oauth/credential/{bob.pk}/change/")
     assert "Marked for reconnection by operator." in page.inner_text("#events-group")
+
+
+def test_only_its_own_validation_reloads_the_connector_page(page, live_server, oauth_provider,
+                                                            operator):
+    """Issue 11: another site navigates a window to a popup address of ours that fails; its
+    page tells every tab of this origin. The connector page, unsaved edits and all, must not
+    reload for it: only for the result of the Validate popup it opened."""
+    connector = Connector.objects.create(
+        name="Demo provider", slug="demo", auth_url=oauth_provider.auth_url,
+        token_url=oauth_provider.token_url, client_id=oauth_provider.client_id,
+        client_secret=oauth_provider.client_secret, scope="read")
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/admin/alloy_oauth/connector/{connector.pk}/change/")
+    with page.expect_popup() as popup_info:
+        page.click("#alloy-oauth-validate")
+    popup = popup_info.value
+    popup.wait_for_url(f"{oauth_provider.login_url}**")  # validating, at the provider
+    page.fill("#id_name", "Demo provider (unsaved edit)")
+    page.evaluate("window.heard = [];"  # what the page hears, after admin.js does
+                  "new BroadcastChannel('alloy_oauth').onmessage = e => window.heard.push(e.data);"
+                  "null")
+
+    hostile = page.context.new_page()  # (the operator's browser: logged in)
+    hostile.goto(f"{live_server.url}/oauth/demo/authorize/?popup=1&flow=a&flow=b")
+    page.wait_for_function("window.heard.length > 0")
+    assert page.evaluate("window.heard")[0]["status"] == "error"
+    page.wait_for_timeout(500)  # (a reload would have begun by now)
+    assert page.evaluate("window.heard.length") == 1  # the same document: not reloaded
+    assert page.input_value("#id_name") == "Demo provider (unsaved edit)"
+
+    popup.fill("#id_username", oauth_provider.username)  # its own popup's result does count
+    popup.fill("#id_password", oauth_provider.password)
+    with page.expect_navigation():
+        popup.click("button[type=submit]")
+    page.wait_for_selector("text=token received")
+    connector.refresh_from_db()
+    assert connector.validated_at is not None

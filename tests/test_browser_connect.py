@@ -19,10 +19,12 @@ def end_user(django_user_model):
 
 @pytest.fixture
 def dot_connector(oauth_provider) -> Connector:
+    """The live provider, with its RFC 7009 revocation endpoint."""
     return Connector.objects.create(
         name="Demo provider", slug="demo", auth_url=oauth_provider.auth_url,
         token_url=oauth_provider.token_url, client_id=oauth_provider.client_id,
         client_secret=oauth_provider.client_secret, scope="read",
+        revocation_url=oauth_provider.revocation_url,
     )
 
 
@@ -96,6 +98,16 @@ def test_closing_the_popup_on_one_of_our_pages_rejects_at_once(connections):
     assert result["ok"] is False and result["reason"] == "closed"
 
 
+def test_closing_the_popup_on_the_confirmation_page_rejects_at_once(connections):
+    # (A start without a ticket: "Continue to Demo provider?" first.)
+    popup = start(connections, "AlloyOAuth.connect('demo', {url: '/oauth/demo/authorize/'})")
+    popup.wait_for_selector("button[type=submit]")
+    popup.wait_for_timeout(600)
+    popup.close()
+    result = outcome(connections, timeout=5_000)
+    assert result["ok"] is False and result["reason"] == "closed"
+
+
 def test_closing_the_popup_at_the_provider_rejects_after_the_timeout(connections,
                                                                      oauth_provider):
     # The provider's COOP header cuts the popup off: closed or not, it looks closed.
@@ -163,6 +175,10 @@ def test_a_headless_link_for_an_external_end_user(page, live_server, oauth_provi
     page.add_script_tag(url=f"{live_server.url}/static/alloy_oauth/connect.js")
     popup = start(page, f"AlloyOAuth.connect('demo', {{url: {link!r}}})")
     popup.click("button[type=submit]")  # "Continue to Demo provider"
+    # The provider's COOP header cuts the popup off, which looks as if it were closed on our
+    # page: a person who takes a while to sign in must not see "closed" (once a flaky test).
+    popup.wait_for_url(f"{oauth_provider.login_url}**")
+    popup.wait_for_timeout(2500)  # (more than connect.js's grace for a close on our page)
     sign_in_at_provider(popup, oauth_provider)
     result = outcome(page)
     assert result["ok"] is True

@@ -47,6 +47,15 @@ class TestConnectionsPage:
         assert response["X-Frame-Options"] == "DENY"
         assert "no-store" in response["Cache-Control"]
 
+    def test_its_forms_send_an_origin_header(self, site, connector):
+        """Issue 11: under "no-referrer" browsers send "Origin: null" with the Disconnect
+        form, which Django's CSRF check refuses (test_browser_forms.py presses it)."""
+        response = site.get(reverse("alloy_oauth:connections"))
+        assert response["Referrer-Policy"] == "same-origin"
+        body = response.content.decode()
+        assert '<meta name="referrer" content="same-origin">' in body
+        assert "no-referrer" not in body
+
     def test_needs_login(self, client, connector):
         response = client.get(reverse("alloy_oauth:connections"))
         assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")

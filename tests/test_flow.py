@@ -65,6 +65,14 @@ class TestAuthorize:
         assert response["Location"].startswith("/accounts/login/?next=")
         assert not AuthorizationRequest.objects.exists()
 
+    def test_anonymous_goes_to_login_before_any_parameter_is_checked(self, client, connector):
+        """Issue 11: a page of another site that sends a window here gets no popup page
+        (which would report an error to every window of this site)."""
+        url = reverse("alloy_oauth:authorize", args=["example"]) + "?popup=1&flow=a&flow=b"
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/accounts/login/?next=")
+
     def test_unknown_connector_404(self, browser, connector):
         assert authorize(browser, "nope").status_code == 404
 
@@ -323,6 +331,162 @@ class TestCodeExchangeFailures:
         assert_failed(response, "token_error")
         assert fragment in response.content.decode()
         assert not CredentialEvent.objects.exists()
+
+
+def ways_on(response) -> tuple[str, str, str | None, bool]:
+    """Where a failure page leads: (back_to, back_url, retry_url, new_link_needed)."""
+    context = response.context
+    return (context["back_to"], context["back_url"], context["retry_url"],
+            context["new_link_needed"])
+
+
+class TestFailurePagesLeadOn:
+    """Issue 11: the failure page was a dead end. Back to where the flow started (only for the
+    browser that started it), else the Connections page, else the site; "Try again" where a
+    new attempt may work; a headless end user is told to ask for a new link."""
+
+    RETRY = "/oauth/example/authorize/?next=%2Fsettings%2Fapps%2F"
+
+    def test_an_expired_attempt(self, browser, connector):
+        params = start(browser, next="/settings/apps/")
+        AuthorizationRequest.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+        response = callback(browser, state=params["state"], code="x")
+        assert_failed(response, "expired_state")
+        assert ways_on(response) == ("next", "/settings/apps/", self.RETRY, False)
+        body = response.content.decode()
+        assert f'href="{self.RETRY}"' in body and ">Try again</a>" in body
+        assert '<a class="alloy-oauth-back" href="/settings/apps/">Go back</a>' in body
+        # Trying again asks the person first (the link carries no start ticket).
+        again = browser.get(self.RETRY)
+        assert again.status_code == 200 and "Continue to Example" in again.content.decode()
+
+    @pytest.mark.parametrize("stub, retry", [
+        (dict(json={"error": "invalid_grant"}, status=400), True),  # the code expired
+        (dict(body="<html>502</html>", status=502, content_type="text/html"), True),
+        (dict(body=requests.ConnectTimeout()), True),
+        (dict(json={"error": "invalid_client"}, status=401), False),  # the operator's to fix
+        (dict(json={"error": "invalid_request"}, status=400), False),
+    ])
+    def test_a_failed_code_exchange(self, browser, connector, responses, stub, retry):
+        responses.post(TOKEN_URL, **stub)
+        params = start(browser, next="/settings/apps/")
+        response = callback(browser, state=params["state"], code="the-code")
+        assert_failed(response, "token_error")
+        assert ways_on(response) == ("next", "/settings/apps/", self.RETRY if retry else None,
+                                     False)
+        assert ("Try again" in response.content.decode()) is retry
+
+    @pytest.mark.parametrize("error, retry", [
+        ("access_denied", True), ("temporarily_unavailable", True), ("server_error", True),
+        ("invalid_scope", False), ("unauthorized_client", False),
+    ])
+    def test_a_refusal_at_the_provider(self, browser, connector, error, retry):
+        params = start(browser)
+        response = callback(browser, state=params["state"], error=error)
+        assert ways_on(response) == ("connections", "/oauth/connections/",
+                                     "/oauth/example/authorize/" if retry else None, False)
+
+    def test_a_forged_answer(self, browser, connector):
+        start(browser, next="/settings/apps/")
+        response = callback(browser, state="forged", code="x")
+        assert_failed(response, "unknown_state")
+        assert ways_on(response) == ("connections", "/oauth/connections/", None, False)
+        assert "Try again" not in response.content.decode()
+        assert ways_on(callback(Client(), state="forged")) == ("site", "/", None, False)
+
+    def test_another_browser_learns_nothing_of_the_flow(self, browser, connector, user):
+        params = start(browser, next="/private/invoice/42/")
+        other = Client()
+        other.force_login(user)
+        response = callback(other, state=params["state"], code="x")
+        assert_failed(response, "wrong_session")
+        # A new attempt in this browser, which does not get the flow's next.
+        assert ways_on(response) == ("connections", "/oauth/connections/",
+                                     "/oauth/example/authorize/", False)
+        anonymous = callback(Client(), state=params["state"], code="x")
+        assert ways_on(anonymous) == ("site", "/", None, False)
+        assert "/private/invoice/42/" not in anonymous.content.decode()
+
+    def test_a_disabled_connector(self, browser, connector):
+        params = start(browser)
+        connector.is_active = False
+        connector.save()
+        response = callback(browser, state=params["state"], code="x")
+        assert ways_on(response) == ("connections", "/oauth/connections/", None, False)
+
+    def test_too_many_attempts(self, browser, connector, settings):
+        settings.ALLOY_OAUTH = {"MAX_PENDING_AUTHORIZATIONS": 1}
+        start(browser)
+        response = authorize(browser, next="/settings/apps/")
+        assert response.status_code == 429
+        assert ways_on(response) == ("next", "/settings/apps/", self.RETRY, False)
+
+    def test_a_misconfigured_connector(self, browser, make_connector):
+        make_connector(slug="plain", auth_url="http://provider.example/authorize")
+        response = authorize(browser, "plain", next="/settings/apps/")
+        assert response.context["reason"] == "configuration"
+        assert ways_on(response) == ("next", "/settings/apps/", None, False)
+
+    def test_a_bad_parameter(self, browser, connector):
+        url = reverse("alloy_oauth:authorize", args=["example"])
+        response = browser.get(url + "?next=/a/&next=/b/")
+        assert ways_on(response) == ("connections", "/oauth/connections/", None, False)
+
+    def test_a_headless_link_that_does_not_work(self, client, connector):
+        from alloy_oauth import headless
+
+        url = headless.connect_url(connector, "customer-42", next_url="/shop/")
+        response = client.get(url[:-3] + "xyz")  # (forged)
+        assert response.context["reason"] == "invalid_link"
+        assert ways_on(response) == ("site", "/", None, True)
+        assert "ask for a new connect link" in response.content.decode()
+
+    def test_a_failed_headless_flow(self, client, connector):
+        from alloy_oauth import headless
+
+        from .test_connections import open_link
+
+        response = open_link(client, headless.connect_url(connector, "c-42", next_url="/shop/"))
+        state = parse_qs(urlsplit(response["Location"]).query)["state"][0]
+        response = callback(client, state=state, error="access_denied")
+        assert_failed(response, "access_denied")
+        # The link worked once: trying again needs a new one.
+        assert ways_on(response) == ("next", "/shop/", None, True)
+
+    def test_the_popup_page_opened_without_a_popup(self, browser, connector):
+        """popup.js closes a popup; a window it cannot close shows the same ways on."""
+        params = start(browser, popup="1", flow="f1", next="/settings/apps/")
+        response = callback(browser, state=params["state"], error="access_denied")
+        assert response.templates[0].name == "alloy_oauth/popup.html"
+        assert response.context["result"]["status"] == "error"
+        assert ways_on(response) == ("next", "/settings/apps/", self.RETRY, False)
+        body = response.content.decode()
+        assert ">Try again</a>" in body and ">Go back</a>" in body
+        assert ">Continue</a>" not in body  # (that is for a success)
+        popup_failure = browser.get(reverse("alloy_oauth:authorize", args=["example"]),
+                                    {"popup": "1", "flow": "f2", "next": "/" + "x" * 3000})
+        assert popup_failure.context["result"]["reason"] == "invalid_request"
+        assert ways_on(popup_failure) == ("connections", "/oauth/connections/", None, False)
+
+    def test_a_failed_validation_leads_back_to_the_connector(self, client, connector,
+                                                             django_user_model, responses):
+        from .test_admin import validation_ticket
+
+        client.force_login(django_user_model.objects.create_superuser("operator"))
+        responses.post(TOKEN_URL, json={"error": "invalid_grant"}, status=400)
+        url = reverse("admin:alloy_oauth_connector_validate_authorize", args=[connector.pk])
+        refused = client.get(url, {"ticket": validation_ticket(client, connector),
+                                   "flow": "<script>"})
+        assert refused.status_code == 400 and not AuthorizationRequest.objects.exists()
+        # admin.js gives its popup an id: only that page acts on the result.
+        response = client.get(url, {"ticket": validation_ticket(client, connector), "flow": "v1"})
+        assert AuthorizationRequest.objects.get().flow_id == "v1"
+        state = parse_qs(urlsplit(response["Location"]).query)["state"][0]
+        response = callback(client, state=state, code="x")
+        assert response.context["result"]["flow"] == "v1"
+        # Not "Try again" (that would start a connection): Validate again on its page.
+        assert ways_on(response) == (
+            "next", f"/admin/alloy_oauth/connector/{connector.pk}/change/", None, False)
 
 
 class TestSuccess:

@@ -19,6 +19,10 @@
   var validate = document.getElementById("alloy-oauth-validate");
   if (!validate) { return; }
   var list = document.getElementById("alloy-oauth-validate-result");
+  // The id of the popup this page opened: only its result reloads the page. Any page can send
+  // "alloy_oauth" messages to this origin (BroadcastChannel reaches every tab, and a page of
+  // ours opened by another site reports its own failure), and a reload loses unsaved edits.
+  var flow = null;
 
   function show(checks) {
     list.innerHTML = "";
@@ -50,11 +54,12 @@
         validate.disabled = false;
         return;
       }
-      if (!popup) {  // blocked anyway: go there in this window
+      if (!popup) {  // blocked anyway: go there in this window (the popup page links back)
         window.location.href = result.authorize_url;
         return;
       }
-      popup.location.href = result.authorize_url;
+      flow = window.crypto.getRandomValues(new Uint32Array(4)).join("-");  // 128 random bits
+      popup.location.href = result.authorize_url + "&flow=" + flow;  // (it has a ?ticket=)
       // The result comes as a message (below). A provider's Cross-Origin-Opener-Policy may
       // make the popup look closed while it is not, so closing only re-enables the button.
       var watch = setInterval(function () {
@@ -68,7 +73,7 @@
   });
 
   function received(data) {
-    if (data && data.source === "alloy_oauth") {
+    if (data && data.source === "alloy_oauth" && flow !== null && data.flow === flow) {
       window.location.reload();  // the result is stored on the connector
     }
   }

@@ -129,8 +129,9 @@
         }
         clearInterval(watch);
         // Closed on a page of ours (an error page, say): really closed. Closed on the way to
-        // the provider or at it: perhaps only cut off by a COOP header there.
-        var away = lastSeenOurs === "about:blank" || lastSeenOurs === "";
+        // the provider or at it: perhaps only cut off by a COOP header there; so is one that
+        // left our "Continue to ..." page for the provider between two looks.
+        var away = lastSeenOurs === "about:blank" || lastSeenOurs === "" || cutOff(popup);
         deadline = setTimeout(function () {
           finish(false, away
             ? failure("No answer from the connection window.", "timeout")
@@ -140,6 +141,18 @@
     });
     inFlight[slug] = { popup: popup, promise: promise };
     return promise;
+  }
+
+  // Whether a popup that looks closed was cut off from this page by the Cross-Origin-Opener-
+  // Policy of the page it went to: reading its address then throws a SecurityError, while a
+  // closed window's address can still be read (or is null).
+  function cutOff(popup) {
+    try {
+      void popup.location.href;
+      return false;
+    } catch (error) {
+      return error.name === "SecurityError";
+    }
   }
 
   function newFlowId() {

@@ -1,0 +1,166 @@
+"""Every POST form the app renders, pressed in a real browser (headless Chromium), against a
+live server and the live django-oauth-toolkit provider: the Connections page's Disconnect,
+the "Continue to …" page, and in the admin the connector's Save and the credential actions
+(Validate credential is in test_browser_admin.py). Each test checks what the button did, not
+only that the POST got through: a page whose Referrer-Policy is ``no-referrer`` makes
+Chromium send ``Origin: null`` with its forms, which Django's CSRF check refuses (issue 11)."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from alloy_oauth.models import Connector, Credential
+
+from .test_browser_admin import log_in, operator  # noqa: F401 - fixture
+from .test_browser_connect import dot_connector, end_user  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def site(page, live_server, end_user, settings) -> Client:  # noqa: F811
+    """The end user, signed in to our site both in ``page`` and in a test client that shares
+    its session (for connecting through the provider without driving the browser)."""
+    settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": live_server.url}
+    client = Client()
+    client.force_login(end_user)
+    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "url": live_server.url,
+                               "value": client.cookies[settings.SESSION_COOKIE_NAME].value}])
+    return client
+
+
+def connected_credential(site: Client, provider) -> Credential:
+    """Connect the signed-in end user through the live provider: real tokens."""
+    provider.connect(site, "demo")
+    credential = Credential.objects.get()
+    assert provider.call_api(credential.access_token).status_code == 200
+    return credential
+
+
+def press_disconnect(page, live_server) -> None:
+    page.goto(f"{live_server.url}/oauth/connections/")
+    row = page.locator("tr[data-connector=demo]")
+    with page.expect_navigation():
+        row.locator("button", has_text="Disconnect").click()
+
+
+def assert_revoked_at_the_provider(credential: Credential, provider) -> None:
+    access_token = credential.access_token
+    credential.refresh_from_db()
+    assert credential.status == Credential.Status.REVOKED
+    assert (credential.access_token, credential.refresh_token) == ("", "")
+    assert provider.call_api(access_token).status_code == 401  # the grant is gone there too
+
+
+def test_disconnect(page, live_server, oauth_provider, dot_connector, site):
+    credential = connected_credential(site, oauth_provider)
+    press_disconnect(page, live_server)
+    assert page.url == f"{live_server.url}/oauth/connections/"
+    assert page.inner_text(".alloy-oauth-messages") == "Disconnected from Demo provider."
+    assert "Not connected" in page.inner_text("tr[data-connector=demo]")
+    assert_revoked_at_the_provider(credential, oauth_provider)
+
+
+def test_disconnect_a_connection_that_needs_reconnecting(page, live_server, oauth_provider,
+                                                         dot_connector, site):
+    credential = connected_credential(site, oauth_provider)
+    Credential.objects.filter(pk=credential.pk).update(status=Credential.Status.REAUTH_REQUIRED)
+    page.goto(f"{live_server.url}/oauth/connections/")
+    assert "Needs reconnecting" in page.inner_text("tr[data-connector=demo]")
+    press_disconnect(page, live_server)
+    assert page.inner_text(".alloy-oauth-messages") == "Disconnected from Demo provider."
+    assert "Not connected" in page.inner_text("tr[data-connector=demo]")
+    assert_revoked_at_the_provider(credential, oauth_provider)
+
+
+def test_the_confirmation_page_continues_to_the_provider(page, live_server, oauth_provider,
+                                                         dot_connector, site, end_user):  # noqa: F811
+    # A plain link (no start ticket): the person confirms first.
+    page.goto(f"{live_server.url}/oauth/demo/authorize/?next=/oauth/connections/")
+    page.click("button:has-text('Continue to Demo provider')")
+    page.wait_for_url(f"{oauth_provider.login_url}**")  # the provider reached
+    with page.expect_navigation(url=f"{live_server.url}/oauth/connections/"):
+        page.fill("#id_username", oauth_provider.username)
+        page.fill("#id_password", oauth_provider.password)
+        page.click("button[type=submit]")
+    assert "Connected" in page.inner_text("tr[data-connector=demo]")
+    credential = Credential.objects.get()
+    assert (credential.user, credential.status) == (end_user, Credential.Status.ACTIVE)
+    assert oauth_provider.call_api(credential.access_token).status_code == 200
+
+
+# --- the admin -----------------------------------------------------------------------------
+
+def run_action(page, live_server, credential: Credential, action: str) -> None:
+    page.goto(f"{live_server.url}/admin/alloy_oauth/credential/")
+    page.check(f"input[name=_selected_action][value='{credential.pk}']")
+    page.select_option("select[name=action]", action)
+    with page.expect_navigation():
+        page.click("button[name=index]")
+
+
+def test_refresh_now(page, live_server, oauth_provider, dot_connector, site, operator):  # noqa: F811
+    credential = connected_credential(site, oauth_provider)
+    log_in(page, live_server)  # (the operator, in this browser)
+    run_action(page, live_server, credential, "refresh_now")
+    assert page.inner_text("ul.messagelist") == "1 credential(s) refreshed."
+    old_access_token, old_refresh_token = credential.access_token, credential.refresh_token
+    credential.refresh_from_db()
+    assert credential.access_token != old_access_token
+    assert credential.refresh_token != old_refresh_token  # the provider rotates them
+    assert credential.last_refreshed_at is not None
+    assert oauth_provider.call_api(credential.access_token).status_code == 200
+
+
+def test_revoke(page, live_server, oauth_provider, dot_connector, site, operator):  # noqa: F811
+    credential = connected_credential(site, oauth_provider)
+    log_in(page, live_server)
+    run_action(page, live_server, credential, "revoke")
+    assert page.inner_text("ul.messagelist") == "1 credential(s) revoked."
+    assert page.locator(".alloy-oauth-badge-revoked").count() == 1
+    assert_revoked_at_the_provider(credential, oauth_provider)
+
+
+def test_mark_for_reconnection(page, live_server, oauth_provider, dot_connector, site,
+                               operator, end_user):  # noqa: F811
+    credential = connected_credential(site, oauth_provider)
+    log_in(page, live_server)
+    run_action(page, live_server, credential, "mark_for_reconnection")
+    assert page.inner_text("ul.messagelist") == "1 credential(s) marked for reconnection."
+    credential.refresh_from_db()
+    assert credential.status == Credential.Status.REAUTH_REQUIRED
+    # The end user sees it on their Connections page.
+    page.context.clear_cookies()
+    site.force_login(end_user)
+    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "url": live_server.url,
+                               "value": site.cookies[settings.SESSION_COOKIE_NAME].value}])
+    page.goto(f"{live_server.url}/oauth/connections/")
+    assert "Needs reconnecting" in page.inner_text("tr[data-connector=demo]")
+
+
+def test_the_pre_flight_action(page, live_server, oauth_provider, dot_connector,
+                               operator):  # noqa: F811
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/admin/alloy_oauth/connector/")
+    page.check(f"input[name=_selected_action][value='{dot_connector.pk}']")
+    page.select_option("select[name=action]", "validate_preflight")
+    with page.expect_navigation():
+        page.click("button[name=index]")
+    assert "Demo provider: the pre-flight checks passed." in page.inner_text("ul.messagelist")
+    report = Connector.objects.get().validation_report
+    assert [check["ok"] for check in report["preflight"]] == [True] * len(report["preflight"])
+
+
+def test_saving_the_connector(page, live_server, oauth_provider, dot_connector, operator):  # noqa: F811
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/admin/alloy_oauth/connector/{dot_connector.pk}/change/")
+    page.fill("#id_scope", "read write")
+    with page.expect_navigation():
+        page.click("input[name=_save]")
+    assert page.url == f"{live_server.url}/admin/alloy_oauth/connector/"
+    assert "was changed successfully" in page.inner_text("ul.messagelist")
+    connector = Connector.objects.get()
+    assert connector.scope == "read write"
+    assert connector.client_secret == oauth_provider.client_secret  # (write-only: kept)
