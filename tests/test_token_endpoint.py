@@ -174,6 +174,24 @@ def test_a_hung_request_is_dropped_past_the_deadline_and_rotates_nothing():
     assert (stats["generations"], stats["refreshed"]) == ([0], 0)
 
 
+def test_a_request_whose_client_has_gone_rotates_nothing():
+    """A worker killed mid-request: the provider never takes the request in."""
+    with TokenEndpoint(grants=1, latency_ms=300) as endpoint:
+        credentials = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+        body = f"grant_type=refresh_token&refresh_token={refresh_token(0, 0)}".encode()
+        port = int(endpoint.url.rsplit(":", 1)[1].split("/")[0])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"POST /token HTTP/1.1\r\nHost: x\r\nAuthorization: Basic "
+                         + credentials.encode() + b"\r\nContent-Type: application/"
+                         b"x-www-form-urlencoded\r\nContent-Length: "
+                         + str(len(body)).encode() + b"\r\n\r\n" + body)
+            time.sleep(0.1)  # received, now waiting out the provider's latency
+        time.sleep(0.5)
+        stats = endpoint.stats(generations=True)
+        assert (stats["abandoned"], stats["refreshed"], stats["generations"]) == (1, 0, [0])
+        assert post(endpoint, refresh_token(0, 0)).json()["refresh_token"] == "rt-0-1"
+
+
 def test_it_stops_when_the_process_that_started_it_lets_go():
     server = TokenEndpoint().start()
     try:

@@ -14,12 +14,14 @@ revoked grant (counted as ``refused``). The client authenticates with HTTP Basic
 Faults, for fault tests: a fraction of the token requests answered 500 (``fail_500``), 429
 with ``Retry-After`` (``fail_429``), or held ``hang_seconds`` and then dropped without an
 answer (``hang``). They are drawn per request from a RNG seeded with ``seed``, before the
-grant is looked at: a faulted request rotates nothing.
+grant is looked at: a faulted request rotates nothing. Nor does a request whose client has
+gone (its connection closed) by the time the answer is due: it is counted as ``abandoned``.
 
 ``GET /stats`` answers at once with the counters (token requests, refreshed, reused,
 refused, unauthorized, faults; connections accepted; connections open and requests in flight,
 with their peaks);
-``/stats?generations=1`` adds each grant's current generation. Run it by hand with
+``/stats?generations=1`` adds each grant's current generation. ``POST /stall?on=1`` holds
+every token request before it is processed, until ``POST /stall?on=0``. Run it by hand with
 ``python tests/token_endpoint.py --grants 10 --latency-ms 200``: its first line of output is
 ``{"port": …}``. It stops when terminated, when its standard input (a pipe) closes, which
 happens when the process that started it dies, or after ``lifetime`` seconds.
@@ -39,6 +41,7 @@ import sys
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -132,6 +135,14 @@ class TokenEndpoint:
         with urllib.request.urlopen(url, timeout=30) as answer:
             return json.load(answer)
 
+    def stall(self, stalled: bool) -> None:
+        """Hold every token request, once its latency is over, until :meth:`stall` is called
+        with False: requests in flight at the provider, none processed, no answer on its way
+        (a fault test kills a worker at such a moment)."""
+        url = f"http://127.0.0.1:{self.port}/stall?on={int(stalled)}"
+        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=30):
+            pass
+
 
 # --- the server (in its own process) ------------------------------------------------------
 
@@ -143,7 +154,9 @@ class Server:
         self.generations = [0] * options.grants
         self.revoked: set[int] = set()
         self.random = random.Random(options.seed)
+        self.stalled = False
         self.counters = dict(requests=0, refreshed=0, reused=0, refused=0, unauthorized=0,
+                             abandoned=0,
                              in_flight=0, peak_in_flight=0, connections=0, peak_connections=0,
                              accepted=0)
         self.faults = {"500": 0, "429": 0, "hang": 0}
@@ -180,7 +193,8 @@ class Server:
                 if "chunked" in headers.get("transfer-encoding", ""):
                     answer = (400, {}, {"error": "invalid_request"})  # clients send a length
                 else:
-                    answer = await self.answer(method, target, headers, body)
+                    answer = await self.answer(method, target, headers, body,
+                                               gone=reader.at_eof)
                 if answer is None:  # a hang: dropped without an answer
                     return
                 keep_alive = (version == "HTTP/1.1"
@@ -195,11 +209,14 @@ class Server:
             self.count("connections", -1)
             writer.close()
 
-    async def answer(self, method: str, target: str, headers: dict[str, str],
-                     body: bytes) -> tuple[int, dict[str, str], Any] | None:
+    async def answer(self, method: str, target: str, headers: dict[str, str], body: bytes,
+                     gone: Callable[[], bool]) -> tuple[int, dict[str, str], Any] | None:
         path = urlsplit(target)
         if path.path == "/stats" and method == "GET":
             return 200, {}, self.stats("generations=1" in path.query)
+        if path.path == "/stall" and method == "POST":
+            self.stalled = "on=1" in path.query
+            return 200, {}, {"stalled": self.stalled}
         if path.path != "/token":
             return 404, {}, {"error": "not_found"}
         if method != "POST":
@@ -207,12 +224,12 @@ class Server:
         self.count("requests")
         self.count("in_flight")
         try:
-            return await self.token_request(headers, body)
+            return await self.token_request(headers, body, gone)
         finally:
             self.count("in_flight", -1)
 
-    async def token_request(self, headers: dict[str, str],
-                            body: bytes) -> tuple[int, dict[str, str], Any] | None:
+    async def token_request(self, headers: dict[str, str], body: bytes,
+                            gone: Callable[[], bool]) -> tuple[int, dict[str, str], Any] | None:
         options = self.options
         draw = self.random.random()
         if draw < options.hang:
@@ -233,6 +250,14 @@ class Server:
             return 401, {"WWW-Authenticate": 'Basic realm="token"'}, {"error": "invalid_client"}
         if form.get("grant_type") != "refresh_token":
             return 400, {}, {"error": "unsupported_grant_type"}
+        while self.stalled:
+            await asyncio.sleep(0.01)
+        if gone():
+            # The client went away (a worker killed mid-request) before the provider took the
+            # request in: it is not processed. (Had it rotated, no client could have stored
+            # the answer: the one loss no refresh engine can prevent, docs/refresh.md.)
+            self.count("abandoned")
+            return None
         return self.rotate(form.get("refresh_token", ""))
 
     def authenticated(self, headers: dict[str, str], form: dict[str, str]) -> bool:
