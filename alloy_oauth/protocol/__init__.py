@@ -6,8 +6,9 @@ providers through the same few functions. One module per job:
 
 - :mod:`.client`: what is sent (the authorization URL, state and PKCE, the token, refresh and
   revocation requests, client authentication);
-- :mod:`.transport`: the HTTP exchange (which URLs may carry OAuth traffic, the pooled
-  session, the body's limits, transport failures);
+- :mod:`.transport`: the HTTP exchange, through which every request to a provider goes
+  (which URLs may carry OAuth traffic, one total deadline per request, the body's limits,
+  the pooled session, transport failures);
 - :mod:`.tokens`: reading token responses into a :class:`TokenResponse`;
 - :mod:`.errors`: the providers' error vocabulary and :class:`OAuthError`.
 
@@ -53,19 +54,22 @@ from .errors import (
 from .tokens import TokenResponse, parse_scopes, parse_token_response
 from .transport import (
     MAX_RESPONSE_BYTES,
+    Answer,
     insecure_url_problem,
     is_loopback_host,
     probe_url,
     require_secure_url,
+    send_request,
 )
 
 __all__ = [
     "CLIENT_ERRORS", "CLIENT_SECRET_BASIC", "CLIENT_SECRET_POST", "IN_DOUBT_STATUSES",
     "MAX_DESCRIPTION_CHARS", "MAX_RESPONSE_BYTES", "MAX_RETRY_AFTER", "PUBLIC_TOKEN_PARAMS",
     "REAUTHORIZE_ERRORS", "RESERVED_AUTHORIZATION_PARAMS", "RESERVED_TOKEN_PARAMS",
-    "RETRYABLE_CLIENT_STATUSES", "TRANSIENT_ERRORS", "ClientConfig", "ClientSecretBasic",
+    "RETRYABLE_CLIENT_STATUSES", "TRANSIENT_ERRORS", "Answer", "ClientConfig", "ClientSecretBasic",
     "ErrorKind", "OAuthError", "TokenResponse", "authorization_url", "exchange_code",
     "hash_state", "insecure_url_problem", "is_loopback_host", "new_pkce_pair", "new_state",
     "parse_scopes", "parse_token_response", "pkce_challenge", "probe_url",
-    "refresh_access_token", "require_secure_url", "revoke_token", "token_request",
+    "refresh_access_token", "require_secure_url", "revoke_token", "send_request",
+    "token_request",
 ]

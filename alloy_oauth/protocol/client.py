@@ -19,7 +19,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from .errors import ErrorKind, OAuthError, error_code, http_error, provider_error
 from .tokens import TokenResponse, parse_body, parse_token_response
-from .transport import Answer, post_form
+from .transport import Answer, send_request
 
 logger = logging.getLogger(__name__)
 
@@ -258,5 +258,5 @@ def _post_form(client: ClientConfig, url: str, data: dict[str, str], *, what: st
         data = {**data, "client_id": client.client_id, "client_secret": client.client_secret}
     else:
         auth = ClientSecretBasic(client.client_id, client.client_secret)
-    return post_form(url, data, auth=auth, timeout=client.timeout, allow_http=client.allow_http,
-                     what=what)
+    return send_request("POST", url, data=data, auth=auth, timeout=client.timeout,
+                        allow_http=client.allow_http, what=what)
