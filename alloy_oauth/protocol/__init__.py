@@ -31,6 +31,7 @@ from .client import (
     ClientConfig,
     ClientSecretBasic,
     authorization_url,
+    basic_credentials,
     exchange_code,
     hash_state,
     new_pkce_pair,
@@ -51,7 +52,13 @@ from .errors import (
     ErrorKind,
     OAuthError,
 )
-from .tokens import TokenResponse, parse_scopes, parse_token_response
+from .tokens import (
+    FALLBACK_EXPIRES_IN,
+    MAX_EXPIRES_IN,
+    TokenResponse,
+    parse_scopes,
+    parse_token_response,
+)
 from .transport import (
     MAX_RESPONSE_BYTES,
     Answer,
@@ -63,13 +70,13 @@ from .transport import (
 )
 
 __all__ = [
-    "CLIENT_ERRORS", "CLIENT_SECRET_BASIC", "CLIENT_SECRET_POST", "IN_DOUBT_STATUSES",
-    "MAX_DESCRIPTION_CHARS", "MAX_RESPONSE_BYTES", "MAX_RETRY_AFTER", "PUBLIC_TOKEN_PARAMS",
-    "REAUTHORIZE_ERRORS", "RESERVED_AUTHORIZATION_PARAMS", "RESERVED_TOKEN_PARAMS",
-    "RETRYABLE_CLIENT_STATUSES", "TRANSIENT_ERRORS", "Answer", "ClientConfig", "ClientSecretBasic",
-    "ErrorKind", "OAuthError", "TokenResponse", "authorization_url", "exchange_code",
-    "hash_state", "insecure_url_problem", "is_loopback_host", "new_pkce_pair", "new_state",
-    "parse_scopes", "parse_token_response", "pkce_challenge", "probe_url",
-    "refresh_access_token", "require_secure_url", "revoke_token", "send_request",
-    "token_request",
+    "CLIENT_ERRORS", "CLIENT_SECRET_BASIC", "CLIENT_SECRET_POST", "FALLBACK_EXPIRES_IN",
+    "IN_DOUBT_STATUSES", "MAX_DESCRIPTION_CHARS", "MAX_EXPIRES_IN", "MAX_RESPONSE_BYTES",
+    "MAX_RETRY_AFTER", "PUBLIC_TOKEN_PARAMS", "REAUTHORIZE_ERRORS",
+    "RESERVED_AUTHORIZATION_PARAMS", "RESERVED_TOKEN_PARAMS", "RETRYABLE_CLIENT_STATUSES",
+    "TRANSIENT_ERRORS", "Answer", "ClientConfig", "ClientSecretBasic", "ErrorKind", "OAuthError",
+    "TokenResponse", "authorization_url", "basic_credentials", "exchange_code", "hash_state",
+    "insecure_url_problem", "is_loopback_host", "new_pkce_pair", "new_state", "parse_scopes",
+    "parse_token_response", "pkce_challenge", "probe_url", "refresh_access_token",
+    "require_secure_url", "revoke_token", "send_request", "token_request",
 ]

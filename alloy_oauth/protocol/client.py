@@ -71,12 +71,30 @@ class ClientSecretBasic(requests.auth.AuthBase):
         self._client_secret = client_secret
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        pair = f"{quote_plus(self.client_id)}:{quote_plus(self._client_secret)}"
-        request.headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        request.headers["Authorization"] = basic_credentials(self.client_id, self._client_secret)
         return request
 
     def __repr__(self) -> str:
         return f"ClientSecretBasic(client_id={self.client_id!r})"
+
+
+@sensitive_variables()
+def basic_credentials(client_id: str, client_secret: str) -> str:
+    """The ``Authorization`` header value of ``client_secret_basic``: id and secret
+    form-urlencoded, then joined by a colon and base64-encoded (RFC 6749 §2.3.1)."""
+    pair = f"{quote_plus(client_id)}:{quote_plus(client_secret)}"
+    return "Basic " + base64.b64encode(pair.encode()).decode()
+
+
+@sensitive_variables()
+def client_secret_forms(client: ClientConfig) -> list[str]:
+    """The client secret in every form a provider (or a proxy in front of it) may echo back
+    in an error description: itself, the Basic header value as sent, its base64 payload
+    (padded or not) and the form-encoded ``id:secret`` pair inside it. All are scrubbed."""
+    header = basic_credentials(client.client_id, client.client_secret)
+    payload = header.removeprefix("Basic ")
+    pair = base64.b64decode(payload).decode()
+    return [client.client_secret, header, payload, payload.rstrip("="), pair]
 
 
 # --- state and PKCE ---------------------------------------------------------------
@@ -207,7 +225,7 @@ def token_request(
             answer.body,
             retry_after=answer.retry_after,
             issued_at=issued_at,
-            secret_values=[client.client_secret, *secret_values,
+            secret_values=[*client_secret_forms(client), *secret_values,
                            *(data[k] for k in data
                              if k not in params and k.lower() not in PUBLIC_TOKEN_PARAMS)],
         )
@@ -238,7 +256,7 @@ def revoke_token(client: ClientConfig, url: str, *, token: str, token_type_hint:
     params, looks_like_html = parse_body(answer.content_type, answer.body)
     if params is not None and error_code(params):
         raise provider_error(answer.status, params, answer.retry_after,
-                             [client.client_secret, token])
+                             [*client_secret_forms(client), token])
     # Only an actual page: Django (django-oauth-toolkit too) labels an empty body text/html.
     if 200 <= answer.status < 300 and answer.body.decode("utf-8", "replace").lstrip(
             "\ufeff \t\r\n").startswith("<"):

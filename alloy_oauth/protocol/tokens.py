@@ -22,6 +22,12 @@ _TOKEN_FIELDS_WITH_COLUMNS = frozenset({"access_token", "refresh_token"})
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 #: RFC 6749 §7.1 token types ("Bearer", "MAC", "DPoP", "N_A", …).
 _TOKEN_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+#: An ``expires_in`` of this many seconds (about 317 years) or more is no lifetime.
+MAX_EXPIRES_IN = 10**10
+#: The lifetime assumed when a provider's ``expires_in`` is no lifetime (negative, zero, not
+#: finite, absurdly large, not a number) and the connector has no ``default_expires_in``:
+#: short, so that the token is refreshed soon rather than taken as valid for ever.
+FALLBACK_EXPIRES_IN = 15 * 60
 
 
 @dataclass(frozen=True)
@@ -34,12 +40,24 @@ class TokenResponse:
     refresh_token: str | None = field(default=None, repr=False)
     #: Lifetime in seconds; ``None`` when the provider did not say (or said nonsense).
     expires_in: int | None = None
+    #: What the provider sent as ``expires_in`` when it is no lifetime (``"-5"``, ``"inf"``,
+    #: ``"nan"``, ``"1e+308"``, ``"not a number"``); ``None`` when it sent a lifetime or none.
+    #: Unlike a missing one, such a lifetime is not "unknown": see :data:`FALLBACK_EXPIRES_IN`.
+    invalid_expires_in: str | None = None
     #: Granted scopes; ``None`` when the provider omitted ``scope`` (= the requested scopes).
     scopes: list[str] | None = None
     #: Lifetime of the refresh token, when the provider says (GitHub Apps, Keycloak, …).
     refresh_token_expires_in: int | None = None
     #: Every other member of the response (``id_token``, provider extras…).
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def expires_in_note(self) -> str:
+        """For the credential's event: that the expiry is assumed, and why ("" when not)."""
+        if self.invalid_expires_in is None:
+            return ""
+        return (f"The provider's expires_in ({self.invalid_expires_in}) is not a lifetime: "
+                "a default one was assumed.")
 
 
 def parse_scopes(value: str | Iterable[str] | None) -> list[str]:
@@ -116,6 +134,14 @@ def parse_token_response(
     if token_type.lower() == "bearer":
         token_type = "Bearer"
     refresh_token = params.get("refresh_token")
+    if isinstance(refresh_token, str) and not refresh_token.isprintable():
+        # Control characters, or a lone surrogate ("RT-\ud800", valid JSON) that no UTF-8
+        # encoder, so no encryption, takes: never let it reach one (nor a message).
+        raise OAuthError(
+            ErrorKind.MALFORMED,
+            "The token endpoint's refresh_token contains characters no token may contain.",
+            status=status,
+        )
     scope = params.get("scope")
     if isinstance(scope, list) and all(isinstance(item, str) for item in scope):
         scopes: list[str] | None = parse_scopes(scope)
@@ -127,6 +153,7 @@ def parse_token_response(
         issued_at=issued_at,
         refresh_token=refresh_token if isinstance(refresh_token, str) and refresh_token else None,
         expires_in=_seconds(params.get("expires_in")),
+        invalid_expires_in=_invalid_lifetime(params.get("expires_in")),
         scopes=scopes,
         refresh_token_expires_in=_seconds(
             params.get("refresh_token_expires_in", params.get("refresh_expires_in"))),
@@ -156,15 +183,34 @@ def parse_body(content_type: str, body: bytes) -> tuple[dict[str, Any] | None, b
 
 def _seconds(value: Any) -> int | None:
     """``expires_in`` as sent by real providers: int, float or numeric string; else unknown."""
+    number = _number(value)
+    if number is not None and number == number and 0 < number < MAX_EXPIRES_IN:
+        return int(number)
+    return None
+
+
+def _invalid_lifetime(value: Any) -> str | None:
+    """What was sent, when ``value`` is present but no lifetime (``_seconds`` refuses it).
+    Only a number is quoted: anything else the provider sent stays out of messages."""
+    if value is None or value == "" or _seconds(value) is not None:
+        return None
+    number = _number(value)
+    if number is None:
+        return "not a number"
+    try:
+        return f"{number:g}"
+    except OverflowError:  # an int beyond any float
+        return "a huge number"
+
+
+def _number(value: Any) -> float | int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
         try:
-            value = float(value.strip())
+            return float(value.strip())
         except ValueError:
             return None
-    if isinstance(value, (int, float)) and value == value and 0 < value < 10**10:
-        return int(value)
-    return None
+    return value if isinstance(value, (int, float)) else None
 
 
