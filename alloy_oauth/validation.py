@@ -179,7 +179,8 @@ def _test_request(connector: Connector, token: protocol.TokenResponse) -> tuple[
             "problem": problem}
     try:
         answer = protocol.send_request(
-            "GET", url, headers={"Authorization": f"{token.token_type} {token.access_token}"},
+            "GET", url, headers={"Authorization": f"{token.token_type} {token.access_token}",
+                                 "Accept": "application/json"},
             timeout=app_settings.HTTP_TIMEOUT, allow_http=settings.DEBUG, what="test request",
             read_body=False,
         )

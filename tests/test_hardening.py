@@ -208,7 +208,7 @@ class TestNonsensicalExpiresIn:
     token as valid for ever. Such a lifetime is not "unknown": it falls back to the
     connector's default_expires_in, else to a short default."""
 
-    NONSENSE = [-5, "-5", 0, 1e308, float("nan"), float("inf"), "soon", [3600]]
+    NONSENSE = [-5, "-5", 0, 1e308, float("nan"), float("inf"), "-Infinity", 10**10]
 
     @pytest.mark.parametrize("value", NONSENSE)
     def test_parsed_as_nonsense_not_as_absent(self, value):
@@ -219,12 +219,20 @@ class TestNonsensicalExpiresIn:
             json.dumps({"access_token": "a", "expires_in": value}).encode(), issued_at=NOW)
         assert token.expires_in is None and token.invalid_expires_in
         assert token.expires_in_note.startswith("The provider's expires_in (")
-        absent = protocol.parse_token_response(200, "application/json", b'{"access_token": "a"}',
-                                               issued_at=NOW)
-        assert absent.invalid_expires_in is None and absent.expires_in_note == ""
+
+    @pytest.mark.parametrize("value", [None, "", "never", [3600], True])
+    def test_not_a_number_still_means_not_said(self, value):
+        import json
+
+        body = {"access_token": "a"} if value is None else {"access_token": "a",
+                                                            "expires_in": value}
+        token = protocol.parse_token_response(200, "application/json",
+                                              json.dumps(body).encode(), issued_at=NOW)
+        assert token.expires_in is None and token.invalid_expires_in is None
+        assert token.expires_in_note == ""
 
     @pytest.mark.parametrize("value, shown", [(-5, "-5"), (1e308, "1e+308"), ("NaN", "nan"),
-                                              ("Infinity", "inf"), ("soon", "not a number")])
+                                              ("Infinity", "inf"), (2**1100, "a huge number")])
     def test_the_note_quotes_numbers_only(self, value, shown):
         import json
 

@@ -25,9 +25,11 @@ JSON_TOKEN = b'{"access_token": "at", "token_type": "Bearer"}'
 
 
 @contextmanager
-def raw_server(answer: Callable[[socket.socket], None]) -> Iterator[str]:
-    """A server on 127.0.0.1 that reads each request and lets ``answer`` write to the socket
-    (as slowly as it likes); yields its base URL. Stopping it ends every answer early."""
+def raw_server(answer: Callable[[socket.socket], None], seen: list[bytes] | None = None
+               ) -> Iterator[str]:
+    """A server on 127.0.0.1 that reads each request (into ``seen``) and lets ``answer`` write
+    to the socket (as slowly as it likes); yields its base URL. Stopping it ends every answer
+    early."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
@@ -45,7 +47,9 @@ def raw_server(answer: Callable[[socket.socket], None]) -> Iterator[str]:
 
     def handle(conn: socket.socket) -> None:
         try:
-            read_http_request(conn)
+            request = read_http_request(conn)
+            if seen is not None:
+                seen.append(request)
             answer(conn)
         except OSError:
             pass
@@ -247,23 +251,9 @@ class TestBodyLimit:
             assert exchange(client(url)).access_token == "at"
 
     def test_only_decodable_encodings_are_asked_for(self):
-        seen = []
-
-        def answer(conn: socket.socket) -> None:
-            conn.sendall(response(JSON_TOKEN))
-
-        def record(conn: socket.socket) -> None:
-            seen.append(read_http_request(conn))
-            answer(conn)
-
-        server = socket.socket()
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        thread = threading.Thread(target=lambda: record(server.accept()[0]), daemon=True)
-        thread.start()
-        exchange(client(f"http://127.0.0.1:{server.getsockname()[1]}"))
-        thread.join(5)
-        server.close()
+        seen: list[bytes] = []
+        with raw_server(at_once(response(JSON_TOKEN)), seen) as url:
+            exchange(client(url))
         assert b"\r\nAccept-Encoding: gzip, deflate\r\n" in seen[0]
 
     @pytest.mark.parametrize("coding", ["br", "gzip, gzip", "compress"])

@@ -276,5 +276,6 @@ def _post_form(client: ClientConfig, url: str, data: dict[str, str], *, what: st
         data = {**data, "client_id": client.client_id, "client_secret": client.client_secret}
     else:
         auth = ClientSecretBasic(client.client_id, client.client_secret)
-    return send_request("POST", url, data=data, auth=auth, timeout=client.timeout,
+    return send_request("POST", url, data=data, auth=auth,
+                        headers={"Accept": "application/json"}, timeout=client.timeout,
                         allow_http=client.allow_http, what=what)

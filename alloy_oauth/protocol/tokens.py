@@ -24,8 +24,8 @@ _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 _TOKEN_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 #: An ``expires_in`` of this many seconds (about 317 years) or more is no lifetime.
 MAX_EXPIRES_IN = 10**10
-#: The lifetime assumed when a provider's ``expires_in`` is no lifetime (negative, zero, not
-#: finite, absurdly large, not a number) and the connector has no ``default_expires_in``:
+#: The lifetime assumed when a provider's ``expires_in`` is a number but no lifetime (negative,
+#: zero, not finite, absurdly large) and the connector has no ``default_expires_in``:
 #: short, so that the token is refreshed soon rather than taken as valid for ever.
 FALLBACK_EXPIRES_IN = 15 * 60
 
@@ -40,9 +40,10 @@ class TokenResponse:
     refresh_token: str | None = field(default=None, repr=False)
     #: Lifetime in seconds; ``None`` when the provider did not say (or said nonsense).
     expires_in: int | None = None
-    #: What the provider sent as ``expires_in`` when it is no lifetime (``"-5"``, ``"inf"``,
-    #: ``"nan"``, ``"1e+308"``, ``"not a number"``); ``None`` when it sent a lifetime or none.
-    #: Unlike a missing one, such a lifetime is not "unknown": see :data:`FALLBACK_EXPIRES_IN`.
+    #: The number the provider sent as ``expires_in`` when it is no lifetime (``"-5"``,
+    #: ``"0"``, ``"inf"``, ``"nan"``, ``"1e+308"``); ``None`` when it sent a lifetime, none, or
+    #: no number. Unlike a missing one, such a lifetime is not "unknown": see
+    #: :data:`FALLBACK_EXPIRES_IN`.
     invalid_expires_in: str | None = None
     #: Granted scopes; ``None`` when the provider omitted ``scope`` (= the requested scopes).
     scopes: list[str] | None = None
@@ -190,13 +191,11 @@ def _seconds(value: Any) -> int | None:
 
 
 def _invalid_lifetime(value: Any) -> str | None:
-    """What was sent, when ``value`` is present but no lifetime (``_seconds`` refuses it).
-    Only a number is quoted: anything else the provider sent stays out of messages."""
-    if value is None or value == "" or _seconds(value) is not None:
-        return None
+    """The number sent, when ``value`` is a number but no lifetime. Anything else that is not
+    a lifetime (``"never"``, ``null``, a list) still means "not said", as it always has."""
     number = _number(value)
-    if number is None:
-        return "not a number"
+    if number is None or _seconds(number) is not None:
+        return None
     try:
         return f"{number:g}"
     except OverflowError:  # an int beyond any float
