@@ -127,7 +127,7 @@ class TestOneDeadlinePerRequest:
             error, elapsed = timed_failure(client(url, timeout=0.5))
         assert error.kind is ErrorKind.TRANSIENT and error.in_doubt
         assert str(error) == "The token endpoint at 127.0.0.1 did not answer within 0.5 seconds."
-        assert elapsed < 0.5 + 0.4
+        assert elapsed < 0.5 + 1  # the trickle lasts 5 s or more
 
     def test_a_trickled_body(self):
         body = b"{" + b" " * 998 + b"}"
@@ -135,13 +135,13 @@ class TestOneDeadlinePerRequest:
             error, elapsed = timed_failure(client(url, timeout=0.5))
         assert error.kind is ErrorKind.TRANSIENT and error.in_doubt
         assert "did not answer within 0.5 seconds" in str(error)
-        assert elapsed < 0.5 + 0.4
+        assert elapsed < 0.5 + 1  # the trickle lasts 5 s or more
 
     def test_a_silent_server(self):
         with raw_server(lambda conn: time.sleep(3)) as url:
             error, elapsed = timed_failure(client(url, timeout=0.3))
         assert error.kind is ErrorKind.TRANSIENT and error.in_doubt
-        assert elapsed < 0.3 + 0.4
+        assert elapsed < 0.3 + 1
 
     def test_a_server_that_answers_in_time_is_read_whole(self):
         with raw_server(trickle(response(JSON_TOKEN), every=0.002)) as url:
@@ -304,7 +304,7 @@ def test_a_probe_waits_for_the_headers_only_and_within_the_deadline():
         started = time.monotonic()
         with pytest.raises(OAuthError) as info:
             transport.probe_url(url, timeout=0.5, allow_http=False)
-        assert time.monotonic() - started < 0.5 + 0.4
+        assert time.monotonic() - started < 0.5 + 1
     assert str(info.value) == "127.0.0.1 did not answer within 0.5 seconds."
     with raw_server(at_once(headers + b"x")) as url:  # the body is never waited for
         assert transport.probe_url(url, timeout=0.5, allow_http=False) == 200
@@ -338,7 +338,7 @@ class TestHttpTimeoutIsTheWholeRequest:
         assert outcome.result is refresh.Result.RETRY
         credential.refresh_from_db()
         assert "did not answer within 1 seconds" in credential.last_error
-        assert elapsed < 1 + 0.5
+        assert elapsed < 1 + 1
 
     def test_the_preflight(self, make_connector, settings):
         from alloy_oauth import validation
@@ -351,4 +351,4 @@ class TestHttpTimeoutIsTheWholeRequest:
             elapsed = time.monotonic() - started
         assert [check.ok for check in checks[-2:]] == [False, False]
         assert "did not answer within 1 seconds" in checks[-1].message
-        assert elapsed < 2 * 1 + 0.8  # two requests, one deadline each
+        assert elapsed < 2 * 1 + 1.5  # two requests, one deadline each

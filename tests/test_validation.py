@@ -41,7 +41,7 @@ class TestTheTestRequest:
             started = time.monotonic()
             report = validation.record_round_trip(connector, token(), ["read"])
             elapsed = time.monotonic() - started
-        assert elapsed < 1 + 0.5
+        assert elapsed < 1 + 1
         connector.refresh_from_db()
         assert connector.validated_at is None
         assert connector.validation_error == (
