@@ -129,10 +129,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     if not invalid & {"LEASE_SECONDS", "HTTP_TIMEOUT"} and lease < 4 * timeout:
         messages.append(checks.Error(
             f"ALLOY_OAUTH['LEASE_SECONDS'] ({lease}) must be at least 4 x HTTP_TIMEOUT "
-            f"({timeout}): a refresh lease must outlive any phase of a token request even "
-            "when an extension comes late, or another worker could send the same refresh "
-            "token, and providers that rotate refresh tokens revoke the whole grant when one "
-            "is used twice.",
+            f"({timeout}): a refresh lease must outlive a whole token request (HTTP_TIMEOUT "
+            "is its total deadline) even when an extension comes late, or another worker could "
+            "send the same refresh token, and providers that rotate refresh tokens revoke the "
+            "whole grant when one is used twice.",
             hint=f"Raise LEASE_SECONDS to {4 * timeout:g} or more, or lower HTTP_TIMEOUT.",
             id="alloy_oauth.E003",
         ))

@@ -16,8 +16,9 @@ DEFAULTS: dict[str, Any] = {
     "REFRESH_LEAD_TIME": 300,
     # Seconds a pending authorization (the state sent to the provider) stays valid.
     "STATE_TTL": 600,
-    # Seconds to wait for the provider's token endpoint, per phase: to connect, and for each
-    # read of the answer.
+    # Seconds one request to a provider may take in all (token, refresh, revocation, the
+    # pre-flight's probe, Validate's test request): connecting, sending, the status line, the
+    # headers and the body, however slowly the provider sends them.
     "HTTP_TIMEOUT": 10,
     # Seconds a refresh lease lasts unless its holder extends it (it does while it waits for
     # the provider); a worker that dies holding one delays the next refresh by at most this

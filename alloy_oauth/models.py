@@ -206,11 +206,19 @@ class Connector(models.Model):
         ``expires_at`` counts from when the request was sent, so it is never late; a missing
         ``expires_in`` falls back to ``default_expires_in``, else the expiry is unknown and the
         token is not scheduled for refresh, unless the connector has a keep-alive interval
-        (providers revoke refresh tokens left unused). A response without ``refresh_token``
+        (providers revoke refresh tokens left unused). An ``expires_in`` that is no lifetime
+        (negative, zero, not finite, absurdly large) is not "unknown": it falls back to
+        ``default_expires_in``, else to the short ``protocol.FALLBACK_EXPIRES_IN``, so the
+        credential stays on the refresh schedule. A response without ``refresh_token``
         leaves the stored one (and its expiry) alone (RFC 6749 §6), and one without ``scope``
         means the requested scopes (RFC 6749 §5.1).
         """
-        lifetime = token.expires_in if token.expires_in is not None else self.default_expires_in
+        if token.expires_in is not None:
+            lifetime = token.expires_in
+        elif token.invalid_expires_in is not None:
+            lifetime = self.default_expires_in or protocol.FALLBACK_EXPIRES_IN
+        else:
+            lifetime = self.default_expires_in
         expires_at = token.issued_at + timedelta(seconds=lifetime) if lifetime else None
         due = [self.refresh_due_at(expires_at, lifetime)]
         if self.keepalive_interval:

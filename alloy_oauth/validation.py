@@ -7,7 +7,7 @@
 2. The round trip: the operator authorizes in a popup (``authorization.start`` with purpose
    ``validate``); the callback hands the token to :func:`record_round_trip`, which reports
    the lifetime, the scopes granted versus requested and the result of the test request,
-   and stores no credential.
+   revokes the token when the connector has a revocation URL, and stores no credential.
 
 Both store their outcome on the connector (``validated_at``, ``validation_error``,
 ``validation_report``); nothing secret goes into them.
@@ -19,7 +19,6 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import requests
 from django.conf import settings
 from django.utils import timezone
 from django.utils.text import capfirst
@@ -132,7 +131,8 @@ def record_round_trip(
     connector: Connector, token: protocol.TokenResponse, requested_scopes: list[str]
 ) -> dict[str, Any]:
     """The operator's authorization came back with ``token``: report on it and, when the
-    test request (if any) succeeds too, mark the connector validated. The token is not kept."""
+    test request (if any) succeeds too, mark the connector validated. The token is not kept:
+    it is revoked at the provider when the connector has a revocation URL."""
     granted = token.scopes if token.scopes is not None else requested_scopes
     report: dict[str, Any] = {
         "token_type": token.token_type,
@@ -147,9 +147,15 @@ def record_round_trip(
     error = ""
     if connector.api_base_url and connector.test_request_path:
         report["test_request"], error = _test_request(connector, token)
+    report["revoked"], report["revocation"] = _revoke(connector, token)
+    warnings = []
     if not token.refresh_token and token.expires_in:
-        report["warning"] = _("The provider sent no refresh token: credentials will need "
-                              "reconnecting when their access token expires.")
+        warnings.append(_("The provider sent no refresh token: credentials will need "
+                          "reconnecting when their access token expires."))
+    if report["revoked"] is False:
+        warnings.append(report["revocation"])
+    if warnings:
+        report["warning"] = " ".join(warnings)
     Connector.objects.filter(pk=connector.pk).update(
         validated_at=None if error else timezone.now(),
         validation_error=error,
@@ -164,23 +170,46 @@ def record_failure(connector: Connector, message: str) -> None:
 
 @sensitive_variables()
 def _test_request(connector: Connector, token: protocol.TokenResponse) -> tuple[dict, str]:
+    """GET the test request path with the new token, through the same transport as the
+    token requests (https rule, no redirects, one deadline); only the status is read."""
     url = connector.api_url(connector.test_request_path)
     problem = protocol.insecure_url_problem(url, allow_http=settings.DEBUG)
     if problem:
         return {"url": url, "error": problem}, _("The test request URL %(problem)s.") % {
             "problem": problem}
     try:
-        response = requests.get(
-            url, headers={"Authorization": f"{token.token_type} {token.access_token}",
-                          "Accept": "application/json"},
-            timeout=app_settings.HTTP_TIMEOUT, allow_redirects=False,
+        answer = protocol.send_request(
+            "GET", url, headers={"Authorization": f"{token.token_type} {token.access_token}",
+                                 "Accept": "application/json"},
+            timeout=app_settings.HTTP_TIMEOUT, allow_http=settings.DEBUG, what="test request",
+            read_body=False,
         )
-    except requests.RequestException as exc:
-        message = _("The test request GET %(url)s failed (%(error)s).") % {
-            "url": url, "error": type(exc).__name__}
-        return {"url": url, "error": type(exc).__name__}, message
-    if response.ok:
-        return {"url": url, "status": response.status_code}, ""
-    return {"url": url, "status": response.status_code}, _(
+    except protocol.OAuthError as exc:
+        return {"url": url, "error": str(exc)}, _(
+            "The test request GET %(url)s failed: %(error)s") % {"url": url, "error": exc}
+    if answer.status < 400:
+        return {"url": url, "status": answer.status}, ""
+    return {"url": url, "status": answer.status}, _(
         "The test request GET %(url)s answered HTTP %(status)s.") % {
-        "url": url, "status": response.status_code}
+        "url": url, "status": answer.status}
+
+
+@sensitive_variables()
+def _revoke(connector: Connector, token: protocol.TokenResponse) -> tuple[bool | None, str]:
+    """Revoke the token the round trip received (RFC 7009), the refresh token rather than the
+    access token: validating must not leave a live grant at the provider. (Whether it was
+    revoked, and a sentence saying so.)"""
+    if not connector.revocation_url:
+        return None, _("Not revoked: the connector has no revocation URL, so the token stays "
+                       "valid at the provider until it expires or is revoked there.")
+    try:
+        protocol.revoke_token(
+            connector.oauth_client(), connector.revocation_url,
+            token=token.refresh_token or token.access_token,
+            token_type_hint="refresh_token" if token.refresh_token else "access_token",
+        )
+    except protocol.OAuthError as exc:
+        logger.warning("Connector %s: revoking the validation token failed (%s, HTTP %s).",
+                       connector.slug, exc.kind, exc.status)
+        return False, _("The token could not be revoked: %(error)s") % {"error": exc}
+    return True, _("The token was revoked at the provider.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -17,6 +17,8 @@ from alloy_oauth.models import Connector, Credential
 from .conftest import TOKEN_URL
 from .test_flow import browser, callback, start, user  # noqa: F401 - fixtures
 from .tickets import authorize_url
+
+NOW = datetime.fromisoformat("2026-11-29T12:00:00+00:00")
 
 
 class TestIssuer:
@@ -198,3 +200,106 @@ class TestScopeDrift:
         credential = Credential.objects.get()
         assert credential.scopes_missing == [] and credential.scopes_extra == []
         assert "Not as requested" not in credential.events.get().detail
+
+
+class TestNonsensicalExpiresIn:
+    """An expires_in of -5, 1e308, NaN or Infinity at a refresh replaced the known expiry with
+    none: the credential left the refresh schedule and get_access_token() returned an expired
+    token as valid for ever. Such a lifetime is not "unknown": it falls back to the
+    connector's default_expires_in, else to a short default."""
+
+    NONSENSE = [-5, "-5", 0, 1e308, float("nan"), float("inf"), "-Infinity", 10**10]
+
+    @pytest.mark.parametrize("value", NONSENSE)
+    def test_parsed_as_nonsense_not_as_absent(self, value):
+        import json
+
+        token = protocol.parse_token_response(
+            200, "application/json",
+            json.dumps({"access_token": "a", "expires_in": value}).encode(), issued_at=NOW)
+        assert token.expires_in is None and token.invalid_expires_in
+        assert token.expires_in_note.startswith("The provider's expires_in (")
+
+    @pytest.mark.parametrize("value", [None, "", "never", [3600], True])
+    def test_not_a_number_still_means_not_said(self, value):
+        import json
+
+        body = {"access_token": "a"} if value is None else {"access_token": "a",
+                                                            "expires_in": value}
+        token = protocol.parse_token_response(200, "application/json",
+                                              json.dumps(body).encode(), issued_at=NOW)
+        assert token.expires_in is None and token.invalid_expires_in is None
+        assert token.expires_in_note == ""
+
+    @pytest.mark.parametrize("value, shown", [(-5, "-5"), (1e308, "1e+308"), ("NaN", "nan"),
+                                              ("Infinity", "inf"), (2**1100, "a huge number")])
+    def test_the_note_quotes_numbers_only(self, value, shown):
+        import json
+
+        token = protocol.parse_token_response(
+            200, "application/json",
+            json.dumps({"access_token": "a", "expires_in": value}).encode(), issued_at=NOW)
+        assert token.invalid_expires_in == shown
+
+    @pytest.mark.django_db
+    @pytest.mark.parametrize("default, lifetime", [(None, protocol.FALLBACK_EXPIRES_IN),
+                                                   (600, 600)])
+    def test_the_credential_stays_on_the_schedule(self, connector, default, lifetime):
+        connector.default_expires_in = default
+        token = protocol.TokenResponse(access_token="a", token_type="Bearer", issued_at=NOW,
+                                       invalid_expires_in="-5")
+        values = connector.token_values(token, requested_scopes=[])
+        assert values["expires_at"] == NOW + timedelta(seconds=lifetime)
+        assert NOW < values["next_refresh_at"] < values["expires_at"]
+
+    @pytest.mark.django_db
+    @pytest.mark.parametrize("value", [-5, 1e308, float("nan"), float("inf")])
+    def test_at_a_refresh(self, connector, responses, value):
+        credential = Credential.objects.create(
+            connector=connector, external_id="x", access_token="a", refresh_token="r",
+            expires_at=timezone.now() + timedelta(seconds=60),
+            next_refresh_at=timezone.now() - timedelta(seconds=1))
+        responses.post(TOKEN_URL, json={"access_token": "b", "expires_in": value})
+        assert refresh.refresh_credential(credential.pk).result is refresh.Result.REFRESHED
+        credential.refresh_from_db()
+        lifetime = protocol.FALLBACK_EXPIRES_IN
+        assert abs((credential.expires_at - timezone.now()).total_seconds() - lifetime) < 5
+        assert credential.next_refresh_at is not None
+        assert credential.next_refresh_at < credential.expires_at
+
+    @pytest.mark.django_db
+    def test_an_expired_token_is_not_valid_for_ever(self, connector, responses):
+        """After the nonsense, the token is valid for the assumed lifetime only: asked for a
+        token valid longer than that, get_access_token() refreshes."""
+        credential = Credential.objects.create(
+            connector=connector, external_id="x", access_token="a", refresh_token="r",
+            next_refresh_at=timezone.now() - timedelta(seconds=1))
+        responses.post(TOKEN_URL, json={"access_token": "b", "expires_in": -5})
+        refresh.refresh_credential(credential.pk)
+        responses.post(TOKEN_URL, json={"access_token": "c", "expires_in": 3600})
+        assert Credential.objects.get(pk=credential.pk).get_access_token(
+            min_valid=protocol.FALLBACK_EXPIRES_IN + 60) == "c"
+
+    @pytest.mark.django_db
+    @pytest.mark.xfail(strict=True, reason="needs the refresh engine (being rewritten, not this "
+                       "branch's) to append TokenResponse.expires_in_note to its event")
+    def test_the_refresh_event_says_so(self, connector, responses):
+        credential = Credential.objects.create(
+            connector=connector, external_id="x", access_token="a", refresh_token="r",
+            next_refresh_at=timezone.now() - timedelta(seconds=1))
+        responses.post(TOKEN_URL, json={"access_token": "b", "expires_in": -5})
+        refresh.refresh_credential(credential.pk)
+        assert "The provider's expires_in (-5) is not a lifetime" in (
+            credential.events.get(kind="refreshed").detail)
+
+    @pytest.mark.django_db
+    @pytest.mark.xfail(strict=True, reason="needs authorization._connected_detail (not this "
+                       "branch's) to append TokenResponse.expires_in_note to its event")
+    def test_the_connected_event_says_so(self, browser, connector, responses):
+        responses.post(TOKEN_URL, json={"access_token": "at", "expires_in": "Infinity"})
+        params = start(browser)
+        callback(browser, state=params["state"], code="c")
+        credential = Credential.objects.get()
+        assert credential.expires_at is not None
+        assert "The provider's expires_in (inf) is not a lifetime" in (
+            credential.events.get().detail)

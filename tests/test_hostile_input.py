@@ -188,3 +188,137 @@ class TestErrorReports:
         assert "Local Vars" in html and "RuntimeError" in html
         for secret in self.secrets(params):
             assert secret not in html, secret
+
+
+def _due_credential(connector, **fields):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    values = dict(connector=connector, external_id="x", access_token="old-access",
+                  refresh_token="old-refresh-token", expires_at=timezone.now(),
+                  next_refresh_at=timezone.now() - timedelta(seconds=1))
+    values.update(fields)
+    return Credential.objects.create(**values)
+
+
+def _everything_said(caplog, credential) -> str:
+    """Every log record (message, arguments, traceback) and what the credential shows."""
+    import logging
+
+    text = "\n".join(
+        record.getMessage() + (logging.Formatter().formatException(record.exc_info)
+                               if record.exc_info else "")
+        for record in caplog.records)
+    if credential is not None:
+        credential.refresh_from_db()
+        text += "\n" + credential.last_error + "\n" + "\n".join(
+            credential.events.values_list("detail", flat=True))
+    return text
+
+
+class TestUnencodableTokens:
+    """A refresh token with a lone surrogate ("RT-\\ud800-x", valid JSON) cannot be encrypted
+    (UTF-8 refuses it): a 500 at the callback with the state used up; in the worker the same
+    request every lease period with no backoff and the token printed in Celery's ERROR line.
+    It is a malformed answer, classified before anything tries to store or print it."""
+
+    BODY = b'{"access_token": "AT-SECRET-1", "refresh_token": "RT-SECRET-\\ud800-x"}'
+
+    def test_the_parser_calls_it_malformed_without_quoting_it(self):
+        from datetime import datetime, timezone
+
+        with pytest.raises(protocol.OAuthError) as info:
+            protocol.parse_token_response(200, "application/json", self.BODY,
+                                          issued_at=datetime.now(timezone.utc))
+        assert info.value.kind is protocol.ErrorKind.MALFORMED
+        assert "SECRET" not in str(info.value) and "SECRET" not in repr(info.value)
+
+    def test_at_the_callback_a_clear_page_and_nothing_stored(self, browser, connector, responses,
+                                                             caplog):
+        caplog.set_level("DEBUG")
+        responses.post(TOKEN_URL, body=self.BODY, content_type="application/json")
+        params = start(browser)
+        browser.raise_request_exception = False
+        response = callback(browser, state=params["state"], code="the-code-value")
+        assert response.status_code == 400 and response.context["reason"] == "token_error"
+        assert "refresh_token contains characters" in response.content.decode()
+        assert not Credential.objects.exists()
+        assert "SECRET" not in _everything_said(caplog, None)
+
+    def test_at_a_refresh_a_failure_with_backoff(self, connector, responses, caplog):
+        from django.utils import timezone
+
+        from alloy_oauth import refresh
+
+        caplog.set_level("DEBUG")
+        credential = _due_credential(connector)
+        responses.post(TOKEN_URL, body=self.BODY, content_type="application/json")
+        outcome = refresh.refresh_credential(credential.pk)
+        assert outcome.result is refresh.Result.RETRY
+        credential.refresh_from_db()
+        assert credential.status == "active" and credential.failure_count == 1
+        assert credential.next_refresh_at > timezone.now()
+        assert credential.refresh_token == "old-refresh-token"
+        assert "SECRET" not in _everything_said(caplog, credential)
+
+    @pytest.mark.parametrize("refresh_token", ["RT-\u0000", "RT-\u001b[2J", "RT-\u2028"])
+    def test_control_characters_too(self, refresh_token):
+        import json
+        from datetime import datetime, timezone
+
+        body = json.dumps({"access_token": "at", "refresh_token": refresh_token}).encode()
+        with pytest.raises(protocol.OAuthError) as info:
+            protocol.parse_token_response(200, "application/json", body,
+                                          issued_at=datetime.now(timezone.utc))
+        assert info.value.kind is protocol.ErrorKind.MALFORMED
+
+
+class TestBasicCredentialsAreScrubbed:
+    """A provider or proxy that echoes the request's Authorization header put
+    "Basic <base64 of client_id:secret>" into last_error, the event and the WARNING line."""
+
+    @staticmethod
+    def echo(request):
+        import json
+
+        return 400, {}, json.dumps({
+            "error": "invalid_request",
+            "error_description": f"bad header {request.headers['Authorization']} "
+                                 f"payload {request.headers['Authorization'][6:].rstrip('=')}",
+        })
+
+    def forms(self, connector) -> list[str]:
+        import base64
+
+        header = protocol.basic_credentials(connector.client_id, connector.client_secret)
+        return [header, header[6:], header[6:].rstrip("="),
+                base64.b64decode(header[6:]).decode()]
+
+    def test_in_the_error(self, connector, responses):
+        responses.add_callback("POST", TOKEN_URL, callback=self.echo)
+        with pytest.raises(protocol.OAuthError) as info:
+            protocol.refresh_access_token(connector.oauth_client(), refresh_token="rt-value")
+        assert str(info.value) == (
+            "The provider answered invalid_request: bad header [redacted] payload [redacted]")
+
+    def test_in_last_error_the_event_and_the_log(self, connector, responses, caplog):
+        from alloy_oauth import refresh
+
+        caplog.set_level("DEBUG")
+        credential = _due_credential(connector)
+        responses.add_callback("POST", TOKEN_URL, callback=self.echo)
+        refresh.refresh_credential(credential.pk)
+        said = _everything_said(caplog, credential)
+        assert "bad header [redacted]" in said
+        for form in self.forms(connector):
+            assert form not in said, form
+
+    def test_the_form_encoded_pair_and_at_revocation(self, connector, responses):
+        pair = self.forms(connector)[-1]
+        responses.post("https://provider.example/revoke", status=400, json={
+            "error": "invalid_request", "error_description": f"cannot parse {pair}"})
+        with pytest.raises(protocol.OAuthError) as info:
+            protocol.revoke_token(connector.oauth_client(), "https://provider.example/revoke",
+                                  token="the-token", token_type_hint="refresh_token")
+        assert pair not in str(info.value) and "[redacted]" in str(info.value)
