@@ -390,16 +390,17 @@ def _store_credential(
         last_error="",
     )
     owner = {"user": pending.user} if pending.user_id else {"external_id": pending.external_id}
+    note = token.expires_in_note
     try:
-        return _save_credential(connector, owner, values, now)
+        return _save_credential(connector, owner, values, now, note)
     except IntegrityError:
         # Another callback for the same end user created the row first: update it instead.
-        return _save_credential(connector, owner, values, now)
+        return _save_credential(connector, owner, values, now, note)
 
 
 @sensitive_variables()
 def _save_credential(
-    connector: Connector, owner: dict[str, Any], values: dict[str, Any], now: Any
+    connector: Connector, owner: dict[str, Any], values: dict[str, Any], now: Any, note: str
 ) -> tuple[Credential, bool]:
     with transaction.atomic():
         credential = (
@@ -417,12 +418,12 @@ def _save_credential(
             credential=credential,
             kind=CredentialEvent.Kind.CONNECTED,
             created_at=now,
-            detail=_connected_detail(credential, created),
+            detail=_connected_detail(credential, created, note),
         )
     return credential, created
 
 
-def _connected_detail(credential: Credential, created: bool) -> str:
+def _connected_detail(credential: Credential, created: bool, note: str) -> str:
     parts = [_("Connected.") if created else _("Reconnected.")]
     if credential.scope:
         parts.append(_("Scopes granted: %(scopes)s.") % {"scopes": credential.scope})
@@ -434,4 +435,6 @@ def _connected_detail(credential: Credential, created: bool) -> str:
         parts.append(_("Access token expires at %(when)s.") % {
             "when": credential.expires_at.isoformat(timespec="seconds"),
         })
+    if note:  # an expiry assumed, and why
+        parts.append(note)
     return " ".join(parts)

@@ -281,8 +281,6 @@ class TestNonsensicalExpiresIn:
             min_valid=protocol.FALLBACK_EXPIRES_IN + 60) == "c"
 
     @pytest.mark.django_db
-    @pytest.mark.xfail(strict=True, reason="needs the refresh engine (being rewritten, not this "
-                       "branch's) to append TokenResponse.expires_in_note to its event")
     def test_the_refresh_event_says_so(self, connector, responses):
         credential = Credential.objects.create(
             connector=connector, external_id="x", access_token="a", refresh_token="r",
@@ -293,8 +291,6 @@ class TestNonsensicalExpiresIn:
             credential.events.get(kind="refreshed").detail)
 
     @pytest.mark.django_db
-    @pytest.mark.xfail(strict=True, reason="needs authorization._connected_detail (not this "
-                       "branch's) to append TokenResponse.expires_in_note to its event")
     def test_the_connected_event_says_so(self, browser, connector, responses):
         responses.post(TOKEN_URL, json={"access_token": "at", "expires_in": "Infinity"})
         params = start(browser)

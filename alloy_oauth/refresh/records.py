@@ -134,10 +134,11 @@ def success(credential: Credential, lease: Lease, token: protocol.TokenResponse,
         updated_at=now,
     )
     rotated = bool(token.refresh_token) and token.refresh_token != credential.refresh_token
-    detail = "Refreshed" + ("; the refresh token was rotated" if rotated else "") + (
-        f"; expires at {values['expires_at']:%Y-%m-%d %H:%M:%S} UTC." if values["expires_at"]
-        else "; no expiry given."
-    )
+    detail = " ".join(filter(None, [
+        "Refreshed" + ("; the refresh token was rotated" if rotated else "") + (
+            f"; expires at {values['expires_at']:%Y-%m-%d %H:%M:%S} UTC." if values["expires_at"]
+            else "; no expiry given."),
+        token.expires_in_note]))
     return Record(
         credential, lease,
         Write(credential.pk, {"lease_token": lease.token, "version": credential.version},
