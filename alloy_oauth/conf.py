@@ -31,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "SWEEP_BATCH_SIZE": 500,
     # Token requests one batch task keeps in flight at once (threads of its worker process;
     # each holds an HTTP connection to the provider, none a database connection).
-    "REFRESH_CONCURRENCY": 50,
+    "REFRESH_CONCURRENCY": 100,
     # Consecutive failed refreshes (timeouts, 5xx, 429, garbage) after which a credential
     # stops being retried and is marked "error".
     "MAX_REFRESH_FAILURES": 8,

@@ -71,24 +71,35 @@ def _lease_and_read_sql(alias: str) -> tuple[str, tuple[Any, ...]]:
 
 
 def lease_and_read(
-    candidates: QuerySet[Credential], *, token: str, expiry: Expression
+    candidates: QuerySet[Credential], ids: Sequence[int], *, token: str, expiry: Expression
 ) -> list[Credential] | None:
-    """Set the lease (``token``, until ``expiry``) of every credential of ``candidates`` and
-    return them with their connector, as the ORM would load them, in one statement. ``None``
-    when this database has no ``UPDATE … RETURNING`` or ``candidates`` is not a plain filter
-    of the credential table: then the caller takes the two-statement way."""
+    """Set the lease (``token``, until ``expiry``) of those of ``ids`` that ``candidates``
+    holds, and return them with their connector, as the ORM would load them, in one
+    statement. ``None`` when this database has no ``UPDATE … RETURNING`` or ``candidates`` is
+    not a plain filter of the credential table: then the caller takes the two-statement way.
+
+    On PostgreSQL the ids go as one array (``= ANY(%s)``): the statement's text is then the
+    same for any number of them, and the driver parses it once per process."""
     alias = candidates.db
+    connection = connections[alias]
+    postgresql = connection.vendor == "postgresql"
+    if not postgresql:
+        candidates = candidates.filter(pk__in=ids)
     query = candidates.query
-    if not (update_can_return(connections[alias]) and _one_table_filter(query)):
+    if not (update_can_return(connection) and _one_table_filter(query)):
         return None
     compiler = query.get_compiler(using=alias)
     try:
         where, where_params = compiler.compile(query.where)
     except EmptyResultSet:  # pk__in=[] and the like: nothing to take
         return []
+    if postgresql:
+        key = f"{connection.ops.quote_name(Credential._meta.db_table)}." \
+              f"{connection.ops.quote_name(Credential._meta.pk.column)}"
+        where, where_params = f"{where} AND {key} = ANY(%s)", [*where_params, list(ids)]
     expiry_sql, expiry_params = compiler.compile(expiry.resolve_expression(query))
     sql = _lease_and_read_sql(alias)[0].format(expiry=expiry_sql, where=where)
-    with connections[alias].cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(sql, [*expiry_params, token, *where_params])
         rows = cursor.fetchall()
     return _credentials_from_rows(query, alias, rows) if rows else []
@@ -134,8 +145,8 @@ def update_with_events(
     updates: Sequence[FencedUpdate],
 ) -> set[int]:
     """PostgreSQL: apply ``updates`` (each sets ``columns`` where ``fence`` holds) and insert
-    the event of each row written, as one data-modifying CTE over a ``VALUES`` list: one
-    round trip and one commit for any number of credentials. Returns the ids written."""
+    the event of each row written, as one data-modifying CTE over the rows: one round trip
+    and one commit for any number of credentials. Returns the ids written."""
     if not updates:
         return set()
     connection = connections[alias]
@@ -145,14 +156,14 @@ def update_with_events(
               *(Credential._meta.get_field(name) for name in columns),
               *(event.get_field(name) for name in ("kind", "created_at", "detail"))]
     names = [f"c{index}" for index in range(len(fields))]
-    casts = [field.cast_db_type(connection) for field in fields]
-    row = "(" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
-    params: list[Any] = []
-    for update in updates:
-        values = (update.credential_id, *update.fence, *update.values, update.event_kind,
-                  update.event_time, update.event_detail)
-        params += [field.get_db_prep_save(value, connection)
-                   for field, value in zip(fields, values, strict=True)]
+    # One array per column, unnested into rows: the statement's text is the same for any
+    # number of credentials, so the driver parses it once per process.
+    arrays = ", ".join(f"%s::{field.cast_db_type(connection)}[]" for field in fields)
+    columns_of_rows = zip(*((update.credential_id, *update.fence, *update.values,
+                             update.event_kind, update.event_time, update.event_detail)
+                            for update in updates), strict=True)
+    params = [[field.get_db_prep_save(value, connection) for value in column]
+              for field, column in zip(fields, columns_of_rows, strict=True)]
     key = names[0]
     fenced = names[1:1 + len(fence)]
     assigned = names[1 + len(fence):1 + len(fence) + len(columns)]
@@ -166,7 +177,7 @@ def update_with_events(
            for name, value in zip(fence, fenced, strict=True)])
     event_credential = quote(event.get_field("credential").column)
     sql = (
-        f"WITH v ({', '.join(names)}) AS (VALUES {', '.join([row] * len(updates))}), "
+        f"WITH v ({', '.join(names)}) AS (SELECT * FROM unnest({arrays})), "
         f"updated AS (UPDATE {quote(Credential._meta.db_table)} AS c SET {sets} FROM v "
         f"WHERE {conditions} RETURNING c.{credential_key}) "
         f"INSERT INTO {quote(event.db_table)} ({event_credential}, {quote('kind')}, "

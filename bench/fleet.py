@@ -13,7 +13,8 @@ What runs, all on 127.0.0.1:
 - the test project's worker, exactly as docs/deploying.md shows it:
   ``celery -A testproject worker --loglevel=INFO`` (prefork, its default concurrency: one
   child per core), with DATABASE_URL, CELERY_BROKER_URL, FERNET_KEYS, SECRET_KEY (and
-  ALLOY_OAUTH_SWEEP_INTERVAL) in its environment;
+  ALLOY_OAUTH_SWEEP_INTERVAL, and ALLOY_OAUTH_REFRESH_CONCURRENCY with ``--concurrency``)
+  in its environment;
 - the token endpoint of tests/token_endpoint.py in its own process (asyncio, keep-alive,
   ``--latency-ms``), which rotates refresh tokens and counts any presented twice.
 
@@ -136,6 +137,9 @@ def parse_arguments() -> argparse.Namespace:
                         help="seconds the end-to-end run may last")
     parser.add_argument("--sweep-interval", type=int, default=60,
                         help="ALLOY_OAUTH_SWEEP_INTERVAL (beat's period, messages' expiry)")
+    parser.add_argument("--concurrency", type=int,
+                        help="ALLOY_OAUTH_REFRESH_CONCURRENCY: requests a batch keeps in flight "
+                             "(default: the setting's default)")
     parser.add_argument("--bare-processes", type=int, default=2)
     parser.add_argument("--bare-threads", type=int, default=100, help="threads per process")
     parser.add_argument("--bare-seconds", type=float,
@@ -160,6 +164,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
         "DEBUG": "0",  # as deployed (with DEBUG, Django also keeps every query in memory)
         "ALLOY_OAUTH_SWEEP_INTERVAL": str(args.sweep_interval),
     }
+    if args.concurrency:
+        environment["ALLOY_OAUTH_REFRESH_CONCURRENCY"] = str(args.concurrency)
     os.environ.update(environment)
     database_url = POSTGRES_URL.rstrip("/") + f"/alloy_oauth_fleet_{os.getpid()}"
     with tempfile.TemporaryDirectory() as workdir, ExitStack() as stack:

@@ -81,6 +81,9 @@ CSRF_COOKIE_NAME = env("CSRF_COOKIE_NAME", default="csrftoken")
 ALLOY_OAUTH = {
     "CALLBACK_BASE_URL": env("ALLOY_OAUTH_CALLBACK_BASE_URL", default=None),
     "SWEEP_INTERVAL": env.int("ALLOY_OAUTH_SWEEP_INTERVAL", default=60),
+    # (bench/fleet.py --concurrency)
+    **({"REFRESH_CONCURRENCY": env.int("ALLOY_OAUTH_REFRESH_CONCURRENCY")}
+       if env("ALLOY_OAUTH_REFRESH_CONCURRENCY", default="") else {}),
 }
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")

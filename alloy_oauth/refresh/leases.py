@@ -70,15 +70,14 @@ def acquire(ids: Sequence[int], conditions: Q, token: str) -> list[Credential]:
     it took: nothing was sent yet."""
     if not ids:
         return []
-    by_id = {"pk": ids[0]} if len(ids) == 1 else {"pk__in": ids}
-    candidates = credentials().filter(conditions, lease_free(), **by_id)
+    candidates = credentials().filter(conditions, lease_free())
     try:
-        leased = sql.lease_and_read(candidates, token=token, expiry=expiry())
+        leased = sql.lease_and_read(candidates, ids, token=token, expiry=expiry())
         if leased is None:
-            if not candidates.update(lease_until=expiry(), lease_token=token):
+            if not candidates.filter(pk__in=ids).update(lease_until=expiry(), lease_token=token):
                 return []
             leased = list(credentials().select_related("connector")
-                          .filter(lease_token=token, **by_id))
+                          .filter(lease_token=token, pk__in=ids))
     except BaseException:
         release_all(ids, token)
         raise
