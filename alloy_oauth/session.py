@@ -1,13 +1,17 @@
-"""``credential.session()``: a ``requests.Session`` that always carries a fresh token."""
+"""``credential.session()``: a ``requests_oauthlib.OAuth2Session`` whose token is always the
+credential's, fresh, kept by alloy_oauth's refresh engine."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import time
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import requests
 from django.views.decorators.debug import sensitive_variables
+from requests_oauthlib import OAuth2Session
 
 from . import refresh
+from .exceptions import CredentialError
 
 if TYPE_CHECKING:
     from .models import Credential
@@ -18,12 +22,18 @@ if TYPE_CHECKING:
 MAX_REQUESTS = 3
 
 
-class CredentialSession(requests.Session):
-    """Sends ``Authorization: <token_type> <access token>`` on every request.
+class CredentialSession(OAuth2Session):
+    """An ``OAuth2Session`` (so code written for requests-oauthlib works unchanged: ``get()``,
+    ``request()``, ``token``, ``access_token``, ``authorized``, ``register_compliance_hook``)
+    whose token is the credential's, kept by the refresh engine:
 
+    - every request carries ``Authorization: <token_type> <access token>``, refreshed first
+      when it expires within ``min_valid`` seconds, through the engine's lease (never by
+      requests-oauthlib's ``auto_refresh_url``/``token_updater``, which would refresh in
+      every process at once: providers that rotate refresh tokens revoke the grant when one is
+      used twice);
     - relative URLs are resolved against the connector's ``api_base_url`` (its path kept:
       ``"users"`` on ``https://api.example.com/v2`` is ``https://api.example.com/v2/users``);
-    - the token is refreshed before a request when it expires within ``min_valid`` seconds;
     - a 401 answer forces one refresh (unless another process already refreshed, or the
       credential is in error or backing off after failures) and the request is sent once
       more; if that is refused too while other processes rotated the token yet again
@@ -31,24 +41,99 @@ class CredentialSession(requests.Session):
       the newest token, at most :data:`MAX_REQUESTS` requests in all and never another
       forced refresh;
     - a credential that needs reconnecting raises ``ReauthorizationRequired``, one that cannot
-      be refreshed now ``TokenRefreshFailed``.
+      be refreshed now ``TokenRefreshFailed``;
+    - ``token`` never holds the refresh token (only the engine may use it), and cannot be set;
+      ``refresh_token()`` refreshes through the engine; ``fetch_token()`` and
+      ``authorization_url()`` are alloy_oauth's connect flow's job and raise.
 
-    requests drops the Authorization header itself when a redirect leaves the host.
+    Unlike ``OAuth2Session.request``, nothing here logs the token (requests-oauthlib logs it
+    at DEBUG), and plain http is not refused here (the connector's URLs are checked when the
+    operator saves them). requests drops the Authorization header itself when a redirect
+    leaves the host.
     """
 
     def __init__(self, credential: Credential, *, min_valid: int = 60) -> None:
-        super().__init__()
+        connector = credential.connector
+        super().__init__(client_id=connector.client_id, scope=connector.scopes or None)
         self.credential = credential
         self.min_valid = min_valid
-        self.base_url = credential.connector.api_base_url
+        self.base_url = connector.api_base_url
+
+    # --- requests-oauthlib's token attributes, kept by the engine -----------------------------
+
+    @property
+    def token(self) -> dict[str, Any]:
+        """The token as requests-oauthlib holds one (``access_token``, ``token_type``,
+        ``expires_at``, ``expires_in``, ``scope``), valid for at least ``min_valid`` seconds."""
+        if "credential" not in self.__dict__:  # OAuth2Session.__init__ asks before we are set
+            return {}
+        access_token = self.credential.get_access_token(min_valid=self.min_valid)
+        token: dict[str, Any] = {"access_token": access_token,
+                                 "token_type": self.credential.token_type,
+                                 "scope": self.credential.scope.split()}
+        if self.credential.expires_at is not None:
+            token["expires_at"] = self.credential.expires_at.timestamp()
+            token["expires_in"] = max(0, int(token["expires_at"] - time.time()))
+        return token
+
+    @token.setter
+    def token(self, value: Any) -> None:
+        if "credential" not in self.__dict__ and not value:  # OAuth2Session.__init__: {}
+            return
+        raise AttributeError("This session's token is the credential's, kept by alloy_oauth: "
+                             "it cannot be set (see docs/refresh.md).")
+
+    @property
+    def access_token(self) -> str:
+        return self.credential.get_access_token(min_valid=self.min_valid)
+
+    @access_token.setter
+    def access_token(self, value: Any) -> NoReturn:
+        raise AttributeError("This session's token is the credential's, kept by alloy_oauth.")
+
+    @property
+    def authorized(self) -> bool:
+        """Whether requests can be expected to succeed: the credential gives a token now."""
+        try:
+            return bool(self.access_token)
+        except CredentialError:
+            return False
+
+    def refresh_token(self, token_url: str | None = None, *args: Any, **kwargs: Any
+                      ) -> dict[str, Any]:
+        """Refresh now, through the engine (its lease, the connector's refresh URL and client
+        authentication; ``token_url`` and the other arguments are ignored). Raises
+        ``TokenRefreshFailed`` or ``ReauthorizationRequired`` when it cannot."""
+        outcome = refresh.refresh_for_caller(self.credential, force=True, wait=True)
+        self.credential.refresh_from_db()
+        if outcome.result is not refresh.Result.REFRESHED:
+            # get_access_token raises the right error, or hands out a token still valid
+            # (another process refreshed meanwhile).
+            self.credential.get_access_token(min_valid=0)
+        return self.token
+
+    def fetch_token(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise NotImplementedError(
+            "Tokens are obtained through alloy_oauth's connect flow (the connect button, "
+            "alloy_oauth:authorize, headless.connect_url), not by this session.")
+
+    def authorization_url(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self.fetch_token()
+
+    # --- requests -----------------------------------------------------------------------------
 
     @sensitive_variables()
-    def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+    def request(self, method: str, url: str | bytes, data: Any = None, headers: Any = None,
+                withhold_token: bool = False, client_id: Any = None, client_secret: Any = None,
+                files: Any = None, **kwargs: Any) -> requests.Response:
         url = self.absolute_url(url.decode() if isinstance(url, bytes) else url)
-        headers = dict(kwargs.pop("headers", None) or {})
+        if withhold_token:
+            return requests.Session.request(self, method, url, data=data, headers=headers,
+                                            files=files, **kwargs)
+        headers = dict(headers or {})
         token = self.credential.get_access_token(min_valid=self.min_valid)
         version = self.credential.version
-        response = self._send(method, url, token, headers, args, kwargs)
+        response = self._send(method, url, token, headers, data, files, kwargs)
         if response.status_code != 401:
             return response
         self.credential.refresh_from_db()
@@ -63,17 +148,21 @@ class CredentialSession(requests.Session):
                 return response
             response.close()
             token = fresh
-            response = self._send(method, url, token, headers, args, kwargs)
+            response = self._send(method, url, token, headers, data, files, kwargs)
             if response.status_code != 401:
                 return response
             self.credential.refresh_from_db()
         return response
 
     @sensitive_variables()
-    def _send(self, method: str, url: str, token: str, headers: dict[str, str], args: Any,
-              kwargs: Any) -> requests.Response:
-        headers["Authorization"] = f"{self.credential.token_type} {token}"
-        return super().request(method, url, *args, headers=headers, **kwargs)
+    def _send(self, method: str, url: str, token: str, headers: dict[str, str], data: Any,
+              files: Any, kwargs: dict[str, Any]) -> requests.Response:
+        headers = {**headers, "Authorization": f"{self.credential.token_type} {token}"}
+        # requests-oauthlib's hooks for providers that bend the standard, as it runs them.
+        for hook in self.compliance_hook["protected_request"]:
+            url, headers, data = hook(url, headers, data)
+        return requests.Session.request(self, method, url, headers=headers, data=data,
+                                        files=files, **kwargs)
 
     def absolute_url(self, url: str) -> str:
         if "://" in url or not self.base_url:

@@ -4,6 +4,7 @@ on-demand tokens and the API session."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from datetime import timedelta
@@ -592,16 +593,18 @@ class TestInsideCallerTransaction:
         assert events(credential) == ["refreshed"]
 
 
-class TestSession:
-    @pytest.fixture
-    def api_credential(self, credential):
-        credential.connector.api_base_url = API
-        credential.connector.save()
-        Credential.objects.filter(pk=credential.pk).update(
-            expires_at=timezone.now() + timedelta(hours=1))
-        credential.refresh_from_db()
-        return credential
+@pytest.fixture
+def api_credential(credential):
+    """The credential, valid for an hour, of a connector with an API base URL."""
+    credential.connector.api_base_url = API
+    credential.connector.save()
+    Credential.objects.filter(pk=credential.pk).update(
+        expires_at=timezone.now() + timedelta(hours=1))
+    credential.refresh_from_db()
+    return credential
 
+
+class TestSession:
     def test_bearer_and_base_url(self, api_credential, responses):
         responses.get(f"{API}/users/me", json={"id": 1})
         responses.get("https://other.example/x", json={})
@@ -680,6 +683,86 @@ class TestSession:
         with pytest.raises(ReauthorizationRequired):
             api_credential.session().get("me")
         assert len(responses.calls) == 0
+
+
+class TestSessionIsAnOAuth2Session:
+    """Code written for requests_oauthlib.OAuth2Session works unchanged; the token is the
+    engine's, never requests-oauthlib's to refresh."""
+
+    def test_it_is_one(self, api_credential, responses):
+        from requests_oauthlib import OAuth2Session
+
+        def list_repos(session: OAuth2Session) -> list:  # host code as it was written
+            assert session.authorized
+            return session.get(f"{API}/user/repos", params={"page": 1}).json()
+
+        responses.get(f"{API}/user/repos", json=[{"id": 7}])
+        session = api_credential.session()
+        assert isinstance(session, OAuth2Session)
+        assert list_repos(session) == [{"id": 7}]
+        assert responses.calls[0].request.headers["Authorization"] == f"Bearer {OLD_ACCESS}"
+        assert session.client_id == api_credential.connector.client_id
+
+    def test_its_token_is_the_credentials_without_the_refresh_token(self, api_credential):
+        token = api_credential.session().token
+        assert token["access_token"] == OLD_ACCESS and token["token_type"] == "Bearer"
+        assert token["scope"] == ["read", "write"]
+        assert abs(token["expires_at"] - api_credential.expires_at.timestamp()) < 1
+        assert 3500 < token["expires_in"] <= 3600
+        assert "refresh_token" not in token  # only the engine may use it
+        with pytest.raises(AttributeError):
+            api_credential.session().token = {"access_token": "mine"}
+
+    def test_its_token_is_refreshed_when_it_expires_within_min_valid(self, credential,
+                                                                     responses):
+        responses.post(TOKEN_URL, json={"access_token": "fresh", "expires_in": 3600})
+        assert credential.session(min_valid=300).token["access_token"] == "fresh"
+
+    def test_refresh_token_goes_through_the_engine(self, api_credential, responses):
+        responses.post(TOKEN_URL, json={"access_token": "fresh", "expires_in": 3600,
+                                        "refresh_token": "rotated"})
+        token = api_credential.session().refresh_token("https://ignored.example/token")
+        assert token["access_token"] == "fresh"
+        [call] = responses.calls
+        assert call.request.url == TOKEN_URL  # the connector's, under the lease
+        assert stored(api_credential).refresh_token == "rotated"
+        assert events(api_credential) == ["refreshed"]
+
+    def test_a_dead_grant_is_not_authorized_and_cannot_refresh(self, api_credential,
+                                                               responses):
+        responses.post(TOKEN_URL, json={"error": "invalid_grant"}, status=400)
+        session = api_credential.session()
+        with pytest.raises(ReauthorizationRequired):
+            session.refresh_token()
+        assert session.authorized is False
+
+    def test_tokens_come_from_the_connect_flow_only(self, api_credential):
+        session = api_credential.session()
+        with pytest.raises(NotImplementedError):
+            session.fetch_token("https://provider.example/token", code="c")
+        with pytest.raises(NotImplementedError):
+            session.authorization_url("https://provider.example/authorize")
+
+    def test_compliance_hooks_run_on_each_request(self, api_credential, responses):
+        responses.get(f"{API}/me", json={})
+
+        def as_the_provider_wants(url, headers, data):
+            return url + "?hooked=1", {**headers, "X-Hooked": "yes"}, data
+
+        session = api_credential.session()
+        session.register_compliance_hook("protected_request", as_the_provider_wants)
+        session.get("me")
+        request = responses.calls[0].request
+        assert request.url == f"{API}/me?hooked=1" and request.headers["X-Hooked"] == "yes"
+        assert request.headers["Authorization"] == f"Bearer {OLD_ACCESS}"
+
+    def test_nothing_logs_the_token(self, api_credential, responses, caplog):
+        responses.get(f"{API}/me", json={})
+        with caplog.at_level(logging.DEBUG):
+            session = api_credential.session()
+            session.get("me")
+            session.token  # noqa: B018 - read as host code reads it
+        assert OLD_ACCESS not in caplog.text and OLD_REFRESH not in caplog.text
 
 
 class TestSweepQuery:
