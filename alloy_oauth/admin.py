@@ -1,9 +1,11 @@
-"""Operator UI: connectors (with Validate credential) and their end users' credentials.
+"""Operator UI: connectors (with Validate credential), their end users' credentials, webhook
+endpoints and their deliveries.
 
-No page renders a token or a client secret, whatever the operator's permissions: the secret
-is write-only in the form, a credential shows whether each token is stored (and its last four
-characters to staff who may act on it), and staff with the view permission only see every
-secret as "stored" or "not stored" (see :class:`SecretsHiddenFromViewers`).
+No page renders a token, a client secret or a webhook secret, whatever the operator's
+permissions: secrets are write-only in the forms, a credential shows whether each token is
+stored (and its last four characters to staff who may act on it), and staff with the view
+permission only see every secret as "stored" or "not stored" (see
+:class:`SecretsHiddenFromViewers`).
 """
 
 from __future__ import annotations
@@ -31,11 +33,20 @@ from django.views.decorators.http import require_POST
 
 from . import authorization, protocol, refresh, validation
 from .fields import is_undecryptable
-from .forms import BoundedJSONField, ConnectorForm
-from .models import AuthorizationRequest, Connector, Credential, CredentialEvent, callback_url
+from .forms import BoundedJSONField, ConnectorForm, WebhookEndpointForm
+from .models import (
+    AuthorizationRequest,
+    Connector,
+    Credential,
+    CredentialEvent,
+    WebhookDelivery,
+    WebhookEndpoint,
+    callback_url,
+)
 from .redaction import REDACTED, last_four
 from .refresh import Result
 from .views import FLOW_ID, failure_page, no_store
+from .webhooks import delivery
 
 #: How long the popup may take to follow the pre-flight's answer.
 VALIDATION_TICKET_MAX_AGE = 120
@@ -45,6 +56,10 @@ STATUS_COLOURS = {
     Credential.Status.REAUTH_REQUIRED: "#9a6700",
     Credential.Status.ERROR: "#cf222e",
     Credential.Status.REVOKED: "#59636e",
+    WebhookDelivery.Status.PENDING: "#9a6700",
+    WebhookDelivery.Status.SUCCEEDED: "#1a7f37",
+    WebhookDelivery.Status.FAILED: "#cf222e",
+    WebhookDelivery.Status.DROPPED: "#59636e",
 }
 
 
@@ -110,6 +125,19 @@ class SecretsHiddenFromViewers(admin.ModelAdmin):
         return [*super().get_readonly_fields(request, obj), *self.viewer_displays.values()]
 
 
+class SensitiveFormViews(admin.ModelAdmin):
+    """For an admin whose form receives a secret: the report Django mails to ADMINS when the
+    view fails shows neither the POST nor any frame's variables (cleaned_data, the object
+    being saved)."""
+
+    @method_decorator(sensitive_post_parameters())
+    @method_decorator(sensitive_variables())
+    def changeform_view(self, request: HttpRequest, object_id: str | None = None,
+                        form_url: str = "", extra_context: dict[str, Any] | None = None
+                        ) -> HttpResponse:
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+
 def _count_column(status: str, label: Any) -> Any:
     """A list column: how many of the connector's credentials have ``status``."""
 
@@ -121,7 +149,7 @@ def _count_column(status: str, label: Any) -> Any:
 
 
 @admin.register(Connector)
-class ConnectorAdmin(SecretsHiddenFromViewers):
+class ConnectorAdmin(SensitiveFormViews, SecretsHiddenFromViewers):
     form = ConnectorForm
     change_form_template = "admin/alloy_oauth/connector/change_form.html"
     # The admin builds its form with its own callback, not the form's: the same field options.
@@ -228,16 +256,6 @@ class ConnectorAdmin(SecretsHiddenFromViewers):
     def refresh_params_for_viewers(self, obj: Connector) -> str:
         return public_token_params(obj.refresh_params) or self.get_empty_value_display()
 
-    # The form receives the client secret (and extra parameters that may be secrets): the
-    # report Django mails to ADMINS when the view fails shows neither the POST nor any
-    # frame's variables (cleaned_data, the connector being saved).
-    @method_decorator(sensitive_post_parameters())
-    @method_decorator(sensitive_variables())
-    def changeform_view(self, request: HttpRequest, object_id: str | None = None,
-                        form_url: str = "", extra_context: dict[str, Any] | None = None
-                        ) -> HttpResponse:
-        return super().changeform_view(request, object_id, form_url, extra_context)
-
     def get_form(self, request: HttpRequest, obj: Connector | None = None, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, **kwargs)
         # The callback URL depends on the request's host (unless CALLBACK_BASE_URL is set).
@@ -337,8 +355,26 @@ class CredentialEventInline(admin.TabularInline):
         return False
 
 
+class ChangedByActionsOnly(admin.ModelAdmin):
+    """Pages of objects that the app itself keeps changing (a refresh, a delivery's worker):
+    nothing is editable, and a full save() would write back a stale copy over a change that
+    landed meanwhile. Changes go through the actions only."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        pass
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "show_save": False,
+                         "show_save_and_continue": False, "show_save_and_add_another": False}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
 @admin.register(Credential)
-class CredentialAdmin(SecretsHiddenFromViewers):
+class CredentialAdmin(ChangedByActionsOnly, SecretsHiddenFromViewers):
     list_display = [
         "owner", "connector", "status_display", "expires_in", "last_refreshed",
         "failures", "last_error_short",
@@ -353,24 +389,12 @@ class CredentialAdmin(SecretsHiddenFromViewers):
     fields = [
         "connector", "user", "external_id", "status_display", "tokens", "token_type", "scope",
         "scope_drift", "expires_at", "refresh_token_expires_at", "connected_at",
-        "last_refreshed_at", "next_refresh_at", "failure_count", "last_error", "version",
+        "last_refreshed_at", "next_refresh_at", "failure_count", "failing_since", "last_error",
+        "version",
     ]
     readonly_fields = fields
     viewer_displays = {"tokens": "token_states"}
     inlines = [CredentialEventInline]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def save_model(self, request: HttpRequest, obj: Credential, form: Any, change: bool) -> None:
-        """Nothing here is editable, and a full save() would write back a stale copy over a
-        refresh that landed meanwhile: changes go through the actions only."""
-
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
-                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        extra_context = {**(extra_context or {}), "show_save": False,
-                         "show_save_and_continue": False, "show_save_and_add_another": False}
-        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description=gettext_lazy("owner"), ordering="user__username")
     def owner(self, obj: Credential) -> str:
@@ -469,3 +493,93 @@ class CredentialAdmin(SecretsHiddenFromViewers):
                 self.message_user(request, _("Credential %(pk)s: %(result)s. %(message)s") % {
                     "pk": outcome.credential_id, "result": outcome.result,
                     "message": outcome.message}, messages.WARNING)
+
+
+# --- webhooks ---------------------------------------------------------------------------------
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(SensitiveFormViews, SecretsHiddenFromViewers):
+    form = WebhookEndpointForm
+    formfield_overrides = {models.URLField: {"widget": AdminURLFieldWidget,
+                                             "assume_scheme": "https"}}
+    viewer_displays = {"secret": "secret_state"}
+    list_display = ["__str__", "url", "is_active", "event_list", "pending_count", "failed_count"]
+    list_filter = ["is_active"]
+    search_fields = ["url", "description"]
+    readonly_fields = ["rotation", "deliveries_link"]
+    fieldsets = [
+        (None, {"fields": ["url", "description", "is_active", "secret", "rotation"]}),
+        (gettext_lazy("What is sent"), {"fields": ["events", "connectors", "deliveries_link"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookEndpoint]:
+        return super().get_queryset(request).annotate(
+            pending=Count("deliveries", filter=Q(deliveries__status=WebhookDelivery.Status.PENDING)),
+            failed=Count("deliveries", filter=Q(deliveries__status=WebhookDelivery.Status.FAILED)),
+        )
+
+    @admin.display(description=gettext_lazy("events"))
+    def event_list(self, obj: WebhookEndpoint) -> str:
+        return ", ".join(obj.events) if isinstance(obj.events, list) else "—"
+
+    @admin.display(description=gettext_lazy("pending"), ordering="pending")
+    def pending_count(self, obj: WebhookEndpoint) -> int:
+        return getattr(obj, "pending", 0)
+
+    @admin.display(description=gettext_lazy("failed"), ordering="failed")
+    def failed_count(self, obj: WebhookEndpoint) -> int:
+        return getattr(obj, "failed", 0)
+
+    @admin.display(description=gettext_lazy("signing secret"))
+    def secret_state(self, obj: WebhookEndpoint) -> str:
+        return secret_state(obj.secret)
+
+    @admin.display(description=gettext_lazy("previous secret"))
+    def rotation(self, obj: WebhookEndpoint) -> str:
+        until = obj.previous_secret_expires_at
+        if not obj.previous_secret or until is None or until <= timezone.now():
+            return _("none: deliveries are signed with the current secret only")
+        return _("deliveries are signed with it too until %(when)s UTC") % {
+            "when": f"{until:%Y-%m-%d %H:%M}"}
+
+    @admin.display(description=gettext_lazy("deliveries"))
+    def deliveries_link(self, obj: WebhookEndpoint) -> str:
+        if obj.pk is None:
+            return "—"
+        url = reverse("admin:alloy_oauth_webhookdelivery_changelist") + "?" + urlencode(
+            {"endpoint__id__exact": obj.pk})
+        return format_html('<a href="{}">{}</a>', url, _("Deliveries to this endpoint"))
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ChangedByActionsOnly):
+    list_display = ["created_at", "event", "endpoint", "status_display", "attempts",
+                    "response_code", "next_attempt_at", "last_error_short"]
+    list_filter = ["status", "event", "endpoint"]
+    list_select_related = ["endpoint"]
+    search_fields = ["=event_id"]
+    actions = ["resend"]
+    fields = ["event", "event_id", "endpoint", "connector", "status_display", "attempts",
+              "response_code", "last_error", "next_attempt_at", "created_at", "delivered_at",
+              "payload_display"]
+    readonly_fields = fields
+
+    @admin.display(description=gettext_lazy("status"), ordering="status")
+    def status_display(self, obj: WebhookDelivery) -> str:
+        return status_badge(obj.status, obj.get_status_display())
+
+    @admin.display(description=gettext_lazy("last error"))
+    def last_error_short(self, obj: WebhookDelivery) -> str:
+        return obj.last_error[:60] + ("…" if len(obj.last_error) > 60 else "")
+
+    @admin.display(description=gettext_lazy("payload (as sent, signed)"))
+    def payload_display(self, obj: WebhookDelivery) -> str:
+        # Ids and statuses only: a payload never holds a secret.
+        return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, sort_keys=True))
+
+    @admin.action(description=gettext_lazy("Re-send"), permissions=["change"])
+    def resend(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        count = delivery.resend(list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, _("%(count)d delivery(ies) will be sent again.")
+                          % {"count": count}, messages.SUCCESS)

@@ -11,8 +11,10 @@ class AlloyOAuthConfig(AppConfig):
         from django.core.signals import setting_changed
 
         from . import checks, credential_methods, keys
+        from .webhooks import events
 
         checks.register()
+        events.connect_receivers()
         #: What Credential's token methods call (see alloy_oauth.models.credential_methods).
         self.credential_methods = credential_methods
 

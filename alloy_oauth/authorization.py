@@ -387,6 +387,7 @@ def _store_credential(
         status=Credential.Status.ACTIVE,
         connected_at=now,
         failure_count=0,
+        failing_since=None,
         last_error="",
     )
     owner = {"user": pending.user} if pending.user_id else {"external_id": pending.external_id}

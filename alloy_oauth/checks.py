@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from django.apps import apps
@@ -43,6 +44,7 @@ _POSITIVE_NUMBERS = (
     "SWEEP_BATCH_SIZE", "REFRESH_CONCURRENCY", "MAX_REFRESH_FAILURES", "RETRY_BACKOFF",
     "RETRY_BACKOFF_MAX",
     "CONNECT_LINK_MAX_AGE", "REFRESH_TOKEN_EXPIRY_WARNING", "MAX_PENDING_AUTHORIZATIONS",
+    "WEBHOOK_MAX_ATTEMPTS", "WEBHOOK_RETRY_BACKOFF", "WEBHOOK_MAX_PENDING", "WEBHOOK_RETENTION",
 )
 
 
@@ -160,7 +162,28 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 hint='For example "https://app.example.com" (scheme and host, no path).',
                 id="alloy_oauth.E003",
             ))
+    networks = values.get("WEBHOOK_ALLOWED_NETWORKS", [])
+    if not isinstance(networks, (list, tuple)) or not all(_is_network(n) for n in networks):
+        messages.append(checks.Error(
+            f"ALLOY_OAUTH['WEBHOOK_ALLOWED_NETWORKS'] must be a list of networks, not "
+            f"{networks!r}.", hint='For example ["10.20.0.0/16", "fd00:1::/64"].',
+            id="alloy_oauth.E003",
+        ))
+    token = values.get("METRICS_TOKEN")
+    if token is not None and not isinstance(token, str):
+        messages.append(checks.Error(
+            f"ALLOY_OAUTH['METRICS_TOKEN'] must be a string or None, not {type(token).__name__}.",
+            id="alloy_oauth.E003",
+        ))
     return messages
+
+
+def _is_network(value: Any) -> bool:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def check_sessions(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

@@ -49,6 +49,23 @@ DEFAULTS: dict[str, Any] = {
     # Absolute base URL ("https://app.example.com") used to build the callback URL instead of
     # the request's host, for sites behind a proxy or for callbacks built outside a request.
     "CALLBACK_BASE_URL": None,
+    # Attempts of one webhook delivery (the first included) before it is marked failed.
+    "WEBHOOK_MAX_ATTEMPTS": 10,
+    # Backoff after the n-th failed attempt: WEBHOOK_RETRY_BACKOFF * 2**(n-1) seconds (with
+    # jitter), at most 6 hours; 10 attempts span about 4 hours.
+    "WEBHOOK_RETRY_BACKOFF": 30,
+    # Deliveries one endpoint may have pending; events beyond are recorded as dropped (a dead
+    # endpoint must not fill the broker or the database).
+    "WEBHOOK_MAX_PENDING": 1000,
+    # Networks (CIDR strings) webhook URLs may point into although they are not public
+    # addresses (your own services on a private network). Loopback, private, link-local and
+    # other non-public addresses are refused otherwise, unless DEBUG is on.
+    "WEBHOOK_ALLOWED_NETWORKS": [],
+    # Seconds finished webhook deliveries are kept (the sweep deletes older ones).
+    "WEBHOOK_RETENTION": 30 * 24 * 3600,
+    # A bearer token that lets a scraper read alloy_oauth.metrics.metrics_view (staff users
+    # may read it anyway); None: staff only.
+    "METRICS_TOKEN": None,
 }
 
 
@@ -114,6 +131,30 @@ class AppSettings:
     def CALLBACK_BASE_URL(self) -> str | None:
         value = self._get("CALLBACK_BASE_URL")
         return value.rstrip("/") if value else None
+
+    @property
+    def WEBHOOK_MAX_ATTEMPTS(self) -> int:
+        return int(self._get("WEBHOOK_MAX_ATTEMPTS"))
+
+    @property
+    def WEBHOOK_RETRY_BACKOFF(self) -> float:
+        return float(self._get("WEBHOOK_RETRY_BACKOFF"))
+
+    @property
+    def WEBHOOK_MAX_PENDING(self) -> int:
+        return int(self._get("WEBHOOK_MAX_PENDING"))
+
+    @property
+    def WEBHOOK_ALLOWED_NETWORKS(self) -> list[str]:
+        return list(self._get("WEBHOOK_ALLOWED_NETWORKS") or [])
+
+    @property
+    def WEBHOOK_RETENTION(self) -> int:
+        return int(self._get("WEBHOOK_RETENTION"))
+
+    @property
+    def METRICS_TOKEN(self) -> str | None:
+        return self._get("METRICS_TOKEN") or None
 
 
 def user_settings() -> dict[str, Any]:

@@ -1,9 +1,11 @@
-"""The operator's connector form: write-only client secret, URL and JSON validation."""
+"""The operator's forms: the connector (write-only client secret, URL and JSON validation) and
+the webhook endpoint (write-only signing secret, the webhook URL policy)."""
 
 from __future__ import annotations
 
 import json
 import math
+from datetime import timedelta
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,13 +13,16 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 from django.forms.fields import InvalidJSONInput, JSONString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from . import protocol
 from .fields import is_undecryptable
-from .models import Connector
+from .models import Connector, WebhookEndpoint
+from .webhooks import EVENT_TYPES
+from .webhooks.delivery import url_problem
 
 _RESERVED_PARAMS = {
     "authorization_params": protocol.RESERVED_AUTHORIZATION_PARAMS,
@@ -263,4 +268,77 @@ class ConnectorForm(forms.ModelForm):
     def save(self, commit: bool = True) -> Connector:
         if self.instance.pk and any(name in self.changed_data for name in OAUTH_FIELDS):
             self.instance.validated_at = None
+        return super().save(commit=commit)
+
+
+#: A webhook secret shorter than this is refused (it is the receiver's only proof).
+MIN_WEBHOOK_SECRET_LENGTH = 24
+#: How long deliveries are signed with the replaced secret too, after a new one is saved.
+WEBHOOK_SECRET_OVERLAP = timedelta(hours=24)
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    secret = forms.CharField(
+        label=gettext_lazy("Signing secret"),
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+    events = forms.MultipleChoiceField(
+        label=gettext_lazy("Events"), widget=forms.CheckboxSelectMultiple,
+        choices=list(EVENT_TYPES.items()),
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["url", "description", "is_active", "secret", "events", "connectors"]
+        formfield_callback = _formfield
+        widgets = {"connectors": forms.CheckboxSelectMultiple}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial.pop("secret", None)  # never rendered back
+        if not self.instance.pk:
+            self.initial.setdefault("events", list(EVENT_TYPES))
+        hint = _("At least %(length)d random characters, e.g. from python -c \"import secrets; "
+                 "print(secrets.token_urlsafe(32))\"; give the same to your receiver.") % {
+            "length": MIN_WEBHOOK_SECRET_LENGTH}
+        if self.instance.pk and is_undecryptable(self.instance.secret):
+            self.fields["secret"].help_text = _(
+                "The stored secret cannot be decrypted with FERNET_KEYS: type a new one.")
+        elif self.instance.pk and self.instance.secret:
+            self.fields["secret"].help_text = _(
+                "A secret is stored. Leave blank to keep it; type a new one to replace it "
+                "(deliveries are signed with both for %(hours)d hours, so the receiver can "
+                "switch).") % {"hours": WEBHOOK_SECRET_OVERLAP.total_seconds() // 3600}
+        else:
+            self.fields["secret"].help_text = hint
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data.get("url", "")
+        problem = url and url_problem(url)
+        if problem:
+            raise forms.ValidationError(_("This URL %(problem)s.") % {"problem": problem})
+        return url
+
+    def clean_secret(self) -> str:
+        value = self.cleaned_data.get("secret") or ""
+        stored = self.instance.secret if self.instance.pk else ""
+        if not value:
+            if stored and not is_undecryptable(stored):
+                return stored
+            raise forms.ValidationError(_("Enter the signing secret."))
+        if len(value) < MIN_WEBHOOK_SECRET_LENGTH:
+            raise forms.ValidationError(_("Use at least %(length)d characters.") % {
+                "length": MIN_WEBHOOK_SECRET_LENGTH})
+        return value
+
+    def save(self, commit: bool = True) -> WebhookEndpoint:
+        stored = WebhookEndpoint.objects.filter(pk=self.instance.pk).first() if (
+            self.instance.pk) else None
+        if (stored is not None and stored.secret and not is_undecryptable(stored.secret)
+                and stored.secret != self.cleaned_data["secret"]):
+            # Replaced: the old one signs too for a while (a receiver switching over).
+            self.instance.previous_secret = stored.secret
+            self.instance.previous_secret_expires_at = timezone.now() + WEBHOOK_SECRET_OVERLAP
         return super().save(commit=commit)

@@ -1,7 +1,7 @@
 """Public signals (documented in ``docs/signals.md``).
 
-Each is sent with ``sender=Credential`` and ``credential=<the instance>``, after the change
-is committed; none carries a token value.
+Each credential signal is sent with ``sender=Credential`` and ``credential=<the instance>``,
+after the change is committed; none carries a token value.
 
 - ``credential_connected(credential, created)``: an end user completed the authorization
   flow; ``created`` is False when an existing credential was reconnected.
@@ -9,9 +9,17 @@ is committed; none carries a token value.
 - ``credential_refresh_failed(credential, error, message, will_retry)``: a refresh failed;
   ``error`` is the kind (``transient``, ``malformed``, ``client``, ``rejected``,
   ``configuration``), ``will_retry`` tells whether it will be tried again by itself.
+- ``credential_recovered(credential, failing_for, failures)``: a credential that had failed
+  was refreshed again (after ``credential_refreshed``); ``failing_for`` is how long it had
+  been failing (a ``timedelta``, ``None`` when unknown), ``failures`` how many times in a row.
 - ``credential_reauth_required(credential, reason)``: the grant is gone; the end user must
   connect again.
 - ``credential_revoked(credential)``: the credential was revoked and its tokens deleted.
+
+One connector signal, sent with ``sender=Connector``:
+
+- ``connector_validation_failed(connector, message)``: Validate credential (the pre-flight or
+  the operator's round trip) failed; ``message`` says why, without a secret.
 """
 
 import logging
@@ -24,8 +32,10 @@ logger = logging.getLogger(__name__)
 credential_connected = Signal()
 credential_refreshed = Signal()
 credential_refresh_failed = Signal()
+credential_recovered = Signal()
 credential_reauth_required = Signal()
 credential_revoked = Signal()
+connector_validation_failed = Signal()
 
 
 def send(signal: Signal, credential: Any, **kwargs: Any) -> None:
@@ -34,8 +44,20 @@ def send(signal: Signal, credential: Any, **kwargs: Any) -> None:
     because of a receiver."""
     from .models import Credential
 
-    for receiver, result in signal.send_robust(sender=Credential, credential=credential,
-                                               **kwargs):
+    _send_robust(signal, Credential, credential=credential, **kwargs)
+
+
+def send_validation_failed(connector: Any, message: str) -> None:
+    """``connector_validation_failed``, when there is a failure to report (``message``)."""
+    from .models import Connector
+
+    if message:
+        _send_robust(connector_validation_failed, Connector, connector=connector,
+                     message=message)
+
+
+def _send_robust(signal: Signal, sender: Any, **kwargs: Any) -> None:
+    for receiver, result in signal.send_robust(sender=sender, **kwargs):
         if isinstance(result, Exception):
             logger.error("A receiver of an alloy_oauth signal failed: %r raised %s.",
                          receiver, type(result).__name__, exc_info=result)

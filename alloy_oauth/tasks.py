@@ -1,8 +1,10 @@
-"""Celery tasks. Messages carry credential ids only: no secret ever goes through the broker.
+"""Celery tasks. Messages carry credential and delivery ids only: no secret ever goes through
+the broker.
 
 The sweep, ``alloy_oauth.tasks.refresh_due_credentials``, runs from Celery beat every
 ``SWEEP_INTERVAL`` seconds (see :mod:`alloy_oauth.beat`) and enqueues the due credentials in
 batches, ``alloy_oauth.tasks.refresh_credential_batch``; ``refresh_credential`` refreshes one.
+``deliver_webhook`` makes one attempt of one webhook delivery.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from django.utils import timezone
 from . import refresh
 from .conf import app_settings
 from .models import AuthorizationRequest, Credential
+from .webhooks import delivery as webhook_delivery
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +27,8 @@ logger = logging.getLogger(__name__)
 @shared_task(name="alloy_oauth.tasks.refresh_due_credentials", ignore_result=True)
 def refresh_due_credentials() -> dict[str, int]:
     """Enqueue the due credentials, ``SWEEP_BATCH_SIZE`` ids per message, and delete expired
-    authorization requests.
+    authorization requests; enqueue the webhook deliveries whose message was lost, and delete
+    finished ones past ``WEBHOOK_RETENTION``.
 
     Each message expires after one sweep interval: if the workers are behind, the next
     sweep enqueues whatever is still due instead of letting duplicates pile up.
@@ -36,13 +40,19 @@ def refresh_due_credentials() -> dict[str, int]:
             refresh_credential_batch.apply_async(args=(batch,), expires=expires,
                                                  producer=producer)
             enqueued += len(batch)
+        rescued = webhook_delivery.overdue()
+        for delivery_id in rescued:
+            deliver_webhook.apply_async(args=(delivery_id,), expires=expires, producer=producer)
     # Expired requests stay a little longer: they remember which connect links were used.
     keep_until = timezone.now() - timedelta(seconds=app_settings.CONNECT_LINK_MAX_AGE)
     purged, _ = AuthorizationRequest.objects.filter(expires_at__lt=keep_until).delete()
-    if enqueued or purged:
+    forgotten = webhook_delivery.purge()
+    if enqueued or purged or rescued or forgotten:
         logger.info("Sweep: %s credential(s) enqueued for refresh, %s expired authorization "
-                    "request(s) deleted.", enqueued, purged)
-    return {"enqueued": enqueued, "purged": purged}
+                    "request(s) deleted, %s webhook delivery(ies) enqueued again, %s old "
+                    "one(s) deleted.", enqueued, purged, len(rescued), forgotten)
+    return {"enqueued": enqueued, "purged": purged, "webhooks_enqueued": len(rescued),
+            "webhooks_purged": forgotten}
 
 
 @shared_task(bind=True, name="alloy_oauth.tasks.refresh_credential_batch", ignore_result=True)
@@ -86,3 +96,17 @@ def refresh_credential(self, credential_id: int) -> str:  # type: ignore[no-unty
         countdown = (outcome.retry_in or 0) + 1  # land after next_refresh_at
         raise self.retry(countdown=countdown, expires=countdown + app_settings.SWEEP_INTERVAL)
     return str(outcome.result)
+
+
+@shared_task(bind=True, name="alloy_oauth.tasks.deliver_webhook", ignore_result=True,
+             max_retries=None)
+def deliver_webhook(self, delivery_id: int) -> str:  # type: ignore[no-untyped-def]
+    """One attempt of one webhook delivery (:func:`alloy_oauth.webhooks.delivery.attempt`);
+    a failed one is retried after the backoff it recorded, until WEBHOOK_MAX_ATTEMPTS. The
+    database is the truth: a duplicate message finds the delivery claimed or done and does
+    nothing, and the sweep enqueues a delivery whose message was lost."""
+    attempted = webhook_delivery.attempt(delivery_id)
+    if attempted.retry_in is not None:
+        countdown = int(attempted.retry_in) + 1  # land after next_attempt_at
+        raise self.retry(countdown=countdown, expires=countdown + app_settings.SWEEP_INTERVAL)
+    return attempted.result

@@ -28,6 +28,7 @@ from django.views.decorators.debug import sensitive_variables
 from . import protocol
 from .conf import app_settings
 from .models import Connector
+from .signals import send_validation_failed
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def preflight(connector: Connector, *, redirect_uri: str) -> list[Check]:
         validation_error=" ".join(check.message for check in failed),
         validation_report=report,
     )
+    send_validation_failed(connector, " ".join(check.message for check in failed))
     return checks
 
 
@@ -166,6 +168,7 @@ def record_round_trip(
 
 def record_failure(connector: Connector, message: str) -> None:
     Connector.objects.filter(pk=connector.pk).update(validated_at=None, validation_error=message)
+    send_validation_failed(connector, message)
 
 
 @sensitive_variables()

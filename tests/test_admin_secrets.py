@@ -16,7 +16,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.log import AdminEmailHandler
 
-from alloy_oauth.models import AuthorizationRequest, Connector, Credential, CredentialEvent
+from alloy_oauth.models import (
+    AuthorizationRequest,
+    Connector,
+    Credential,
+    CredentialEvent,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 from .test_admin import VALID
 
@@ -30,6 +37,8 @@ SECRETS = {
     "refresh token": "refresh-token-ABC789",
     "id_token in the token response": "id-token-QRS456",
     "PKCE verifier": "pkce-verifier-LMN654",
+    "webhook signing secret": "webhook-secret-value-GHJ321xyz",
+    "previous webhook signing secret": "webhook-previous-secret-TUV987",
 }
 
 
@@ -49,6 +58,13 @@ def planted(connector, django_user_model):
         code_verifier=SECRETS["PKCE verifier"], redirect_uri="http://testserver/oauth/callback/",
         session_binding="b" * 64, expires_at=timezone.now() + timedelta(minutes=10),
     )
+    endpoint = WebhookEndpoint.objects.create(
+        url="https://hooks.example/in", secret=SECRETS["webhook signing secret"],
+        previous_secret=SECRETS["previous webhook signing secret"],
+        previous_secret_expires_at=timezone.now() + timedelta(hours=1),
+        events=["credential.revoked"])
+    WebhookDelivery.objects.create(endpoint=endpoint, event="credential.revoked",
+                                   connector=connector, payload={"id": "x", "data": {}})
     return credential
 
 
@@ -81,7 +97,8 @@ def pages_of_the_app() -> list[str]:
 def test_no_admin_page_shows_a_secret(planted, django_user_model, actions):
     client = staff_client(django_user_model, *actions)
     pages = pages_of_the_app()
-    assert len(pages) >= 6  # connector and credential: list, object, history
+    # connector, credential, webhook endpoint and delivery: list, object, history
+    assert len(pages) >= 12
     for page in pages:
         response = client.get(page)
         assert response.status_code == 200, page
@@ -116,6 +133,15 @@ class TestWhatAViewerSees:
         assert 'name="client_secret"' not in html and 'type="password"' not in html
         Connector.objects.update(client_secret="")
         assert readonly_value(self.page(viewer, connector), "client_secret_state") == "not stored"
+
+    def test_webhook_secret(self, planted, django_user_model):
+        endpoint = WebhookEndpoint.objects.get()
+        html = self.page(staff_client(django_user_model, "view"), endpoint)
+        assert readonly_value(html, "secret_state") == "stored"
+        assert 'type="password"' not in html
+        assert "signed with it too until" in readonly_value(html, "rotation")
+        html = self.page(staff_client(django_user_model, "view", "change"), endpoint)
+        assert 'type="password"' in html and "A secret is stored" in html
 
     def test_undecryptable_client_secret(self, connector, django_user_model, settings):
         settings.FERNET_KEYS = ["another-key-that-cannot-decrypt-the-stored-values"]

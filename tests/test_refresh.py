@@ -425,8 +425,10 @@ class TestFailures:
         responses.replace(responses.POST, TOKEN_URL, json={"access_token": "n"})
         assert refresh.refresh_credential(credential.pk).result is Result.REFRESHED
         row = stored(credential)
-        assert (row.failure_count, row.last_error, row.status) == (0, "", "active")
-        assert events(credential) == ["refresh_failed", "refreshed"]
+        assert (row.failure_count, row.last_error, row.status, row.failing_since) == (
+            0, "", "active", None)
+        # A success after failures is recorded as a recovery.
+        assert events(credential) == ["refresh_failed", "recovered"]
 
     def test_no_secret_in_errors(self, credential, responses):
         responses.post(TOKEN_URL, status=400, json={

@@ -1,6 +1,7 @@
-"""The whole life of a credential (connect, refresh, a failure, revoke) against the live
-provider, with every logger at DEBUG: no token, client secret, code or PKCE verifier in any
-log record, event, broker message, admin page or error report."""
+"""The whole life of a credential (connect, refresh, a failure, recovery, revoke) against the
+live provider, with every logger at DEBUG and a webhook endpoint receiving every event: no
+token, client secret, code, PKCE verifier or webhook secret in any log record, event, broker
+message, webhook delivery (payload, headers), admin page or error report."""
 
 from __future__ import annotations
 
@@ -17,10 +18,21 @@ from django.urls import reverse
 from django.views.debug import ExceptionReporter
 
 from alloy_oauth import authorization, protocol, refresh, tasks
-from alloy_oauth.models import AuthorizationRequest, Connector, Credential, CredentialEvent
+from alloy_oauth.models import (
+    AuthorizationRequest,
+    Connector,
+    Credential,
+    CredentialEvent,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from alloy_oauth.signals import credential_refreshed
+from alloy_oauth.webhooks import EVENT_TYPES
 
+from .local_server import LocalServer
 from .tickets import authorize_url
+
+WEBHOOK_SECRET = "webhook-signing-secret-5b1d0c9e7a"
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,8 +58,9 @@ def basic_header(provider, secret: str) -> str:
 def test_no_secret_anywhere(oauth_provider, live_server, admin_client, django_user_model,
                             broker, every_logger_at_debug, settings, monkeypatch):
     settings.DEBUG = True  # SQL is logged too
-    settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": "http://127.0.0.1"}
-    secrets: set[str] = {oauth_provider.client_secret,
+    settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": "http://127.0.0.1",
+                            "WEBHOOK_ALLOWED_NETWORKS": ["127.0.0.0/8"]}
+    secrets: set[str] = {oauth_provider.client_secret, WEBHOOK_SECRET,
                          basic_header(oauth_provider, oauth_provider.client_secret)}
     seen_tokens = []
     credential_refreshed.connect(
@@ -59,13 +72,22 @@ def test_no_secret_anywhere(oauth_provider, live_server, admin_client, django_us
     def admin_pages() -> None:
         for url in [reverse("admin:alloy_oauth_connector_changelist"),
                     reverse("admin:alloy_oauth_credential_changelist"),
+                    reverse("admin:alloy_oauth_webhookendpoint_changelist"),
+                    reverse("admin:alloy_oauth_webhookdelivery_changelist"),
+                    *[reverse("admin:alloy_oauth_webhookendpoint_change", args=[pk])
+                      for pk in WebhookEndpoint.objects.values_list("pk", flat=True)],
+                    *[reverse("admin:alloy_oauth_webhookdelivery_change", args=[pk])
+                      for pk in WebhookDelivery.objects.values_list("pk", flat=True)],
                     *[reverse("admin:alloy_oauth_credential_change", args=[pk])
                       for pk in Credential.objects.values_list("pk", flat=True)],
                     *[reverse("admin:alloy_oauth_connector_change", args=[pk])
                       for pk in Connector.objects.values_list("pk", flat=True)]]:
             outputs.append(admin_client.get(url).content.decode())
 
+    receiver = LocalServer(secret=WEBHOOK_SECRET).__enter__()
     try:
+        WebhookEndpoint.objects.create(url=receiver.url + "/hooks", secret=WEBHOOK_SECRET,
+                                       events=list(EVENT_TYPES))
         connector = Connector.objects.create(
             name="Live", slug="live", auth_url=oauth_provider.auth_url,
             token_url=oauth_provider.token_url, revocation_url=oauth_provider.revocation_url,
@@ -131,8 +153,25 @@ def test_no_secret_anywhere(oauth_provider, live_server, admin_client, django_us
         # Revoke.
         assert refresh.revoke_credential(credential.pk).result is refresh.Result.REVOKED
         admin_pages()
+
+        # Every event out to the webhook endpoint, through the worker's task.
+        messages = broker.drain()
+        outputs.extend(json.dumps(m["headers"]) + str(m["body"]) for m in messages)
+        for delivery_id in WebhookDelivery.objects.order_by("pk").values_list("pk", flat=True):
+            assert tasks.deliver_webhook.apply(args=(delivery_id,)).get() == "succeeded"
+        admin_pages()
     finally:
         credential_refreshed.disconnect(dispatch_uid="hygiene")
+        receiver.__exit__(None, None, None)
+
+    received = receiver.requests
+    assert [json.loads(r["body"])["type"] for r in received] == [
+        "credential.connected", "credential.refresh_failed", "credential.recovered",
+        "credential.revoked"]
+    assert all(r["verified"] for r in received)
+    outputs.extend(json.dumps(r["headers"]) + r["body"].decode() for r in received)
+    outputs.extend(json.dumps(p) for p in WebhookDelivery.objects.values_list("payload",
+                                                                              flat=True))
 
     for access, refresh_token in seen_tokens:
         secrets.update({access, refresh_token})

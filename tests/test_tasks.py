@@ -43,7 +43,8 @@ class TestSweep:
         make_credential(connector, "later", next_refresh_at=timezone.now() + timedelta(hours=1))
         make_credential(connector, "leased", lease_until=timezone.now() + timedelta(seconds=30))
         make_credential(connector, "dead", status="reauth_required")
-        assert tasks.refresh_due_credentials() == {"enqueued": 5, "purged": 0}
+        assert tasks.refresh_due_credentials() == {"enqueued": 5, "purged": 0,
+                                                   "webhooks_enqueued": 0, "webhooks_purged": 0}
         messages = task_messages(broker)
         # Batches of SWEEP_BATCH_SIZE ids, soonest due first; one message each.
         assert [m["args"] for m in messages] == [[[due[0].pk, due[1].pk]],
@@ -70,7 +71,8 @@ class TestSweep:
             AuthorizationRequest.objects.create(
                 state_hash=str(index) * 64, connector=connector, external_id="e",
                 redirect_uri="https://app/cb", session_binding="b", expires_at=expires)
-        assert tasks.refresh_due_credentials() == {"enqueued": 0, "purged": 1}
+        assert tasks.refresh_due_credentials() == {"enqueued": 0, "purged": 1,
+                                                   "webhooks_enqueued": 0, "webhooks_purged": 0}
         assert AuthorizationRequest.objects.count() == 2
 
 

@@ -22,11 +22,12 @@ from django.db import DatabaseError, connections, transaction
 from django.db.models import Expression
 from django.dispatch import Signal
 
-from .. import protocol, sql
+from .. import metrics, protocol, sql
 from ..conf import app_settings
 from ..models import Credential, CredentialEvent
 from ..signals import (
     credential_reauth_required,
+    credential_recovered,
     credential_refresh_failed,
     credential_refreshed,
     send,
@@ -108,6 +109,8 @@ class Record:
     outcome: Outcome
     signal: Signal | None = None
     signal_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: Sent after ``signal``: ``(signal, kwargs)`` pairs.
+    more_signals: list[tuple[Signal, dict[str, Any]]] = field(default_factory=list)
     #: The request may have reached the provider without an answer: if the write does not
     #: land, the lease must run out instead of being released.
     in_doubt: bool = False
@@ -127,6 +130,7 @@ def success(credential: Credential, lease: Lease, token: protocol.TokenResponse,
         status=Credential.Status.ACTIVE,
         last_refreshed_at=now,
         failure_count=0,
+        failing_since=None,
         last_error="",
         lease_until=None,
         lease_token="",
@@ -134,17 +138,28 @@ def success(credential: Credential, lease: Lease, token: protocol.TokenResponse,
         updated_at=now,
     )
     rotated = bool(token.refresh_token) and token.refresh_token != credential.refresh_token
+    # It had failed (as read before this refresh): it recovers, after failing since
+    # failing_since (unknown for failures that began before that column existed).
+    recovered = credential.failure_count > 0 or credential.status == Credential.Status.ERROR
+    failing_for = now - credential.failing_since if recovered and credential.failing_since else None
+    summary = "Refreshed" if not recovered else (
+        f"Refreshed again after {credential.failure_count} consecutive failure(s)"
+        + (f" over {int(failing_for.total_seconds())} s" if failing_for else ""))
     detail = " ".join(filter(None, [
-        "Refreshed" + ("; the refresh token was rotated" if rotated else "") + (
+        summary + ("; the refresh token was rotated" if rotated else "") + (
             f"; expires at {values['expires_at']:%Y-%m-%d %H:%M:%S} UTC." if values["expires_at"]
             else "; no expiry given."),
         token.expires_in_note]))
+    kind = CredentialEvent.Kind.RECOVERED if recovered else CredentialEvent.Kind.REFRESHED
     return Record(
         credential, lease,
         Write(credential.pk, {"lease_token": lease.token, "version": credential.version},
-              values, CredentialEvent.Kind.REFRESHED, detail, now),
+              values, kind, detail, now),
         Outcome(Result.REFRESHED, credential.pk, detail),
         credential_refreshed, stores_tokens=True,
+        more_signals=[(credential_recovered, {"failing_for": failing_for,
+                                              "failures": credential.failure_count})]
+        if recovered else [],
     )
 
 
@@ -152,7 +167,10 @@ def failure(credential: Credential, lease: Lease, error: protocol.OAuthError,
             now: datetime) -> Record:
     failures = credential.failure_count + 1
     message = error.message
-    values: dict[str, Any] = {"failure_count": failures, "updated_at": now}
+    values: dict[str, Any] = {"failure_count": failures, "updated_at": now,
+                              # the first failure of a run starts it
+                              "failing_since": credential.failing_since
+                              if credential.failure_count else now}
     if error.in_doubt:
         # The provider may still be processing the request: the lease runs out by itself.
         values["lease_token"] = leases.new_token()
@@ -250,7 +268,11 @@ def settle(records: Sequence[Record]) -> list[Outcome]:
             logger.info("Credential %s refreshed (version %s).", credential.pk, credential.version)
         if record.signal is not None:
             send(record.signal, credential, **record.signal_kwargs)
+        for signal, kwargs in record.more_signals:
+            send(signal, credential, **kwargs)
         outcomes.append(record.outcome)
+    metrics.count_refreshes((record.credential.connector.slug, outcome.result)
+                            for record, outcome in zip(records, outcomes, strict=True))
     return outcomes
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from .. import protocol
+from .. import metrics, protocol
 from ..conf import app_settings
 from ..fields import is_undecryptable
 from ..models import Credential
@@ -123,6 +123,7 @@ def without_request(credential: Credential, lease: Lease) -> records.Record | No
     return None
 
 
+@metrics.timed_request
 @sensitive_variables()
 def request(credential: Credential, lease: Lease) -> records.Record:
     """Send the refresh request and make its outcome a record (not written yet). Safe to
