@@ -124,7 +124,7 @@ def send_request(
     timeout: float,
     allow_http: bool,
     what: str | None = None,
-    data: Mapping[str, str] | None = None,
+    data: Mapping[str, str] | bytes | None = None,
     headers: Mapping[str, str] | None = None,
     auth: requests.auth.AuthBase | None = None,
     read_body: bool = True,
@@ -156,7 +156,7 @@ def send_request(
 
 
 @sensitive_variables()
-def _prepared(method: str, url: str, data: Mapping[str, str] | None,
+def _prepared(method: str, url: str, data: Mapping[str, str] | bytes | None,
               headers: Mapping[str, str] | None,
               auth: requests.auth.AuthBase | None) -> requests.PreparedRequest:
     """The request as ``requests.Session`` would prepare it (its default headers, the body
@@ -167,7 +167,8 @@ def _prepared(method: str, url: str, data: Mapping[str, str] | None,
     request.prepare_url(url, None)
     request.prepare_headers({**_environment().headers, **(headers or {}),
                              "Accept-Encoding": ACCEPT_ENCODING})
-    request.prepare_body(dict(data) if data else None, None)
+    # A mapping is form-encoded (a token request), bytes go as they are (a webhook's body).
+    request.prepare_body(dict(data) if isinstance(data, Mapping) else data, None)
     request.prepare_hooks({})
     if auth is not None:
         request.prepare_auth(auth, url)
