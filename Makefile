@@ -7,21 +7,28 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test test-postgres test-mysql tox bench screenshots clean
 
+# pip's and setuptools' chatter goes to $(VENV)/install.log, shown only when an install fails.
+INSTALL_LOG := $(VENV)/install.log
+quietly = $(1) >> $(INSTALL_LOG) 2>&1 || { cat $(INSTALL_LOG); exit 1; }
+
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "Making $(VENV) (log: $(INSTALL_LOG))"
+	@$(PYTHON) -m venv $(VENV)
+	@$(call quietly,$(BIN)/python -m pip install --upgrade pip)
 
 $(BIN)/.installed: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $@
+	@echo "Installing alloy_oauth with its test extra into $(VENV)"
+	@$(call quietly,$(BIN)/python -m pip install -e '.[test]')
+	@touch $@
 
 $(BIN)/.demo-installed: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[demo]'
-	touch $@
+	@echo "Installing alloy_oauth with its demo extra into $(VENV)"
+	@$(call quietly,$(BIN)/python -m pip install -e '.[demo]')
+	@touch $@
 
 # The whole product on this machine: site, demo OAuth provider, worker and beat (Ctrl-C stops).
 demo: $(BIN)/.demo-installed
-	$(BIN)/python testproject/demo.py
+	@$(BIN)/python testproject/demo.py
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -32,8 +39,9 @@ test-postgres: $(BIN)/.installed
 
 # mysqlclient builds against the client library: apt-get install pkg-config libmariadb-dev.
 $(BIN)/.mysql-installed: setup.cfg pyproject.toml | $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[test,mysql]'
-	touch $@
+	@echo "Installing alloy_oauth with its mysql extra into $(VENV)"
+	@$(call quietly,$(BIN)/python -m pip install -e '.[test,mysql]')
+	@touch $@
 
 test-mysql: $(BIN)/.mysql-installed
 	DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/alloy_oauth} \

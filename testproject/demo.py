@@ -101,19 +101,22 @@ def serve(port: int) -> int:
     # Ctrl-C reaches the children too (one process group); count it as asked, not as a crash.
     signal.signal(signal.SIGINT, ask_to_stop)
     signal.signal(signal.SIGTERM, ask_to_stop)
+    worker_log_path = var_dir() / "worker.log"
+    worker_log = open(worker_log_path, "w")  # its start-up banner, its refreshes
     processes = [
         subprocess.Popen([sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{port}",
                           "--noreload"], env=env, cwd=REPO),
         subprocess.Popen([sys.executable, "-m", "celery", "-A", "testproject", "worker",
                           "--beat", "--pool=solo", "--loglevel=INFO",
                           "--schedule", str(var_dir() / "celerybeat-schedule")],
-                         env=env, cwd=REPO),
+                         env=env, cwd=REPO, stdout=worker_log, stderr=subprocess.STDOUT),
     ]
 
     try:
         wait_for(f"http://127.0.0.1:{port}/accounts/login/", processes, stopping)
+        wait_for_worker(worker_log_path, processes, stopping)
         if not stopping:
-            banner(port)
+            banner(port, worker_log_path)
         while not stopping and all(process.poll() is None for process in processes):
             time.sleep(0.3)
         time.sleep(0.3)  # a child that died of the same Ctrl-C: let our own signal land
@@ -127,6 +130,7 @@ def serve(port: int) -> int:
                 process.wait(15)
             except subprocess.TimeoutExpired:
                 process.kill()
+        worker_log.close()
         print("\nThe demo has stopped.", flush=True)
     if crashed:
         print("A process of the demo exited on its own (see above).", file=sys.stderr)
@@ -147,7 +151,20 @@ def wait_for(url: str, processes: list[subprocess.Popen], stopping: list[int]) -
         raise SystemExit(f"The demo did not answer at {url} within 60 s.")
 
 
-def banner(port: int) -> None:
+def wait_for_worker(log: Path, processes: list[subprocess.Popen], stopping: list[int]) -> None:
+    """Until the worker says it is ready (its log's "ready." line), or gives up."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not stopping:
+        if any(process.poll() is not None for process in processes):
+            raise SystemExit(f"The demo could not start (see above and {log}).")
+        if " ready." in log.read_text(errors="replace"):
+            return
+        time.sleep(0.3)
+    if not stopping:
+        raise SystemExit(f"The demo's worker did not start within 60 s (see {log}).")
+
+
+def banner(port: int, worker_log: Path) -> None:
     site = f"http://127.0.0.1:{port}"
     print(f"""
   alloy_oauth demo is running (Ctrl-C stops it)
@@ -160,6 +177,7 @@ def banner(port: int) -> None:
   {os.environ.get("DEMO_TOKEN_LIFETIME", "120")} s; the worker refreshes them in the background (watch
   "refreshed ... ago" on the Connections page, or the events in the admin).
   Use 127.0.0.1 (not localhost) for the site: localhost is the provider.
+  The worker's log (refreshes, sweeps): {worker_log}
 """, flush=True)
 
 

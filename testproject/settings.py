@@ -71,6 +71,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "/static/"
+STATICFILES_DIRS = [REPO_DIR / "testproject" / "static"]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 # Two instances of this project on one host (the app and the provider, as in the tests)

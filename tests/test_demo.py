@@ -73,10 +73,26 @@ def test_the_demo_from_a_fresh_clone(fresh_clone, chromium, tmp_path):
     site = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{site}/accounts/login/", server)
+        # The banner comes last, once the worker is ready; the worker's own start-up banner
+        # is in its log file, not between the demo's lines.
+        worker_log = fresh_clone / "var" / "worker.log"
+        deadline = time.monotonic() + 60
+        while "log in as alice / alice-pw" not in (tmp_path / "demo.log").read_text():
+            assert time.monotonic() < deadline and server.poll() is None
+            time.sleep(0.2)
+        time.sleep(1)  # anything printed after the banner would show by now
+        printed = (tmp_path / "demo.log").read_text()
+        assert printed.rstrip().endswith(f"The worker's log (refreshes, sweeps): {worker_log}")
+        assert "celery@" not in printed and "[tasks]" not in printed
+        assert " ready." in worker_log.read_text()
+        with urllib.request.urlopen(f"{site}/favicon.ico", timeout=10) as favicon:
+            assert favicon.headers["Content-Type"] == "image/svg+xml"
         context = chromium.new_context(viewport={"width": 1100, "height": 760})
         context.set_default_timeout(20_000)
         page = context.new_page()
         page.goto(f"{site}/accounts/login/?next=/oauth/connections/")
+        assert "system-ui" in page.locator("body").evaluate(  # the site's style, not bare HTML
+            "body => getComputedStyle(body).fontFamily")
         page.fill("#id_username", "alice")
         page.fill("#id_password", "alice-pw")
         page.click("button[type=submit]")
