@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from django.apps import apps
@@ -22,9 +21,7 @@ from django.conf import settings
 from django.core import checks
 from django.db import DatabaseError, connections
 
-from urllib.parse import urlsplit
-
-from .conf import DEFAULTS, user_settings
+from .conf import DEFAULTS, SETTINGS, user_settings
 from .protocol import insecure_url_problem
 
 FERNET_KEYS_MISSING = (
@@ -38,14 +35,6 @@ FERNET_KEYS_HINT = (
 )
 #: Keys are stretched with HKDF, not a slow hash: a short one can be guessed offline.
 MIN_KEY_LENGTH = 32
-
-_POSITIVE_NUMBERS = (
-    "REFRESH_LEAD_TIME", "STATE_TTL", "HTTP_TIMEOUT", "LEASE_SECONDS", "SWEEP_INTERVAL",
-    "SWEEP_BATCH_SIZE", "REFRESH_CONCURRENCY", "MAX_REFRESH_FAILURES", "RETRY_BACKOFF",
-    "RETRY_BACKOFF_MAX",
-    "CONNECT_LINK_MAX_AGE", "REFRESH_TOKEN_EXPIRY_WARNING", "MAX_PENDING_AUTHORIZATIONS",
-    "WEBHOOK_MAX_ATTEMPTS", "WEBHOOK_RETRY_BACKOFF", "WEBHOOK_MAX_PENDING", "WEBHOOK_RETENTION",
-)
 
 
 def register() -> None:
@@ -119,12 +108,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         for key in sorted(set(values) - set(DEFAULTS))
     ]
     invalid = set()
-    for key in _POSITIVE_NUMBERS:
-        value = values.get(key, DEFAULTS[key])
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            invalid.add(key)
+    for setting in SETTINGS:
+        problem = setting.name in values and setting.problem(values[setting.name])
+        if problem:
+            invalid.add(setting.name)
             messages.append(checks.Error(
-                f"ALLOY_OAUTH[{key!r}] must be a positive number, not {value!r}.",
+                f"ALLOY_OAUTH[{setting.name!r}] {problem}.",
+                hint=f"{setting.help} For example {setting.example or setting.default!r}.",
                 id="alloy_oauth.E003",
             ))
     lease, timeout = (values.get(k, DEFAULTS[k]) for k in ("LEASE_SECONDS", "HTTP_TIMEOUT"))
@@ -138,52 +128,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             hint=f"Raise LEASE_SECONDS to {4 * timeout:g} or more, or lower HTTP_TIMEOUT.",
             id="alloy_oauth.E003",
         ))
-    base = values.get("CALLBACK_BASE_URL")
-    if base == "":  # an empty environment variable: unset, as at run time
-        base = None
-    if base is None and "*" in (getattr(settings, "ALLOWED_HOSTS", None) or []):
+    unset = values.get("CALLBACK_BASE_URL") in (None, "")  # "": an unset environment variable
+    if unset and "*" in (getattr(settings, "ALLOWED_HOSTS", None) or []):
         messages.append(checks.Warning(
             "ALLOWED_HOSTS accepts any host and ALLOY_OAUTH['CALLBACK_BASE_URL'] is not set: "
             "the callback URL sent to providers is built from the request's Host header.",
             hint='Set CALLBACK_BASE_URL to the public address, e.g. "https://app.example.com".',
             id="alloy_oauth.W005",
         ))
-    if base is not None:
-        problem = (
-            "must be a string" if not isinstance(base, str)
-            else insecure_url_problem(base, allow_http=settings.DEBUG)
-            or ("must be a scheme and a host, without a path, query or fragment"
-                if urlsplit(base).path not in ("", "/") or urlsplit(base).query
-                or urlsplit(base).fragment else None)
-        )
-        if problem:
-            messages.append(checks.Error(
-                f"ALLOY_OAUTH['CALLBACK_BASE_URL'] {problem}.",
-                hint='For example "https://app.example.com" (scheme and host, no path).',
-                id="alloy_oauth.E003",
-            ))
-    networks = values.get("WEBHOOK_ALLOWED_NETWORKS", [])
-    if not isinstance(networks, (list, tuple)) or not all(_is_network(n) for n in networks):
-        messages.append(checks.Error(
-            f"ALLOY_OAUTH['WEBHOOK_ALLOWED_NETWORKS'] must be a list of networks, not "
-            f"{networks!r}.", hint='For example ["10.20.0.0/16", "fd00:1::/64"].',
-            id="alloy_oauth.E003",
-        ))
-    token = values.get("METRICS_TOKEN")
-    if token is not None and not isinstance(token, str):
-        messages.append(checks.Error(
-            f"ALLOY_OAUTH['METRICS_TOKEN'] must be a string or None, not {type(token).__name__}.",
-            id="alloy_oauth.E003",
-        ))
     return messages
-
-
-def _is_network(value: Any) -> bool:
-    try:
-        ipaddress.ip_network(value, strict=False)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def check_sessions(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

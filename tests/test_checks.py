@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.core import checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
 from alloy_oauth import checks as alloy_checks
+from alloy_oauth.conf import SETTINGS, app_settings
 from alloy_oauth.models import Connector
+
+CONFIGURATION_DOCS = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+                      ).read_text()
 
 
 def ids(messages) -> list[str]:
@@ -110,6 +116,24 @@ class TestSettings:
         assert ids(alloy_checks.check_settings()) == ["alloy_oauth.W005"]
         settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": "https://app.example.com"}
         assert alloy_checks.check_settings() == []
+
+    @pytest.mark.parametrize("setting", SETTINGS, ids=lambda setting: setting.name)
+    def test_every_setting_is_checked_read_and_documented(self, settings, setting):
+        """One declaration per setting (alloy_oauth.conf.SETTINGS): its default is valid and
+        is what app_settings reads, a value of the wrong kind is an E003 that names it and
+        shows a valid example, and docs/configuration.md has a row for it."""
+        assert setting.problem(setting.default) is None
+        settings.ALLOY_OAUTH = {}
+        assert getattr(app_settings, setting.name) == setting.read(setting.default)
+        settings.ALLOY_OAUTH = {setting.name: object()}
+        [message] = alloy_checks.check_settings()
+        assert message.id == "alloy_oauth.E003" and repr(setting.name) in message.msg
+        assert message.hint.startswith(setting.help) and "For example" in message.hint
+        assert f"| `{setting.name}` |" in CONFIGURATION_DOCS
+
+    def test_an_unknown_setting_is_no_attribute(self):
+        with pytest.raises(AttributeError):
+            app_settings.STATE_TLL  # noqa: B018
 
     def test_lease_must_outlast_requests(self, settings):
         settings.ALLOY_OAUTH = {"LEASE_SECONDS": 30, "HTTP_TIMEOUT": 10}
