@@ -38,9 +38,10 @@ test-postgres: $(BIN)/.installed
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # mysqlclient builds against the client library: apt-get install pkg-config libmariadb-dev.
+MYSQL_EXTRAS := .[test,mysql]
 $(BIN)/.mysql-installed: setup.cfg pyproject.toml | $(BIN)/.installed
 	@echo "Installing alloy_oauth with its mysql extra into $(VENV)"
-	@$(call quietly,$(BIN)/python -m pip install -e '.[test,mysql]')
+	@$(call quietly,$(BIN)/python -m pip install -e '$(MYSQL_EXTRAS)')
 	@touch $@
 
 test-mysql: $(BIN)/.mysql-installed

@@ -7,14 +7,15 @@ run the command until it reports nothing under an old key, then drop the old key
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.apps import apps
-from django.db import connections, router
+from django.db import router
 
+from . import sql
 from .fields import EncryptedTextField
 
 #: Undecryptable ids listed per column (the count is always complete).
@@ -74,7 +75,7 @@ def scan(
         report = ColumnReport(f"{model._meta.label}.{model_field.name}")
         reports.append(report)
         alias = router.db_for_write(model)
-        for rows in _batches(alias, model, model_field, batch_size):
+        for rows in sql.encrypted_values(alias, model, model_field, batch_size):
             updates = []
             for pk, value in rows:
                 token = bytes(value)
@@ -93,41 +94,8 @@ def scan(
                 if rotate:
                     updates.append((every.rotate(token), pk, token))
             if updates:
-                report.rotated += _rewrite(alias, model, model_field, updates)
+                report.rotated += sql.rewrite_encrypted_values(alias, model, model_field, updates)
             report.changed_meanwhile = report.old - report.rotated if rotate else 0
             if progress:
                 progress(report.label, len(rows))
     return reports
-
-
-def _batches(alias: str, model: Any, model_field: Any, size: int) -> Iterator[list[tuple]]:
-    connection = connections[alias]
-    quote = connection.ops.quote_name
-    table, column, key = (quote(model._meta.db_table), quote(model_field.column),
-                          quote(model._meta.pk.column))
-    last = None
-    while True:
-        where = f"{column} IS NOT NULL" + (f" AND {key} > %s" if last is not None else "")
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT {key}, {column} FROM {table} WHERE {where} ORDER BY {key} LIMIT %s",
-                ([last] if last is not None else []) + [size],
-            )
-            rows = cursor.fetchall()
-        if not rows:
-            return
-        yield rows
-        last = rows[-1][0]
-
-
-def _rewrite(alias: str, model: Any, model_field: Any, updates: list[tuple]) -> int:
-    """Write the re-encrypted values, each only where the row still holds what was read."""
-    connection = connections[alias]
-    quote = connection.ops.quote_name
-    table, column, key = (quote(model._meta.db_table), quote(model_field.column),
-                          quote(model._meta.pk.column))
-    sql = f"UPDATE {table} SET {column} = %s WHERE {key} = %s AND {column} = %s"
-    binary = connection.Database.Binary
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, [[binary(new), pk, binary(old)] for new, pk, old in updates])
-        return max(cursor.rowcount, 0)

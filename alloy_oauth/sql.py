@@ -2,17 +2,20 @@
 
 The refresh engine's hot path is SQL the ORM has no words for: an ``UPDATE … RETURNING``
 that takes leases and reads the credentials with their connector in one round trip, and a
-data-modifying CTE that writes many outcomes and their events in one. They are built from
-the models' own metadata and the ORM's own compiler and converters (``get_col``,
-``compile``, ``get_converters``/``apply_converters``: what ``RawQuerySet`` uses, not
-documented API), so ``tests/test_sql.py`` checks each one against the ORM on every Django
-version of the tox matrix: a change of those internals fails there, loudly.
+data-modifying CTE that writes many outcomes and their events in one. Key rotation reads
+and rewrites ciphertext as stored. They are built from the models' own metadata and the
+ORM's own compiler and converters (``Query.alias_map``, ``is_sliced``, ``combinator``,
+``Field.get_col``, ``cast_db_type``, ``SQLCompiler.compile``, ``get_converters`` and
+``apply_converters``: what ``RawQuerySet`` uses, not documented API), so
+``tests/test_sql.py`` checks each statement against the ORM, and each internal it relies
+on, on every Django version of the tox matrix: a change of those internals fails there,
+loudly, not in production.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,3 +191,46 @@ def update_with_events(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {row[0] for row in cursor.fetchall()}
+
+
+# --- key rotation: encrypted values as they are stored ---------------------------------------
+
+
+def encrypted_values(alias: str, model: Any, field: Any, size: int) -> Iterator[list[tuple]]:
+    """``(pk, ciphertext)`` of every stored value of ``field``, ``size`` rows at a time in
+    primary key order (keyset pagination: each batch starts after the last one's key, so a
+    rotation never holds more than one batch, and rows written meanwhile are not skipped).
+    The ciphertext as stored: the field's own reading would decrypt it."""
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    table, column, key = (quote(model._meta.db_table), quote(field.column),
+                          quote(model._meta.pk.column))
+    last = None
+    while True:
+        where = f"{column} IS NOT NULL" + (f" AND {key} > %s" if last is not None else "")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {key}, {column} FROM {table} WHERE {where} ORDER BY {key} LIMIT %s",
+                ([last] if last is not None else []) + [size],
+            )
+            rows = cursor.fetchall()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
+
+
+def rewrite_encrypted_values(alias: str, model: Any, field: Any,
+                             updates: Sequence[tuple[bytes, Any, bytes]]) -> int:
+    """Write re-encrypted values ``(new, pk, old)``, each only where the row still holds the
+    ciphertext that was read (a refresh may have written new tokens meanwhile). Returns how
+    many were written."""
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    table, column, key = (quote(model._meta.db_table), quote(field.column),
+                          quote(model._meta.pk.column))
+    statement = f"UPDATE {table} SET {column} = %s WHERE {key} = %s AND {column} = %s"
+    binary = connection.Database.Binary
+    with connection.cursor() as cursor:
+        cursor.executemany(statement, [[binary(new), pk, binary(old)] for new, pk, old in updates])
+        return max(cursor.rowcount, 0)

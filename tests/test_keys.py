@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from alloy_oauth import keys, refresh
+from alloy_oauth import keys, refresh, sql
 from alloy_oauth.exceptions import TokenRefreshFailed
 from alloy_oauth.fields import UNDECRYPTABLE, is_undecryptable
 from alloy_oauth.models import AuthorizationRequest, Connector, Credential
@@ -71,7 +71,8 @@ def test_a_value_changed_meanwhile_is_not_overwritten(settings, written_with_old
     credential = written_with_old_key[0]
     model_field = Credential._meta.get_field("access_token")
     stale = model_field.fernet.encrypt(b"access-0")  # the same plaintext, not what is stored
-    written = keys._rewrite("default", Credential, model_field, [(b"x", credential.pk, stale)])
+    written = sql.rewrite_encrypted_values("default", Credential, model_field,
+                                           [(b"x", credential.pk, stale)])
     assert written == 0
     assert Credential.objects.get(pk=credential.pk).access_token == "access-0"
 

@@ -113,33 +113,6 @@ class TestSuccess:
         assert statements[:2] == ["UPDATE", "SELECT"]
         assert stored(credential).access_token == "new-access"
 
-    def test_the_lease_reads_the_credential_as_the_orm_does(self, credential):
-        credential.token_response = {"id_token": "x", "n": [1, 2]}
-        credential.save()
-        lease, leased = leases.acquire_one(credential.pk, Q())
-        assert lease.credential_id == credential.pk
-        read = Credential.objects.select_related("connector").get(pk=credential.pk)
-        for model, ours, orms in ((Credential, leased, read),
-                                  (type(read.connector), leased.connector, read.connector)):
-            for field in model._meta.concrete_fields:
-                value, expected = getattr(ours, field.attname), getattr(orms, field.attname)
-                assert (value, type(value)) == (expected, type(expected)), field.name
-        assert leased.access_token == OLD_ACCESS
-        assert leased.connector.client_secret == read.connector.client_secret != ""
-        assert leases.acquire_one(credential.pk, Q()) is None
-
-    def test_the_lease_reads_foreign_keys_through_their_targets_converters(self, credential,
-                                                                            monkeypatch):
-        # A user model whose primary key converts what it loads (hashids, custom key types).
-        from django.contrib.auth import get_user_model
-
-        monkeypatch.setattr(get_user_model()._meta.pk, "from_db_value",
-                            lambda value, expression, connection: ("converted", value),
-                            raising=False)
-        _, leased = leases.acquire_one(credential.pk, Q())
-        assert leased.user_id == Credential.objects.get(pk=credential.pk).user_id == (
-            "converted", credential.user_id)
-
     def test_an_answer_with_error_null_is_a_success(self, credential, responses):
         # The provider rotated the refresh token: losing the new one would lose the grant.
         responses.post(TOKEN_URL, json={"access_token": "new-access", "expires_in": 3600,
