@@ -10,11 +10,11 @@ class AlloyOAuthConfig(AppConfig):
     def ready(self) -> None:
         from django.core.signals import setting_changed
 
-        from . import checks, credential_methods, keys
+        from . import checks, credential_methods, keys, tasks
         from .webhooks import events
 
         checks.register()
-        events.connect_receivers()
+        events.connect_receivers(enqueue=tasks.enqueue_webhook_delivery)
         #: What Credential's token methods call (see alloy_oauth.models.credential_methods).
         self.credential_methods = credential_methods
 

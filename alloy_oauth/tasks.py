@@ -98,6 +98,17 @@ def refresh_credential(self, credential_id: int) -> str:  # type: ignore[no-unty
     return str(outcome.result)
 
 
+def enqueue_webhook_delivery(delivery_id: int) -> None:
+    """Ask a worker to attempt a recorded delivery (the webhooks' events call this once the
+    delivery is committed). A broker that refuses is not waited for: the sweep enqueues the
+    pending deliveries whose message never came."""
+    try:
+        deliver_webhook.apply_async((delivery_id,), retry=False)
+    except Exception as exc:  # the broker is down: the sweep will enqueue it
+        logger.warning("Could not enqueue webhook delivery %s (%s); the sweep will.",
+                       delivery_id, type(exc).__name__)
+
+
 @shared_task(bind=True, name="alloy_oauth.tasks.deliver_webhook", ignore_result=True,
              max_retries=None)
 def deliver_webhook(self, delivery_id: int) -> str:  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ import logging
 import uuid
 from datetime import datetime
 from functools import partial
+from collections.abc import Callable
 from typing import Any
 
 from django.db import router, transaction
@@ -123,16 +124,17 @@ def _pending_count(alias: str, endpoint_id: int) -> int:
             .values("pk")[:app_settings.WEBHOOK_MAX_PENDING].count())
 
 
-def enqueue(delivery_id: int) -> None:
-    """Ask a worker to attempt the delivery. A broker that refuses is not waited for: the
-    sweep enqueues pending deliveries whose message never came."""
-    from ..tasks import deliver_webhook
+#: Hands a delivery's id to a worker: ``alloy_oauth.tasks.enqueue_webhook_delivery``, wired
+#: by ``connect_receivers()`` (the tasks build on this module, which does not import them).
+_enqueue: Callable[[int], None] | None = None
 
-    try:
-        deliver_webhook.apply_async((delivery_id,), retry=False)
-    except Exception as exc:  # the broker is down: the sweep will enqueue it
-        logger.warning("Could not enqueue webhook delivery %s (%s); the sweep will.",
-                       delivery_id, type(exc).__name__)
+
+def enqueue(delivery_id: int) -> None:
+    """Ask a worker to attempt the delivery (see :data:`_enqueue`)."""
+    if _enqueue is None:
+        raise RuntimeError("alloy_oauth's webhook receivers are not connected yet (the app's "
+                           "ready() connects them).")
+    _enqueue(delivery_id)
 
 
 # --- the app's signals, as events ------------------------------------------------------------
@@ -181,7 +183,9 @@ RECEIVERS = [
 ]
 
 
-def connect_receivers() -> None:
-    """Called by the app's ``ready()``."""
+def connect_receivers(enqueue: Callable[[int], None]) -> None:
+    """Called by the app's ``ready()``, with what hands a delivery to a worker."""
+    global _enqueue
+    _enqueue = enqueue
     for signal, receiver in RECEIVERS:
         signal.connect(receiver, weak=False, dispatch_uid=f"alloy_oauth.webhooks.{receiver.__name__}")
