@@ -153,20 +153,41 @@ def update_with_events(
     if not updates:
         return set()
     connection = connections[alias]
+    many = len(updates) > 1
+    sql, fields = _update_with_events_sql(alias, tuple(fence), tuple(columns), many)
+    rows = [(update.credential_id, *update.fence, *update.values, update.event_kind,
+             update.event_time, update.event_detail) for update in updates]
+    if many:  # one array per column
+        params: list[Any] = [[field.get_db_prep_save(value, connection) for value in column]
+                             for field, column in zip(fields, zip(*rows), strict=True)]
+    else:
+        params = [field.get_db_prep_save(value, connection)
+                  for field, value in zip(fields, rows[0], strict=True)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row[0] for row in cursor.fetchall()}
+
+
+@functools.cache
+def _update_with_events_sql(alias: str, fence: tuple[str, ...], columns: tuple[str, ...],
+                            many: bool) -> tuple[str, list[Any]]:
+    """The statement of :func:`update_with_events` and the fields of its parameters, made
+    once per process and shape. One row comes as a ``VALUES`` row; many as one array per
+    column, unnested into rows, so that the statement's text is the same for any number of
+    them (the driver parses it once) without making the common single refresh pay for
+    arrays."""
+    connection = connections[alias]
     quote = connection.ops.quote_name
     event = CredentialEvent._meta
     fields = [Credential._meta.pk, *(Credential._meta.get_field(name) for name in fence),
               *(Credential._meta.get_field(name) for name in columns),
               *(event.get_field(name) for name in ("kind", "created_at", "detail"))]
     names = [f"c{index}" for index in range(len(fields))]
-    # One array per column, unnested into rows: the statement's text is the same for any
-    # number of credentials, so the driver parses it once per process.
-    arrays = ", ".join(f"%s::{field.cast_db_type(connection)}[]" for field in fields)
-    columns_of_rows = zip(*((update.credential_id, *update.fence, *update.values,
-                             update.event_kind, update.event_time, update.event_detail)
-                            for update in updates), strict=True)
-    params = [[field.get_db_prep_save(value, connection) for value in column]
-              for field, column in zip(fields, columns_of_rows, strict=True)]
+    casts = [field.cast_db_type(connection) for field in fields]
+    if many:
+        rows = "SELECT * FROM unnest(" + ", ".join(f"%s::{cast}[]" for cast in casts) + ")"
+    else:
+        rows = "VALUES (" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
     key = names[0]
     fenced = names[1:1 + len(fence)]
     assigned = names[1 + len(fence):1 + len(fence) + len(columns)]
@@ -180,7 +201,7 @@ def update_with_events(
            for name, value in zip(fence, fenced, strict=True)])
     event_credential = quote(event.get_field("credential").column)
     sql = (
-        f"WITH v ({', '.join(names)}) AS (SELECT * FROM unnest({arrays})), "
+        f"WITH v ({', '.join(names)}) AS ({rows}), "
         f"updated AS (UPDATE {quote(Credential._meta.db_table)} AS c SET {sets} FROM v "
         f"WHERE {conditions} RETURNING c.{credential_key}) "
         f"INSERT INTO {quote(event.db_table)} ({event_credential}, {quote('kind')}, "
@@ -188,9 +209,7 @@ def update_with_events(
         f"SELECT v.{key}, v.{kind}, v.{created}, v.{detail} FROM v "
         f"JOIN updated ON updated.{credential_key} = v.{key} RETURNING {event_credential}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return {row[0] for row in cursor.fetchall()}
+    return sql, fields
 
 
 # --- key rotation: encrypted values as they are stored ---------------------------------------
