@@ -31,7 +31,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
-from . import authorization, protocol, refresh, validation
+from . import authorization, connection_params, protocol, refresh, validation
 from .fields import is_undecryptable
 from .forms import BoundedJSONField, ConnectorForm, WebhookEndpointForm
 from .models import (
@@ -180,6 +180,10 @@ class ConnectorAdmin(SensitiveFormViews, SecretsHiddenFromViewers):
             "refresh_url", "refresh_params", "refresh_lead_time", "default_expires_in",
             "keepalive_interval",
         ]}),
+        (gettext_lazy("Connection parameters and metadata"), {"classes": ["collapse"], "fields": [
+            "connection_params", "metadata_fields", "callback_params", "allow_multiple_accounts",
+            "account_label",
+        ]}),
         (gettext_lazy("Advanced"), {"classes": ["collapse"], "fields": [
             "client_auth_method", "use_pkce", "scope_separator", "authorization_params",
             "token_params", "revocation_url", "issuer", "require_issuer", "api_base_url",
@@ -233,6 +237,13 @@ class ConnectorAdmin(SensitiveFormViews, SecretsHiddenFromViewers):
                 "missing": " ".join(report.get("scopes_missing", [])) or "—",
                 "extra": " ".join(report.get("scopes_extra", [])) or "—",
             } if differs else "")))
+            if "metadata" in report:
+                found = report.get("metadata") or {}
+                missing = report.get("metadata_missing") or []
+                rows.append((_("Metadata"), "⚠" if missing else "✔", "; ".join(
+                    [f"{key} = {value}" for key, value in found.items()]
+                    + ([_("not sent: %(keys)s") % {"keys": ", ".join(missing)}] if missing
+                       else [])) or "—"))
             test = report.get("test_request")
             if test:
                 rows.append((_("Test request"), "✔" if 200 <= test.get("status", 0) < 300 else "✘",
@@ -281,9 +292,12 @@ class ConnectorAdmin(SensitiveFormViews, SecretsHiddenFromViewers):
 
     @method_decorator(require_POST)
     def validate_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        """Step 1, the pre-flight (no end user): JSON for the page's script."""
+        """Step 1, the pre-flight (no end user): JSON for the page's script. The POST carries
+        the values of the connector's connection parameters the operator entered."""
         connector = self._connector_for_validation(request, pk)
-        checks = validation.preflight(connector, redirect_uri=callback_url(request))
+        config = _posted_config(connector, request.POST)
+        checks = validation.preflight(connector, redirect_uri=callback_url(request),
+                                      config=config)
         ok = all(check.ok for check in checks)
         authorize_url = None
         if ok:
@@ -292,7 +306,10 @@ class ConnectorAdmin(SensitiveFormViews, SecretsHiddenFromViewers):
             ticket = authorization.issue_ticket(
                 request.session, authorization.validation_purpose(connector.pk, request.user.pk))
             authorize_url = reverse("admin:alloy_oauth_connector_validate_authorize",
-                                    args=[connector.pk]) + "?" + urlencode({"ticket": ticket})
+                                    args=[connector.pk]) + "?" + urlencode({
+                                        "ticket": ticket,
+                                        **{PARAM_PREFIX + name: value
+                                           for name, value in config.items()}})
         return JsonResponse({
             "ok": ok,
             "checks": [{"name": c.name, "ok": c.ok, "message": c.message} for c in checks],
@@ -315,13 +332,17 @@ class ConnectorAdmin(SensitiveFormViews, SecretsHiddenFromViewers):
         if flow and not FLOW_ID.fullmatch(flow):
             return failure_page(request, "invalid_request", _(
                 "This address has a repeated or oversized parameter."), connector, next_url=back)
+        config, errors = connector.connection_values(_posted_config(connector, request.GET))
+        if errors:
+            return failure_page(request, "invalid_request", " ".join(errors.values()),
+                                connector, next_url=back)
         try:
             url = authorization.start(
                 connector, session=request.session, redirect_uri=callback_url(request),
                 user=request.user, purpose=AuthorizationRequest.Purpose.VALIDATE,
-                popup=True, flow_id=flow, next_url=back,
+                popup=True, flow_id=flow, next_url=back, connection_config=config,
             )
-        except protocol.OAuthError as exc:
+        except (protocol.OAuthError, connection_params.ParameterError) as exc:
             validation.record_failure(connector, str(exc))
             return failure_page(request, "configuration", str(exc), connector, next_url=back)
         return no_store(HttpResponseRedirect(url))
@@ -340,6 +361,16 @@ class ConnectorAdmin(SensitiveFormViews, SecretsHiddenFromViewers):
                     "%(connector)s: the pre-flight checks passed. Open the connector and press "
                     "“Validate credential” to complete the round trip.") % {
                     "connector": connector}, messages.SUCCESS)
+
+
+#: Connection parameter values in the Validate requests: ``param-shop=acme``.
+PARAM_PREFIX = "param-"
+
+
+def _posted_config(connector: Connector, data: Any) -> dict[str, str]:
+    """The connection parameter values the operator entered for Validate credential."""
+    return {param.name: data[PARAM_PREFIX + param.name] for param in connector.params
+            if isinstance(data.get(PARAM_PREFIX + param.name), str)}
 
 
 class CredentialEventInline(admin.TabularInline):
@@ -373,10 +404,18 @@ class ChangedByActionsOnly(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
 
+def _json_table(values: Any) -> str:
+    """A JSON object as a small table of its keys and values (``—`` when empty)."""
+    if not isinstance(values, dict) or not values:
+        return "—"
+    return format_html('<table class="alloy-oauth-values">{}</table>', format_html_join(
+        "", "<tr><th>{}</th><td>{}</td></tr>", sorted(values.items())))
+
+
 @admin.register(Credential)
 class CredentialAdmin(ChangedByActionsOnly, SecretsHiddenFromViewers):
     list_display = [
-        "owner", "connector", "status_display", "expires_in", "last_refreshed",
+        "owner", "connector", "account", "status_display", "expires_in", "last_refreshed",
         "failures", "last_error_short",
     ]
     list_filter = ["connector", "status"]
@@ -387,7 +426,8 @@ class CredentialAdmin(ChangedByActionsOnly, SecretsHiddenFromViewers):
     # characters for staff who may act on the credential (to match the token a provider's
     # console or error names, and to see a refresh rotate it); viewers see no characters.
     fields = [
-        "connector", "user", "external_id", "status_display", "tokens", "token_type", "scope",
+        "connector", "user", "external_id", "account", "connection_config_display",
+        "metadata_display", "status_display", "tokens", "token_type", "scope",
         "scope_drift", "expires_at", "refresh_token_expires_at", "connected_at",
         "last_refreshed_at", "next_refresh_at", "failure_count", "failing_since", "last_error",
         "version",
@@ -399,6 +439,19 @@ class CredentialAdmin(ChangedByActionsOnly, SecretsHiddenFromViewers):
     @admin.display(description=gettext_lazy("owner"), ordering="user__username")
     def owner(self, obj: Credential) -> str:
         return obj.owner_label
+
+    @admin.display(description=gettext_lazy("account"))
+    def account(self, obj: Credential) -> str:
+        return obj.account_label or "—"
+
+    # Not secret by declaration: the connector names what is kept (no token field can be).
+    @admin.display(description=gettext_lazy("connection parameters"))
+    def connection_config_display(self, obj: Credential) -> str:
+        return _json_table(obj.connection_config)
+
+    @admin.display(description=gettext_lazy("metadata"))
+    def metadata_display(self, obj: Credential) -> str:
+        return _json_table(obj.metadata)
 
     @admin.display(description=gettext_lazy("status"), ordering="status")
     def status_display(self, obj: Credential) -> str:

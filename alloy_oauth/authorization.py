@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
-from . import protocol, validation
+from . import connection_params, protocol, validation
 from .conf import app_settings
 from .models import AuthorizationRequest, Connector, Credential, CredentialEvent
 from .redaction import scrub
@@ -143,15 +143,25 @@ def start(
     popup: bool = False,
     flow_id: str = "",
     link_hash: str | None = None,
+    connection_config: dict[str, str] | None = None,
+    credential: Credential | None = None,
 ) -> str:
     """Record a pending authorization for one end user (or, to validate the connector, an
-    operator) and return the provider URL to send their browser to. Raises
-    :class:`protocol.OAuthError` when the connector's auth URL is refused by the transport
-    rule, and ``IntegrityError`` when the headless link (``link_hash``) was used already."""
+    operator) and return the provider URL to send their browser to.
+
+    ``connection_config``: the values of the connector's connection parameters (see
+    :meth:`Connector.connection_errors`), which its URLs are built with, now and at the
+    callback; ``credential``: the owner's account being reconnected, for a connector with
+    several accounts. Raises :class:`protocol.OAuthError` when the connector's auth URL is
+    refused by the transport rule, ``connection_params.ParameterError`` when the values do
+    not make it, and ``IntegrityError`` when the headless link (``link_hash``) was used
+    already."""
     if (user is None) == (not external_id):
         raise ValueError("An authorization needs exactly one owner: user= or external_id=.")
+    config = dict(connection_config or {})
+    auth_url = connector.url("auth_url", config)
     protocol.require_secure_url(
-        connector.auth_url, allow_http=settings.DEBUG, what=_("The connector's auth URL")
+        auth_url, allow_http=settings.DEBUG, what=_("The connector's auth URL")
     )
     now = timezone.now()
     binding = browser_binding(session, create=True)
@@ -174,6 +184,8 @@ def start(
         connector=connector,
         user=user,
         external_id=external_id,
+        connection_config=config,
+        credential=credential,
         code_verifier=verifier,
         redirect_uri=redirect_uri,
         scope=" ".join(scopes),
@@ -184,7 +196,7 @@ def start(
     )
     logger.info("Authorization %s started for connector %s.", pending.pk, connector.slug)
     return protocol.authorization_url(
-        connector.auth_url,
+        auth_url,
         client_id=connector.client_id,
         redirect_uri=redirect_uri,
         state=state,
@@ -258,11 +270,17 @@ def complete(params: QueryDict, session: SessionBase) -> Completed:
             validation.record_failure(connector, failure.message)
         raise
     requested = protocol.parse_scopes(pending.scope)
+    metadata = {
+        **connection_params.token_metadata(connector.metadata_fields, token.extra,
+                                           secrets=(token.access_token, token.refresh_token)),
+        **connection_params.callback_metadata(connector.callback_params, params),
+    }
     if pending.purpose == AuthorizationRequest.Purpose.VALIDATE:
-        validation.record_round_trip(connector, token, requested)
+        validation.record_round_trip(connector, token, requested,
+                                     config=pending.connection_config, metadata=metadata)
         logger.info("Authorization %s validated connector %s.", pending.pk, connector.slug)
         return Completed(pending)
-    credential, created = _store_credential(pending, token)
+    credential, created = _store_credential(pending, token, metadata)
     logger.info(
         "Authorization %s for connector %s stored credential %s.",
         pending.pk, connector.slug, credential.pk,
@@ -299,8 +317,13 @@ def _redeem(values: dict[str, str], pending: AuthorizationRequest) -> protocol.T
             "inactive_connector", _("This connection is currently disabled."), connector=connector
         )
     try:
+        token_url = connector.url("token_url", pending.connection_config)
+    except connection_params.ParameterError as exc:
+        # The operator changed the parameters since this attempt started.
+        raise AuthorizationFailed("configuration", exc.message, connector=connector) from None
+    try:
         return protocol.exchange_code(
-            connector.oauth_client(),
+            connector.oauth_client(token_url),
             code=code,
             redirect_uri=pending.redirect_uri,
             code_verifier=pending.code_verifier or None,
@@ -370,15 +393,20 @@ def _provider_refusal(values: dict[str, str], connector: Connector) -> Authoriza
 
 @sensitive_variables()
 def _store_credential(
-    pending: AuthorizationRequest, token: protocol.TokenResponse
+    pending: AuthorizationRequest, token: protocol.TokenResponse,
+    metadata: dict[str, Any] | None = None,
 ) -> tuple[Credential, bool]:
     """Create the end user's credential for this connector, or reconnect the existing one
     (same row, back to ``active``, ``version`` bumped so an in-flight refresh of the old grant
-    cannot overwrite the new tokens)."""
+    cannot overwrite the new tokens). With several accounts allowed, which one: see
+    :func:`_account`."""
     connector = pending.connector
     now = timezone.now()
     values = connector.token_values(token, requested_scopes=protocol.parse_scopes(pending.scope))
     values.update(
+        # Set at connect (a new grant's metadata, which may be another account's).
+        connection_config=pending.connection_config,
+        metadata=metadata or {},
         # A new grant: its refresh token (or none) replaces the old grant's, which may belong
         # to another account at the provider (RFC 6749 §6's "keep the old one" is for refreshes).
         refresh_token=token.refresh_token or "",
@@ -393,23 +421,24 @@ def _store_credential(
     owner = {"user": pending.user} if pending.user_id else {"external_id": pending.external_id}
     note = token.expires_in_note
     try:
-        return _save_credential(connector, owner, values, now, note)
+        return _save_credential(pending, owner, values, now, note)
     except IntegrityError:
-        # Another callback for the same end user created the row first: update it instead.
-        return _save_credential(connector, owner, values, now, note)
+        # Another callback for the same end user (and account) created the row first: update
+        # it instead.
+        return _save_credential(pending, owner, values, now, note)
 
 
 @sensitive_variables()
 def _save_credential(
-    connector: Connector, owner: dict[str, Any], values: dict[str, Any], now: Any, note: str
+    pending: AuthorizationRequest, owner: dict[str, Any], values: dict[str, Any], now: Any,
+    note: str,
 ) -> tuple[Credential, bool]:
+    connector = pending.connector
     with transaction.atomic():
-        credential = (
-            Credential.objects.select_for_update().filter(connector=connector, **owner).first()
-        )
+        credential, account_key = _account(pending, owner, values)
         created = credential is None
         if created:
-            credential = Credential(connector=connector, **owner)
+            credential = Credential(connector=connector, account_key=account_key, **owner)
         else:
             values = {**values, "version": credential.version + 1}
         for name, value in values.items():
@@ -422,6 +451,37 @@ def _save_credential(
             detail=_connected_detail(credential, created, note),
         )
     return credential, created
+
+
+def _account(
+    pending: AuthorizationRequest, owner: dict[str, Any], values: dict[str, Any]
+) -> tuple[Credential | None, str]:
+    """The owner's credential this connection updates (locked until the transaction ends),
+    or ``None`` and the ``account_key`` of a new one.
+
+    One account per owner (the default): the owner's credential, whose ``account_key`` is
+    ``""``, so that the unique constraints keep two simultaneous callbacks from creating two.
+    Several accounts: the one being reconnected, if named; else the one with the same account
+    label (the same shop, the same e-mail), else a new one keyed by that label (two
+    simultaneous callbacks for one account still make one row) or, without a label, by a
+    random key."""
+    connector = pending.connector
+    mine = Credential.objects.select_for_update().filter(connector=connector, **owner)
+    if not connector.allow_multiple_accounts:
+        return mine.order_by("pk").first(), ""
+    accounts = list(mine.order_by("pk"))
+    for credential in accounts:
+        if credential.pk == pending.credential_id:
+            return credential, credential.account_key
+    label = connection_params.label(connector.account_label, values["connection_config"],
+                                    values["metadata"])
+    if not label:
+        return None, secrets.token_hex(16)
+    for credential in accounts:
+        if connection_params.label(connector.account_label, credential.connection_config,
+                                   credential.metadata) == label:
+            return credential, credential.account_key
+    return None, hashlib.sha256(label.encode()).hexdigest()
 
 
 def _connected_detail(credential: Credential, created: bool, note: str) -> str:

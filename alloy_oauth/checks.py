@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core import checks
 from django.db import DatabaseError, connections
 
+from . import connection_params
 from .conf import DEFAULTS, SETTINGS, user_settings
 from .protocol import insecure_url_problem
 
@@ -177,7 +178,7 @@ def check_connector_urls(
             continue
         for connector in connectors:
             for field in Connector.URL_FIELDS:
-                url = getattr(connector, field)
+                url = connection_params.sample_url(getattr(connector, field))
                 problem = url and insecure_url_problem(url, allow_http=settings.DEBUG)
                 if problem:
                     messages.append(checks.Warning(

@@ -1,4 +1,5 @@
-"""Model fields: Fernet-encrypted text and JSON that survive a lost key.
+"""Model fields: Fernet-encrypted text and JSON that survive a lost key, and URLs that may
+name connection parameters.
 
 The values are encrypted by django-fernet-fields-v2 (``FERNET_KEYS``: the first key
 encrypts, all of them decrypt). A value that no configured key can decrypt (the key it was
@@ -14,7 +15,13 @@ from typing import Any
 
 import fernet_fields
 from cryptography.fernet import InvalidToken
+from django import forms
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import URLValidator
+from django.db import models
+
+from . import connection_params
 
 
 class Undecryptable(str):
@@ -70,3 +77,39 @@ class EncryptedJSONField(EncryptedTextField):
 
     def value_to_string(self, obj: Any) -> str:
         return json.dumps(self.value_from_object(obj), cls=DjangoJSONEncoder, sort_keys=True)
+
+
+def validate_url_template(value: str) -> None:
+    """A URL, or a URL template whose placeholders (``{shop}``, ``{metadata.key}``) stand
+    where :mod:`alloy_oauth.connection_params` allows them and that is a URL once they are
+    filled in. Whether each placeholder is declared is the connector form's business (it
+    sees the other fields)."""
+    if connection_params.has_placeholders(value):
+        try:
+            connection_params.placeholders(value)
+        except connection_params.ParameterError as exc:
+            raise ValidationError(exc.message, code="invalid_template") from None
+        value = connection_params.sample_url(value)
+    URLValidator()(value)
+
+
+class TemplatedURLFormField(forms.URLField):
+    """``forms.URLField`` that takes URL templates: a template that starts with its origin
+    (``{metadata.instance_url}/…``) is not given a scheme in front."""
+
+    default_validators = [validate_url_template]
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().startswith("{"):
+            return forms.CharField.to_python(self, value)
+        return super().to_python(value)
+
+
+class TemplatedURLField(models.URLField):
+    """A connector's URL: a URL, or a template naming connection parameters (and, in the API
+    base URL, metadata) that :mod:`alloy_oauth.connection_params` fills in per credential."""
+
+    default_validators = [validate_url_template]
+
+    def formfield(self, **kwargs: Any) -> Any:
+        return super().formfield(**{"form_class": TemplatedURLFormField, **kwargs})

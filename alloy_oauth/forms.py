@@ -18,7 +18,7 @@ from django.forms.fields import InvalidJSONInput, JSONString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import protocol
+from . import connection_params, protocol
 from .fields import is_undecryptable
 from .models import Connector, WebhookEndpoint
 from .webhooks import EVENT_TYPES
@@ -41,7 +41,7 @@ SECRET_DESTINATIONS = ("token_url", "refresh_url", "revocation_url")
 OAUTH_FIELDS = (
     "auth_url", "token_url", "client_id", "client_secret", "scope", "refresh_url",
     "refresh_params", "client_auth_method", "use_pkce", "scope_separator",
-    "authorization_params", "token_params", "issuer", "require_issuer",
+    "authorization_params", "token_params", "issuer", "require_issuer", "connection_params",
 )
 
 
@@ -173,6 +173,13 @@ def _formfield(field: models.Field, **kwargs: Any) -> forms.Field | None:
     return field.formfield(**kwargs)
 
 
+def _values_allowed(spec: Any) -> list[tuple[str, str | None, tuple[str, ...]]]:
+    """What a ``connection_params`` value lets end users put in the URLs (labels and help
+    texts aside)."""
+    return [(param.name, param.pattern, param.choices)
+            for param in connection_params.declared(spec or [])]
+
+
 class CopyableInput(forms.TextInput):
     """A read-only text input with a Copy button (the callback URL)."""
 
@@ -246,9 +253,22 @@ class ConnectorForm(forms.ModelForm):
                 "sent where it was entered for."
             ) % {"fields": ", ".join(
                 str(self.fields[name].label).lower() for name in moved)})
+        if (self.instance.pk and self.instance.client_secret and not moved
+                and _values_allowed(cleaned.get("connection_params"))
+                != _values_allowed(self.instance.connection_params)
+                and not self.data.get(self.add_prefix("client_secret"))
+                and any(connection_params.has_placeholders(url or "") for url in (
+                    *(cleaned.get(name) for name in SECRET_DESTINATIONS),
+                    *(getattr(self.instance, name) for name in SECRET_DESTINATIONS)))):
+            # New patterns or choices make new hosts for the URLs the secret is sent to.
+            self.add_error("client_secret", _(
+                "Type the client secret again: the values the connection parameters allow "
+                "changed, and the stored secret is only sent where it was entered for."))
+        self._clean_connection_params(cleaned)
         for name in Connector.URL_FIELDS:
             url = cleaned.get(name)
-            problem = url and protocol.insecure_url_problem(url, allow_http=settings.DEBUG)
+            problem = url and protocol.insecure_url_problem(
+                connection_params.sample_url(url), allow_http=settings.DEBUG)
             if problem:
                 self.add_error(name, _("This URL %(problem)s.") % {"problem": problem})
         if cleaned.get("require_issuer") and not cleaned.get("issuer"):
@@ -264,6 +284,41 @@ class ConnectorForm(forms.ModelForm):
                 self.add_error(name, _("These parameters are set by the OAuth flow itself: "
                                        "%(names)s.") % {"names": ", ".join(clash)})
         return cleaned
+
+    def _clean_connection_params(self, cleaned: dict[str, Any]) -> None:
+        """The shapes of connection_params, metadata_fields and callback_params, and every
+        ``{placeholder}`` of the URLs and the account label declared where it may be used
+        (see :mod:`alloy_oauth.connection_params`)."""
+        for name, empty in (("connection_params", list), ("metadata_fields", dict),
+                            ("callback_params", list)):
+            if name in cleaned and cleaned[name] is None:  # (left blank)
+                cleaned[name] = empty()
+        spec = cleaned.get("connection_params", [])
+        problems = connection_params.spec_problems(spec) if "connection_params" in cleaned else []
+        for problem in problems:
+            self.add_error("connection_params", problem)
+        params = connection_params.declared(spec) if not problems else []
+        fields = cleaned.get("metadata_fields", {})
+        names = cleaned.get("callback_params", [])
+        metadata_problems = connection_params.metadata_spec_problems(
+            fields if "metadata_fields" in cleaned else {},
+            names if "callback_params" in cleaned else [])
+        for name, found in metadata_problems.items():
+            for problem in found:
+                self.add_error(name, problem)
+        if problems or metadata_problems or "connection_params" not in cleaned:
+            return  # (the templates are judged against declarations that are sound)
+        keys = [*fields, *names]
+        for name in Connector.URL_FIELDS:
+            url = cleaned.get(name)
+            problem = url and connection_params.template_problem(
+                url, params, keys, allow_metadata=name == "api_base_url")
+            if problem:
+                self.add_error(name, problem)
+        label = cleaned.get("account_label") or ""
+        problem = connection_params.label_problem(label, params, keys)
+        if problem:
+            self.add_error("account_label", problem)
 
     def save(self, commit: bool = True) -> Connector:
         if self.instance.pk and any(name in self.changed_data for name in OAUTH_FIELDS):

@@ -8,6 +8,7 @@ same authorization flow as for a logged-in user, and the credential is stored fo
     from alloy_oauth.headless import connect_url
 
     url = connect_url("github", external_id="customer-42", next_url="/done/")
+    url = connect_url("shopify", external_id="customer-42", params={"shop": "acme"})
 
 The link is a bearer capability: whoever opens it first connects *their* provider account as
 that end user. Make one per click, hand it only to that end user, keep it short-lived
@@ -17,12 +18,14 @@ that end user. Make one per click, hand it only to that end user, keep it short-
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 from django.core import signing
 from django.urls import reverse
 
+from . import connection_params
 from .conf import app_settings
 from .models import AuthorizationRequest, Connector, absolute_url
 
@@ -41,24 +44,54 @@ def connect_url(
     *,
     next_url: str = "",
     request: Any = None,
+    params: dict[str, str] | None = None,
 ) -> str:
     """A signed link that connects ``external_id``'s account at ``connector``.
 
-    ``next_url`` must be a path on this site (checked again when the link is used). The URL is
-    absolute when ``CALLBACK_BASE_URL`` is set or ``request`` is given, else a path.
+    ``next_url`` must be a path on this site (checked again when the link is used). ``params``:
+    values of the connector's connection parameters (``{"shop": "acme"}``), fixed by the link;
+    each must be valid (``ValueError`` otherwise), and the end user is asked for any other. The
+    URL is absolute when ``CALLBACK_BASE_URL`` is set or ``request`` is given, else a path.
     """
     slug = connector.slug if isinstance(connector, Connector) else connector
     if not external_id or len(external_id) > MAX_EXTERNAL_ID:
         raise ValueError(f"external_id must be 1 to {MAX_EXTERNAL_ID} characters.")
-    token = signing.dumps({"c": slug, "e": external_id, "n": next_url}, salt=SALT,
-                          compress=True)
+    payload: dict[str, Any] = {"c": slug, "e": external_id, "n": next_url}
+    if params:
+        payload["p"] = _checked_params(connector, params)
+    token = signing.dumps(payload, salt=SALT, compress=True)
     path = reverse("alloy_oauth:authorize", args=[slug]) + "?" + urlencode({"link": token})
     return absolute_url(path, request)
 
 
-def read_connect_link(token: str, slug: str) -> tuple[str, str]:
-    """``(external_id, next_url)`` of a valid link for connector ``slug``; raises
-    :class:`InvalidConnectLink` otherwise. Using a link twice is refused (see ``link_hash``)."""
+def _checked_params(connector: Connector | str, params: dict[str, str]) -> dict[str, str]:
+    if not isinstance(connector, Connector):
+        connector = Connector.objects.filter(slug=connector).first()
+        if connector is None:
+            raise ValueError("No connector has this slug.")
+    declared = connector.params
+    unknown = sorted(set(params) - {param.name for param in declared})
+    if unknown:
+        raise ValueError(f"{connector.slug} has no connection parameter {', '.join(unknown)}.")
+    values, errors = connection_params.read_values(declared, params, names=params)
+    if errors:
+        raise ValueError(" ".join(errors.values()))
+    return values
+
+
+@dataclass(frozen=True)
+class ConnectLink:
+    """What a valid connect link says."""
+
+    external_id: str
+    next_url: str = ""
+    #: Connection parameter values the link fixes.
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def read_connect_link(token: str, slug: str) -> ConnectLink:
+    """What a valid link for connector ``slug`` says; raises :class:`InvalidConnectLink`
+    otherwise. Using a link twice is refused (see ``link_hash``)."""
     try:
         data = signing.loads(token, salt=SALT, max_age=app_settings.CONNECT_LINK_MAX_AGE)
     except signing.SignatureExpired:
@@ -69,7 +102,10 @@ def read_connect_link(token: str, slug: str) -> tuple[str, str]:
         raise InvalidConnectLink("This connect link is not valid.")
     if AuthorizationRequest.objects.filter(link_hash=link_hash(token)).exists():
         raise InvalidConnectLink("This connect link has already been used; ask for a new one.")
-    return str(data["e"]), str(data.get("n") or "")
+    params = data.get("p")
+    return ConnectLink(str(data["e"]), str(data.get("n") or ""),
+                       {str(k): str(v) for k, v in params.items()}
+                       if isinstance(params, dict) else {})
 
 
 def link_hash(token: str) -> str:

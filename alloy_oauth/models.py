@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
 from django.apps import apps
@@ -18,9 +19,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import protocol, querysets
+from . import connection_params, protocol, querysets
 from .conf import app_settings
-from .fields import EncryptedJSONField, EncryptedTextField, is_undecryptable
+from .fields import EncryptedJSONField, EncryptedTextField, TemplatedURLField, is_undecryptable
 from .querysets import CredentialQuerySet
 
 if TYPE_CHECKING:
@@ -79,11 +80,13 @@ class Connector(models.Model):
     slug = models.SlugField(_("slug"), unique=True, help_text=_("Used in URLs."))
     is_active = models.BooleanField(_("active"), default=True)
 
-    auth_url = models.URLField(
+    auth_url = TemplatedURLField(
         _("auth URL"), max_length=500,
-        help_text=_("The provider's authorization endpoint, where end users grant access."),
+        help_text=_("The provider's authorization endpoint, where end users grant access. "
+                    "Like the other URLs, it may name connection parameters: "
+                    "https://{shop}.myshopify.com/admin/oauth/authorize."),
     )
-    token_url = models.URLField(
+    token_url = TemplatedURLField(
         _("access token URL"), max_length=500,
         help_text=_("The provider's token endpoint, where codes are exchanged for tokens."),
     )
@@ -93,7 +96,7 @@ class Connector(models.Model):
         _("scope"), blank=True, help_text=_("Scopes to request, separated by spaces or commas."),
     )
 
-    refresh_url = models.URLField(
+    refresh_url = TemplatedURLField(
         _("refresh URL"), max_length=500, blank=True,
         help_text=_("Leave blank to refresh at the access token URL."),
     )
@@ -127,7 +130,7 @@ class Connector(models.Model):
         _("extra token parameters"), default=dict, blank=True,
         help_text=_("JSON object added to the body of the code exchange."),
     )
-    revocation_url = models.URLField(
+    revocation_url = TemplatedURLField(
         _("revocation URL"), max_length=500, blank=True, help_text=_("RFC 7009 endpoint, optional."),
     )
     issuer = models.CharField(
@@ -144,13 +147,43 @@ class Connector(models.Model):
         help_text=_("Seconds: refresh credentials not refreshed for this long even if their "
                     "access token does not expire (providers revoke idle refresh tokens)."),
     )
-    api_base_url = models.URLField(
+    api_base_url = TemplatedURLField(
         _("API base URL"), max_length=500, blank=True,
-        help_text=_("Relative URLs of credential.session() are resolved against it."),
+        help_text=_("Relative URLs of credential.session() are resolved against it. It may "
+                    "name connection parameters and metadata: "
+                    "{metadata.instance_url}/services/data/v62.0."),
     )
     test_request_path = models.CharField(
         _("test request path"), max_length=500, blank=True,
         help_text=_("A GET request made with a new token when validating, e.g. /user."),
+    )
+
+    connection_params = models.JSONField(
+        _("connection parameters"), default=list, blank=True,
+        help_text=_('JSON list of values asked for before the authorization, used as {name} in '
+                    'the URLs: [{"name": "shop", "label": "Shop name", "help": "…", '
+                    '"pattern": "[a-z0-9][a-z0-9-]*"}], or "choices": ["com", "eu"] instead '
+                    'of a pattern.'),
+    )
+    metadata_fields = models.JSONField(
+        _("metadata fields"), default=dict, blank=True,
+        help_text=_('JSON object of token response fields kept with each credential, in clear: '
+                    '{"instance_url": "instance_url", "team_id": "team.id"}. Usable as '
+                    '{metadata.key} in the API base URL.'),
+    )
+    callback_params = models.JSONField(
+        _("callback parameters"), default=list, blank=True,
+        help_text=_('JSON list of query parameters of the callback kept as metadata, in clear: '
+                    '["realmId"].'),
+    )
+    allow_multiple_accounts = models.BooleanField(
+        _("several accounts per end user"), default=False,
+        help_text=_("End users may connect more than one account (two shops, two mailboxes)."),
+    )
+    account_label = models.CharField(
+        _("account label"), max_length=200, blank=True,
+        help_text=_("What tells an end user's accounts apart on the Connections page, from "
+                    "connection parameters and metadata: {shop}, or {metadata.email}."),
     )
 
     validated_at = models.DateTimeField(_("validated at"), null=True, blank=True, editable=False)
@@ -178,9 +211,62 @@ class Connector(models.Model):
     def scopes(self) -> list[str]:
         return protocol.parse_scopes(self.scope)
 
-    def api_url(self, path: str) -> str:
-        """``path`` under ``api_base_url``, keeping the base's own path."""
-        return self.api_base_url.rstrip("/") + "/" + path.lstrip("/")
+    def api_url(self, path: str, base: str | None = None) -> str:
+        """``path`` under ``base`` (default: ``api_base_url``), keeping the base's own path."""
+        return (self.api_base_url if base is None else base).rstrip("/") + "/" + path.lstrip("/")
+
+    @property
+    def params(self) -> list[connection_params.Param]:
+        """The declared connection parameters (see :mod:`alloy_oauth.connection_params`)."""
+        return connection_params.declared(self.connection_params)
+
+    @property
+    def metadata_keys(self) -> list[str]:
+        """The metadata a credential of this connector may hold: the metadata fields' keys
+        and the callback parameters."""
+        fields = self.metadata_fields if isinstance(self.metadata_fields, dict) else {}
+        names = self.callback_params if isinstance(self.callback_params, list) else []
+        return [*fields, *(name for name in names if isinstance(name, str))]
+
+    def connection_values(self, config: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+        """``(values, errors)``: the values of ``config`` that can be this connector's
+        connection parameters, and what is wrong with the others, by parameter name. Every
+        declared parameter needs a value that matches its pattern or choices and fits its
+        place in every URL that names it; ``values`` is complete when ``errors`` is empty."""
+        params = self.params
+        values, errors = connection_params.read_values(params, config)
+        for field in self.URL_FIELDS:
+            template = getattr(self, field)
+            if errors or not connection_params.has_placeholders(template):
+                continue
+            try:
+                connection_params.build_url(template, params, values, sample_metadata=True)
+            except connection_params.ParameterError as exc:
+                errors.setdefault(exc.name or params[0].name, exc.message)
+        return {name: value for name, value in values.items() if name not in errors}, errors
+
+    def url(self, field: str, config: dict[str, Any] | None = None,
+            metadata: dict[str, Any] | None = None) -> str:
+        """The URL ``field`` (one of :attr:`URL_FIELDS`) for one connection: its connection
+        parameters filled in from ``config`` and, in the API base URL, its metadata from
+        ``metadata``; ``""`` when the field is blank. Raises
+        ``connection_params.ParameterError`` when a value is missing, does not match its
+        parameter, does not fit its place, or makes a URL that may not carry OAuth traffic
+        (plain http to a public host)."""
+        template = getattr(self, field)
+        if not template or not connection_params.has_placeholders(template):
+            return template
+        provider_host = None
+        if field == "api_base_url" and template.startswith("{"):
+            provider_host = urlsplit(self.url("token_url", config)).hostname
+        url = connection_params.build_url(template, self.params, config or {}, metadata,
+                                          provider_host=provider_host)
+        problem = protocol.insecure_url_problem(url, allow_http=settings.DEBUG)
+        if problem:
+            raise connection_params.ParameterError(
+                _("With this connection's values, the %(field)s %(problem)s.") % {
+                    "field": self._meta.get_field(field).verbose_name, "problem": problem})
+        return url
 
     @property
     def lead_time(self) -> int:
@@ -296,6 +382,20 @@ class Credential(models.Model):
     token_response = EncryptedJSONField(
         _("other token response fields"), default=dict, blank=True,
     )
+    #: The connection parameters this account was connected with (not secret).
+    connection_config = models.JSONField(
+        _("connection parameters"), default=dict, blank=True,
+        help_text=_("The values of the connector's connection parameters for this account."),
+    )
+    #: What the connector's metadata fields and callback parameters found (not secret).
+    metadata = models.JSONField(
+        _("metadata"), default=dict, blank=True,
+        help_text=_("Values the provider returned, kept as the connector says."),
+    )
+    #: Which of an owner's accounts at the connector this is: "" for the one account of a
+    #: connector that allows one (so the unique constraints allow one per owner), a key of
+    #: its own per account otherwise.
+    account_key = models.CharField(max_length=64, blank=True, default="", editable=False)
 
     status = models.CharField(
         _("status"), max_length=20, choices=Status.choices, default=Status.ACTIVE,
@@ -332,18 +432,38 @@ class Credential(models.Model):
                 name="alloy_oauth_cred_has_owner",
             ),
             # NULLs are distinct in unique indexes on SQLite, PostgreSQL and MySQL/MariaDB:
-            # no condition needed (MySQL/MariaDB would ignore one).
+            # no condition needed (MySQL/MariaDB would ignore one). One credential per owner
+            # and account_key: per owner, unless the connector allows several accounts.
             models.UniqueConstraint(
-                fields=["connector", "user"], name="alloy_oauth_cred_one_per_user",
+                fields=["connector", "user", "account_key"],
+                name="alloy_oauth_cred_one_per_user_account",
             ),
             models.UniqueConstraint(
-                fields=["connector", "external_key"],
-                name="alloy_oauth_cred_one_per_external_id",
+                fields=["connector", "external_key", "account_key"],
+                name="alloy_oauth_cred_one_per_external_id_account",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.connector} — {self.owner_label}"
+        account = self.account_label
+        return f"{self.connector} — {self.owner_label}" + (f" ({account})" if account else "")
+
+    @property
+    def account_label(self) -> str:
+        """What tells this account apart from the owner's others at the connector (the
+        connector's ``account_label`` filled in), or ``""``."""
+        return connection_params.label(
+            self.connector.account_label,
+            self.connection_config if isinstance(self.connection_config, dict) else {},
+            self.metadata if isinstance(self.metadata, dict) else {})
+
+    def url(self, field: str) -> str:
+        """The connector's URL ``field`` for this account (see :meth:`Connector.url`)."""
+        return self.connector.url(field, self.connection_config, self.metadata)
+
+    def api_url(self, path: str) -> str:
+        """``path`` under this account's API base URL."""
+        return self.connector.api_url(path, base=self.url("api_base_url"))
 
     @property
     def reconnect_by(self) -> datetime | None:
@@ -441,6 +561,12 @@ class AuthorizationRequest(models.Model):
         related_name="+",
     )
     external_id = models.CharField(max_length=255, blank=True)
+    #: The connection parameters of this attempt (its URLs were built with them).
+    connection_config = models.JSONField(default=dict, blank=True)
+    #: The account being reconnected, when one was named (a connector with several accounts).
+    credential = models.ForeignKey(
+        "Credential", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+    )
     code_verifier = EncryptedTextField(blank=True)
     redirect_uri = models.TextField()
     scope = models.TextField(blank=True)

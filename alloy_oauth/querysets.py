@@ -51,7 +51,18 @@ def not_backing_off(now: datetime) -> Q:
 
 class CredentialQuerySet(models.QuerySet[Any]):
     def for_owner(self, user: Any = None, external_id: str | None = None) -> CredentialQuerySet:
-        """Credentials of one end user: a Django user, or the host's own ``external_id``."""
+        """Credentials of one end user: a Django user, or the host's own ``external_id``.
+
+        All of them: one per connector, or several at a connector that allows several
+        accounts (``Connector.allow_multiple_accounts``). Pick one by what tells them apart,
+        their connection parameters or metadata (plain JSON, queryable)::
+
+            mine = Credential.objects.for_owner(user=request.user)
+            shop = mine.get(connector__slug="shopify", connection_config__shop="acme")
+            mailbox = mine.filter(connector__slug="google", metadata__email=address).first()
+            newest = mine.filter(connector__slug="shopify", status="active").order_by(
+                "-connected_at").first()
+        """
         if (user is None) == (not external_id):
             raise ValueError("Pass exactly one of user= or external_id=.")
         if user is not None:

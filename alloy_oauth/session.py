@@ -33,7 +33,9 @@ class CredentialSession(OAuth2Session):
       every process at once: providers that rotate refresh tokens revoke the grant when one is
       used twice);
     - relative URLs are resolved against the connector's ``api_base_url`` (its path kept:
-      ``"users"`` on ``https://api.example.com/v2`` is ``https://api.example.com/v2/users``);
+      ``"users"`` on ``https://api.example.com/v2`` is ``https://api.example.com/v2/users``),
+      with this account's connection parameters and metadata filled in
+      (``{metadata.instance_url}/services/data/v62.0``: the Salesforce org it belongs to);
     - a 401 answer forces one refresh (unless another process already refreshed, or the
       credential is in error or backing off after failures) and the request is sent once
       more; if that is refused too while other processes rotated the token yet again
@@ -57,6 +59,8 @@ class CredentialSession(OAuth2Session):
         super().__init__(client_id=connector.client_id, scope=connector.scopes or None)
         self.credential = credential
         self.min_valid = min_valid
+        #: The connector's API base URL as written (a template, perhaps): this account's own
+        #: is built when a relative URL needs it (:meth:`absolute_url`).
         self.base_url = connector.api_base_url
 
     # --- requests-oauthlib's token attributes, kept by the engine -----------------------------
@@ -165,6 +169,9 @@ class CredentialSession(OAuth2Session):
                                         files=files, **kwargs)
 
     def absolute_url(self, url: str) -> str:
+        """``url`` as it is when absolute, else under this account's API base URL (its
+        connection parameters and metadata filled in, as ``connection_params`` allows: a
+        ``ParameterError`` when they do not make one)."""
         if "://" in url or not self.base_url:
             return url
-        return self.credential.connector.api_url(url)
+        return self.credential.api_url(url)

@@ -25,7 +25,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
-from . import protocol
+from . import connection_params, protocol
 from .conf import app_settings
 from .models import Connector
 from .signals import send_validation_failed
@@ -43,16 +43,24 @@ class Check:
     message: str
 
 
-def preflight(connector: Connector, *, redirect_uri: str) -> list[Check]:
+def preflight(connector: Connector, *, redirect_uri: str,
+              config: dict[str, str] | None = None) -> list[Check]:
     """Run the checks that need no end user, store their outcome, and return them.
-    Never raises for a provider's or the network's failure: each is a failed check."""
-    checks = _url_checks(connector)
+    Never raises for a provider's or the network's failure: each is a failed check.
+    ``config``: values of the connector's connection parameters, which its URLs need
+    (without them, a connector that has parameters fails the check that asks for them)."""
+    config = config or {}
+    checks = _parameter_checks(connector, config)
     if all(check.ok for check in checks):
-        checks.append(_auth_endpoint_answers(connector))
-        checks.append(_client_credentials_accepted(connector, redirect_uri))
+        checks += _url_checks(connector, config)
+    if all(check.ok for check in checks):
+        checks.append(_auth_endpoint_answers(connector, config))
+        checks.append(_client_credentials_accepted(connector, redirect_uri, config))
     failed = [check for check in checks if not check.ok]
     report = {"preflight": [asdict(check) for check in checks],
               "checked_at": timezone.now().isoformat(timespec="seconds")}
+    if config:
+        report["connection_config"] = config
     Connector.objects.filter(pk=connector.pk).update(
         validated_at=None,
         validation_error=" ".join(check.message for check in failed),
@@ -62,13 +70,36 @@ def preflight(connector: Connector, *, redirect_uri: str) -> list[Check]:
     return checks
 
 
-def _url_checks(connector: Connector) -> list[Check]:
+def _parameter_checks(connector: Connector, config: dict[str, str]) -> list[Check]:
+    if not connector.params:
+        return []
+    label = _("Connection parameters")
+    errors = connector.connection_values(config)[1]
+    if errors:
+        return [Check(label, False, _(
+            "%(errors)s Enter them beside “Validate credential” on the connector's page.")
+            % {"errors": " ".join(errors.values())})]
+    return [Check(label, True, ", ".join(f"{name}={value}" for name, value in config.items()))]
+
+
+def _url_checks(connector: Connector, config: dict[str, str]) -> list[Check]:
     checks = []
     for field in Connector.URL_FIELDS:
-        url = getattr(connector, field)
-        if not url:
+        template = getattr(connector, field)
+        if not template:
             continue
         label = capfirst(str(Connector._meta.get_field(field).verbose_name))
+        if field == "api_base_url" and any(
+                name.startswith(connection_params.METADATA_PREFIX)
+                for name in connection_params.placeholders(template)):
+            # Known only once an account is connected: the round trip's test request tells.
+            url = connection_params.sample_url(template)
+        else:
+            try:
+                url = connector.url(field, config)
+            except connection_params.ParameterError as exc:
+                checks.append(Check(label, False, f"{label}: {exc.message}"))
+                continue
         problem = protocol.insecure_url_problem(url, allow_http=settings.DEBUG)
         checks.append(Check(
             label, problem is None,
@@ -78,11 +109,11 @@ def _url_checks(connector: Connector) -> list[Check]:
     return checks
 
 
-def _auth_endpoint_answers(connector: Connector) -> Check:
+def _auth_endpoint_answers(connector: Connector, config: dict[str, str]) -> Check:
     label = _("Auth URL answers")
     try:
-        status = protocol.probe_url(connector.auth_url, timeout=app_settings.HTTP_TIMEOUT,
-                                    allow_http=settings.DEBUG)
+        status = protocol.probe_url(connector.url("auth_url", config),
+                                    timeout=app_settings.HTTP_TIMEOUT, allow_http=settings.DEBUG)
     except protocol.OAuthError as exc:
         return Check(label, False, _("The auth URL does not answer: %(error)s") % {"error": exc})
     if status == 404 or status >= 500:
@@ -97,10 +128,12 @@ BAD_CODE_ERRORS = frozenset({"bad_verification_code", "invalid_code", "BAD_AUTH_
 
 
 @sensitive_variables()
-def _client_credentials_accepted(connector: Connector, redirect_uri: str) -> Check:
+def _client_credentials_accepted(connector: Connector, redirect_uri: str,
+                                 config: dict[str, str]) -> Check:
     label = _("Client ID and secret")
     try:
-        protocol.exchange_code(connector.oauth_client(), code=INVALID_CODE,
+        protocol.exchange_code(connector.oauth_client(connector.url("token_url", config)),
+                               code=INVALID_CODE,
                                redirect_uri=redirect_uri, extra_params=connector.token_params)
     except protocol.OAuthError as exc:
         # An OAuth refusal of the code comes with a 400 (Auth0's with a 403, GitHub's and
@@ -130,11 +163,15 @@ def _client_credentials_accepted(connector: Connector, redirect_uri: str) -> Che
 
 @sensitive_variables()
 def record_round_trip(
-    connector: Connector, token: protocol.TokenResponse, requested_scopes: list[str]
+    connector: Connector, token: protocol.TokenResponse, requested_scopes: list[str], *,
+    config: dict[str, str] | None = None, metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The operator's authorization came back with ``token``: report on it and, when the
     test request (if any) succeeds too, mark the connector validated. The token is not kept:
-    it is revoked at the provider when the connector has a revocation URL."""
+    it is revoked at the provider when the connector has a revocation URL. ``config`` and
+    ``metadata``: the round trip's connection parameters and what the connector's metadata
+    fields and callback parameters found (the report shows them, and which of them the
+    provider did not send)."""
     granted = token.scopes if token.scopes is not None else requested_scopes
     report: dict[str, Any] = {
         "token_type": token.token_type,
@@ -146,10 +183,15 @@ def record_round_trip(
         "scopes_extra": [s for s in granted if s not in requested_scopes],
         "checked_at": timezone.now().isoformat(timespec="seconds"),
     }
+    metadata = metadata or {}
+    if connector.metadata_keys:
+        report["metadata"] = metadata
+        report["metadata_missing"] = [key for key in connector.metadata_keys
+                                      if key not in metadata]
     error = ""
     if connector.api_base_url and connector.test_request_path:
-        report["test_request"], error = _test_request(connector, token)
-    report["revoked"], report["revocation"] = _revoke(connector, token)
+        report["test_request"], error = _test_request(connector, token, config or {}, metadata)
+    report["revoked"], report["revocation"] = _revoke(connector, token, config or {})
     warnings = []
     if not token.refresh_token and token.expires_in:
         warnings.append(_("The provider sent no refresh token: credentials will need "
@@ -172,10 +214,17 @@ def record_failure(connector: Connector, message: str) -> None:
 
 
 @sensitive_variables()
-def _test_request(connector: Connector, token: protocol.TokenResponse) -> tuple[dict, str]:
+def _test_request(connector: Connector, token: protocol.TokenResponse, config: dict[str, str],
+                  metadata: dict[str, Any]) -> tuple[dict, str]:
     """GET the test request path with the new token, through the same transport as the
-    token requests (https rule, no redirects, one deadline); only the status is read."""
-    url = connector.api_url(connector.test_request_path)
+    token requests (https rule, no redirects, one deadline); only the status is read. Its
+    URL is under the round trip's own API base URL (connection parameters and metadata)."""
+    try:
+        base = connector.url("api_base_url", config, metadata)
+    except connection_params.ParameterError as exc:
+        return {"url": connector.api_base_url, "error": exc.message}, _(
+            "The test request's URL cannot be built: %(error)s") % {"error": exc.message}
+    url = connector.api_url(connector.test_request_path, base=base)
     problem = protocol.insecure_url_problem(url, allow_http=settings.DEBUG)
     if problem:
         return {"url": url, "error": problem}, _("The test request URL %(problem)s.") % {
@@ -198,16 +247,23 @@ def _test_request(connector: Connector, token: protocol.TokenResponse) -> tuple[
 
 
 @sensitive_variables()
-def _revoke(connector: Connector, token: protocol.TokenResponse) -> tuple[bool | None, str]:
+def _revoke(connector: Connector, token: protocol.TokenResponse,
+            config: dict[str, str]) -> tuple[bool | None, str]:
     """Revoke the token the round trip received (RFC 7009), the refresh token rather than the
-    access token: validating must not leave a live grant at the provider. (Whether it was
-    revoked, and a sentence saying so.)"""
+    access token, at the round trip's own revocation URL (its connection parameters):
+    validating must not leave a live grant at the provider. (Whether it was revoked, and a
+    sentence saying so.)"""
     if not connector.revocation_url:
         return None, _("Not revoked: the connector has no revocation URL, so the token stays "
                        "valid at the provider until it expires or is revoked there.")
     try:
+        revocation_url = connector.url("revocation_url", config)
+        client = connector.oauth_client(connector.url("token_url", config))
+    except connection_params.ParameterError as exc:
+        return False, _("The token could not be revoked: %(error)s") % {"error": exc.message}
+    try:
         protocol.revoke_token(
-            connector.oauth_client(), connector.revocation_url,
+            client, revocation_url,
             token=token.refresh_token or token.access_token,
             token_type_hint="refresh_token" if token.refresh_token else "access_token",
         )

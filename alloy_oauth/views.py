@@ -25,7 +25,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import authorization, headless, protocol
+from . import authorization, connection_params, headless, protocol
 from .conf import app_settings
 from .models import AuthorizationRequest, Connector, Credential, callback_url
 from .refresh import Result
@@ -130,25 +130,40 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
     connector = get_object_or_404(Connector, slug=slug, is_active=True)
     owner: dict[str, Any] = {"user": request.user}
     next_url = safe_next_url(request, params.get("next"))
+    fixed: dict[str, str] = {}
     if link:
         try:
-            external_id, link_next = headless.read_connect_link(link, slug)
+            connect_link = headless.read_connect_link(link, slug)
         except headless.InvalidConnectLink as exc:
             return _failure(request, "invalid_link", str(exc), slug, popup, flow, headless=True)
-        owner = {"external_id": external_id, "link_hash": headless.link_hash(link)}
-        next_url = safe_next_url(request, link_next)
+        owner = {"external_id": connect_link.external_id, "link_hash": headless.link_hash(link)}
+        next_url = safe_next_url(request, connect_link.next_url)
+        fixed = connect_link.params
     ways = {"next_url": next_url, "headless": bool(link)}
+    owner_filter = {key: value for key, value in owner.items() if key != "link_hash"}
+    try:
+        account = _account_to_reconnect(connector, params.get("credential", ""), owner_filter)
+    except Http404:
+        return _failure(request, "invalid_request", _(
+            "This account is not one of your connections."), slug, popup, flow, **ways)
+    config, fields = _connection_values(connector, params, fixed, account, owner_filter,
+                                        submitted=request.method == "POST")
     cross_site = request.headers.get("Sec-Fetch-Site") == "cross-site"
-    if request.method == "GET" and (link or cross_site or not authorization.is_ticket(
-        request.session, authorization.start_purpose(slug, request.user.pk),
-        params.get("ticket", ""),
-        max_age=authorization.START_TICKET_MAX_AGE,
-    )):
+    if config is None or (request.method == "GET" and (
+            link or cross_site or not authorization.is_ticket(
+                request.session, authorization.start_purpose(slug, request.user.pk),
+                params.get("ticket", ""),
+                max_age=authorization.START_TICKET_MAX_AGE,
+            ))):
+        # The confirmation, with the connection parameters still to be given (or corrected).
+        names = {field["name"] for field in fields}
+        invalid = any(field["error"] and field["given"] for field in fields)
         return render(request, "alloy_oauth/authorize_confirm.html", {
             "connector": connector, "site": request.get_host(), "headless": bool(link),
-            "cross_site": cross_site,
-            "fields": [(name, value) for name, value in params.items() if name != "ticket"],
-        })
+            "cross_site": cross_site, "params": fields,
+            "fields": [(name, value) for name, value in params.items()
+                       if name not in ("ticket", "csrfmiddlewaretoken") and name not in names],
+        }, status=400 if invalid else 200)
     try:
         url = authorization.start(
             connector,
@@ -157,9 +172,11 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
             next_url=next_url,
             popup=popup,
             flow_id=flow,
+            connection_config=config,
+            credential=account,
             **owner,
         )
-    except protocol.OAuthError as exc:
+    except (protocol.OAuthError, connection_params.ParameterError) as exc:
         return _failure(request, "configuration", str(exc), slug, popup, flow, **ways)
     except IntegrityError:  # the same link, twice at the same moment
         return _failure(request, "invalid_link", _(
@@ -169,6 +186,61 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
         return _failure(request, "too_many_pending", str(exc), slug, popup, flow, status=429,
                         retry=True, **ways)
     return HttpResponseSeeOther(url) if request.method == "POST" else HttpResponseRedirect(url)
+
+
+def _account_to_reconnect(connector: Connector, value: str,
+                          owner: dict[str, Any]) -> Credential | None:
+    """The owner's credential that ``?credential=`` names (a Reconnect of one of several
+    accounts), ``None`` when none is named; ``Http404`` when it is not the owner's at this
+    connector."""
+    if not value:
+        return None
+    found = Credential.objects.filter(pk=int(value), connector=connector, **owner).first() \
+        if value.isdigit() and len(value) < 19 else None
+    if found is None:
+        raise Http404("No such account.")
+    return found
+
+
+def _connection_values(
+    connector: Connector, params: Any, fixed: dict[str, str], account: Credential | None,
+    owner: dict[str, Any], *, submitted: bool,
+) -> tuple[dict[str, str] | None, list[dict[str, Any]]]:
+    """The connection parameter values of this start (``None`` while some are missing or
+    wrong: the form must be shown), and the form's fields for them (empty when the connector
+    has none).
+
+    Where a value comes from, first found first: the headless link (``fixed``, which the
+    person cannot change); for a Reconnect of a named account, that account's own values;
+    the request (the authorize URL's query, the connect button's ``params``, the form); for
+    the one account of a connector that allows one, the values it was connected with
+    (reconnecting keeps them), unless it was disconnected. An error is shown for a value that
+    was given, and for every value once the form was submitted."""
+    declared = connector.params
+    if not declared:
+        return {}, []
+    given = {param.name: params[param.name] for param in declared if param.name in params}
+    kept: dict[str, Any] = {}
+    if account is not None:
+        # (A value that no longer fits, the operator having changed the parameter since, is
+        # asked for again rather than shown fixed.)
+        kept = connection_params.read_values(declared, account.connection_config)[0]
+        raw = {**given, **kept, **fixed}
+    else:
+        if not connector.allow_multiple_accounts:
+            existing = Credential.objects.filter(connector=connector, **owner).exclude(
+                status=Credential.Status.REVOKED).order_by("pk").first()
+            kept = existing.connection_config if existing else {}
+        raw = {**kept, **given, **fixed}
+    values, errors = connector.connection_values(raw)
+    fields = [{
+        "name": param.name, "label": param.label, "help": param.help,
+        "choices": param.choices, "value": raw.get(param.name, ""),
+        "fixed": param.name in fixed or (account is not None and param.name in kept),
+        "given": param.name in given,
+        "error": errors.get(param.name, "") if submitted or param.name in given else "",
+    } for param in declared]
+    return (None if errors else values), fields
 
 
 @transaction.non_atomic_requests  # the state is used up for good, even if a later step fails
@@ -248,29 +320,44 @@ def connected(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_GET
 def connections(request: HttpRequest) -> HttpResponse:
-    """The end user's connections: every active connector, with their status at each."""
-    credentials = {
-        credential.connector_id: credential
-        for credential in Credential.objects.for_owner(user=request.user)
-    }
+    """The end user's connections: every active connector, with their status at each; for a
+    connector that allows several accounts, each account (but disconnected ones) with its
+    own status, and a way to connect another."""
+    credentials: dict[int, list[Credential]] = {}
+    for credential in Credential.objects.for_owner(user=request.user).select_related(
+            "connector").order_by("pk"):
+        credentials.setdefault(credential.connector_id, []).append(credential)
     rows = []
     # Active connectors, and inactive ones the user still has tokens with (to disconnect).
     for connector in Connector.objects.filter(
         Q(is_active=True) | Q(pk__in=list(credentials))
     ).order_by("name"):
-        credential = credentials.get(connector.pk)
-        state = _connection_state(credential, connector)
-        connected = state == "connected"
-        rows.append({
-            "connector": connector, "credential": credential, "state": state,
-            "reconnect_by": credential.reconnect_by if connected else None,
-            "scopes_missing": credential.scopes_missing if connected else [],
-        })
+        mine = credentials.get(connector.pk, [])
+        if connector.allow_multiple_accounts:
+            accounts = [_connection_row(connector, credential) for credential in mine
+                        if credential.status != Credential.Status.REVOKED]
+            if accounts or connector.is_active:
+                rows.append({"connector": connector, "multiple": True, "accounts": accounts,
+                             "state": "connected" if accounts else "not_connected"})
+            continue
+        rows.append(_connection_row(connector, mine[0] if mine else None))
     response = render(request, "alloy_oauth/connections.html", {"rows": rows})
     # Its Disconnect forms need the browser to send an Origin header (Django's CSRF check
     # refuses "Origin: null", which "no-referrer" gives); the template's meta says the same.
     response["Referrer-Policy"] = "same-origin"
     return response
+
+
+def _connection_row(connector: Connector, credential: Credential | None) -> dict[str, Any]:
+    state = _connection_state(credential, connector)
+    connected = state == "connected"
+    return {
+        "connector": connector, "credential": credential, "state": state, "multiple": False,
+        "multiple_accounts": connector.allow_multiple_accounts,
+        "label": credential.account_label if state != "not_connected" else "",
+        "reconnect_by": credential.reconnect_by if connected else None,
+        "scopes_missing": credential.scopes_missing if connected else [],
+    }
 
 
 def _connection_state(credential: Credential | None, connector: Connector) -> str:
@@ -288,18 +375,35 @@ def _connection_state(credential: Credential | None, connector: Connector) -> st
 @login_required
 @require_POST
 def disconnect(request: HttpRequest, slug: str) -> HttpResponse:
-    """Revoke the user's grant at the provider (when it can) and delete the tokens."""
+    """Revoke the user's grant at the provider (when it can) and delete the tokens: the one
+    named by ``credential`` (an account of a connector that allows several), else the user's
+    one credential at the connector."""
     connector = get_object_or_404(Connector, slug=slug)
-    credential = Credential.objects.for_owner(user=request.user).filter(
-        connector=connector).first()
+    mine = Credential.objects.for_owner(user=request.user).filter(connector=connector)
+    named = request.POST.get("credential", "")
+    if named:
+        credential = mine.filter(pk=int(named)).first() \
+            if named.isdigit() and len(named) < 19 else None
+        if credential is None:
+            messages.error(request, _("This account is not one of your connections."),
+                           fail_silently=True)
+    elif connector.allow_multiple_accounts and mine.exclude(
+            status=Credential.Status.REVOKED).count() > 1:
+        credential = None
+        messages.error(request, _("Choose which %(name)s account to disconnect.") % {
+            "name": connector}, fail_silently=True)
+    else:
+        credential = mine.order_by("pk").first()
     if credential is not None:
+        account = credential.account_label
+        name = f"{connector} ({account})" if account else str(connector)
         outcome = credential.revoke()
         if outcome.result in (Result.REVOKED, Result.NOT_REFRESHABLE):
-            messages.success(request, _("Disconnected from %(name)s.") % {"name": connector},
+            messages.success(request, _("Disconnected from %(name)s.") % {"name": name},
                              fail_silently=True)
         else:
             messages.error(request, _("%(name)s could not be disconnected: %(message)s") % {
-                "name": connector, "message": outcome.message}, fail_silently=True)
+                "name": name, "message": outcome.message}, fail_silently=True)
     next_url = safe_next_url(request, request.POST.get("next"))
     return HttpResponseSeeOther(next_url or reverse("alloy_oauth:connections"))
 

@@ -83,6 +83,23 @@ class ProviderServer:
     def login_url(self) -> str:
         return self.base_url + "/provider/login/"
 
+    # A tenant's endpoints (testproject/provider/views.py: TENANTS), as connector templates.
+
+    @property
+    def tenant_auth_url(self) -> str:
+        return self.base_url + "/provider/t/{tenant}/o/authorize/"
+
+    @property
+    def tenant_token_url(self) -> str:
+        return self.base_url + "/provider/t/{tenant}/o/token/"
+
+    @property
+    def tenant_revocation_url(self) -> str:
+        return self.base_url + "/provider/t/{tenant}/o/revoke_token/"
+
+    #: The tenant API's base, at the origin the token response names (``instance_url``).
+    tenant_api_base_url = "{metadata.instance_url}/provider/t/{tenant}/api"
+
     def env(self) -> dict[str, str]:
         env = {
             key: value for key, value in os.environ.items()
@@ -197,10 +214,11 @@ class ProviderServer:
         """What the provider's database says about the refresh tokens it issued."""
         return json.loads(self.manage("provider_stats", "--client-id", self.client_id))
 
-    def token_requests(self) -> list[int]:
-        """The HTTP status of every request the token endpoint answered, from its log."""
+    def token_requests(self, path: str = "/provider/o/token/") -> list[int]:
+        """The HTTP status of every request the token endpoint at ``path`` answered, from
+        its log."""
         log = (self.workdir / "provider.log").read_text(errors="replace")
-        return [int(m) for m in re.findall(r'"POST /provider/o/token/ HTTP/1.1" (\d+)', log)]
+        return [int(m) for m in re.findall(rf'"POST {re.escape(path)} HTTP/1.1" (\d+)', log)]
 
     def call_api(self, access_token: str) -> requests.Response:
         return requests.get(

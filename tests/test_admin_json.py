@@ -15,7 +15,8 @@ from .test_admin import VALID
 
 pytestmark = pytest.mark.django_db
 
-JSON_FIELDS = ["authorization_params", "token_params", "refresh_params"]
+JSON_FIELDS = ["authorization_params", "token_params", "refresh_params", "connection_params",
+               "metadata_fields", "callback_params"]
 
 
 def nested(depth: int) -> str:

@@ -138,7 +138,7 @@ class TestErrorReports:
         responses.post(TOKEN_URL, json={"access_token": "access-token-SECRET",
                                         "refresh_token": "refresh-token-SECRET"})
 
-        def crash(pending, token):
+        def crash(pending, token, metadata):
             raise RuntimeError("unexpected")
 
         monkeypatch.setattr(authorization, "_store_credential", crash)

@@ -131,9 +131,9 @@ def test_two_validations_leave_no_live_grant_at_a_real_provider(oauth_provider, 
     received: list[protocol.TokenResponse] = []
     record = validation.record_round_trip
 
-    def spy(connector, token, requested):
+    def spy(connector, token, requested, **kwargs):
         received.append(token)
-        return record(connector, token, requested)
+        return record(connector, token, requested, **kwargs)
 
     monkeypatch.setattr(validation, "record_round_trip", spy)
     from alloy_oauth.authorization import validation_purpose

@@ -148,13 +148,26 @@ class TestWhoGetsWhat:
         assert set(payload) == {"id", "type", "created_at", "data"}
         assert payload["data"]["credential"] == {
             "id": credential.pk, "connector": "example", "user_id": None,
-            "external_id": "alice", "status": "reauth_required", "failure_count": 0,
+            "external_id": "alice", "account": None, "connection_config": {}, "metadata": {},
+            "status": "reauth_required", "failure_count": 0,
             "expires_at": credential.expires_at.isoformat().replace("+00:00", "Z"),
             "next_refresh_at": None, "last_refreshed_at": None}
         text = json.dumps(payload)
         for secret in (credential.access_token, credential.refresh_token,
                        connector.client_secret, SECRET):
             assert secret not in text
+
+    def test_payload_says_which_account(self, connector):
+        """Connection parameters and metadata (issue 13): which shop, which org."""
+        connector.account_label = "{shop}"
+        connector.save()
+        make_endpoint("https://a.example/hook")
+        credential = make_credential(connector, connection_config={"shop": "acme"},
+                                     metadata={"realmId": "9130"})
+        send(credential_revoked, credential)
+        data = WebhookDelivery.objects.get().payload["data"]["credential"]
+        assert (data["account"], data["connection_config"], data["metadata"]) == (
+            "acme", {"shop": "acme"}, {"realmId": "9130"})
 
     def test_validation_failed(self, connector, settings):
         make_endpoint("https://a.example/hook")

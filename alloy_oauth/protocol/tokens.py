@@ -156,8 +156,8 @@ def parse_token_response(
         expires_in=_seconds(params.get("expires_in")),
         invalid_expires_in=_invalid_lifetime(params.get("expires_in")),
         scopes=scopes,
-        refresh_token_expires_in=_seconds(
-            params.get("refresh_token_expires_in", params.get("refresh_expires_in"))),
+        refresh_token_expires_in=_seconds(params.get("refresh_token_expires_in", params.get(
+            "refresh_expires_in", params.get("x_refresh_token_expires_in")))),  # (Intuit's)
         extra={k: v for k, v in params.items() if k not in _TOKEN_FIELDS_WITH_COLUMNS},
     )
 

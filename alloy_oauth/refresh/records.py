@@ -22,7 +22,7 @@ from django.db import DatabaseError, connections, transaction
 from django.db.models import Expression
 from django.dispatch import Signal
 
-from .. import metrics, protocol, sql
+from .. import connection_params, metrics, protocol, sql
 from ..conf import app_settings
 from ..models import Credential, CredentialEvent
 from ..signals import (
@@ -121,7 +121,13 @@ class Record:
 
 def success(credential: Credential, lease: Lease, token: protocol.TokenResponse,
             now: datetime) -> Record:
-    values = credential.connector.token_values(token, requested_scopes=credential.scope.split())
+    connector = credential.connector
+    values = connector.token_values(token, requested_scopes=credential.scope.split())
+    # Merged, the refresh's values winning: fields sent only at the code exchange (Slack's
+    # authed_user, an id_token) stay, and metadata the refresh does not repeat is kept.
+    values["token_response"] = {**_dict(credential.token_response), **token.extra}
+    values["metadata"] = {**_dict(credential.metadata), **connection_params.token_metadata(
+        connector.metadata_fields, token.extra, secrets=(token.access_token, token.refresh_token))}
     # A response without refresh_token leaves the stored one (RFC 6749 §6): written back as
     # it is, so that every success writes the same columns (one statement for a batch).
     values.setdefault("refresh_token", credential.refresh_token)
@@ -161,6 +167,12 @@ def success(credential: Credential, lease: Lease, token: protocol.TokenResponse,
                                               "failures": credential.failure_count})]
         if recovered else [],
     )
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """A stored JSON object, or ``{}`` for anything else (a token response that cannot be
+    decrypted is no object to merge into)."""
+    return value if isinstance(value, dict) else {}
 
 
 def failure(credential: Credential, lease: Lease, error: protocol.OAuthError,

@@ -9,7 +9,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from .. import protocol
+from .. import connection_params, protocol
 from ..models import Credential, CredentialEvent
 from ..signals import credential_reauth_required, credential_revoked, send
 from . import eligibility, leases, records
@@ -40,9 +40,18 @@ def _revoke(credential_id: int) -> Outcome:
     token = credential.refresh_token or credential.access_token
     if connector.revocation_url and token:
         try:
+            # This account's own endpoints (its connection parameters filled in).
+            revocation_url = credential.url("revocation_url")
+            client = connector.oauth_client(credential.url("token_url"))
+        except connection_params.ParameterError as exc:
+            leases.release(lease)
+            return Outcome(Result.FAILED, credential.pk,
+                           f"The revocation URL cannot be built, so the tokens are kept. "
+                           f"{exc.message}")
+        try:
             with leases.kept_alive(lease.token, lambda: (credential_id,)):
                 protocol.revoke_token(
-                    connector.oauth_client(), connector.revocation_url, token=token,
+                    client, revocation_url, token=token,
                     token_type_hint="refresh_token" if credential.refresh_token else "access_token",
                 )
         except protocol.OAuthError as error:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from .. import metrics, protocol
+from .. import connection_params, metrics, protocol
 from ..conf import app_settings
 from ..fields import is_undecryptable
 from ..models import Credential
@@ -130,8 +130,14 @@ def request(credential: Credential, lease: Lease) -> records.Record:
     run in any thread: no database access."""
     connector = credential.connector
     try:
+        # This account's own endpoint (its connection parameters filled in).
+        token_url = credential.url("refresh_url") or credential.url("token_url")
+    except connection_params.ParameterError as exc:
+        return records.failure(credential, lease, protocol.OAuthError(
+            protocol.ErrorKind.CONFIGURATION, exc.message), timezone.now())
+    try:
         token = protocol.refresh_access_token(
-            connector.oauth_client(connector.refresh_url or None),
+            connector.oauth_client(token_url),
             refresh_token=credential.refresh_token,
             extra_params=connector.refresh_params,
         )

@@ -56,12 +56,16 @@ def _time(value: datetime | None) -> str | None:
 
 
 def credential_data(credential: Credential) -> dict[str, Any]:
-    """What an event says of a credential: ids, owner and state. Never a token."""
+    """What an event says of a credential: ids, owner, which account (its connection
+    parameters and metadata, not secret by declaration) and state. Never a token."""
     return {
         "id": credential.pk,
         "connector": credential.connector.slug,
         "user_id": credential.user_id,
         "external_id": credential.external_id or None,
+        "account": credential.account_label or None,
+        "connection_config": credential.connection_config or {},
+        "metadata": credential.metadata or {},
         "status": credential.status,
         "failure_count": credential.failure_count,
         "expires_at": _time(credential.expires_at),

@@ -11,4 +11,12 @@ urlpatterns = [
          name="provider-authorize"),
     path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
     path("api/me/", views.MeView.as_view(), name="provider-me"),
+    # The same server per tenant (see views.TENANTS): the account is in the URL.
+    path("t/<slug:tenant>/o/authorize/", views.TenantAuthorizationView.as_view(),
+         name="provider-tenant-authorize"),
+    path("t/<slug:tenant>/o/token/", views.TenantTokenView.as_view(),
+         name="provider-tenant-token"),
+    path("t/<slug:tenant>/o/revoke_token/", views.TenantRevokeTokenView.as_view(),
+         name="provider-tenant-revoke"),
+    path("t/<slug:tenant>/api/me/", views.TenantMeView.as_view(), name="provider-tenant-me"),
 ]

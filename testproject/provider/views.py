@@ -1,6 +1,15 @@
-from django.http import HttpRequest, JsonResponse
+import hashlib
+import json
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from django.http import Http404, HttpRequest, JsonResponse
+from django.utils.decorators import method_decorator
 from django.views import View
+from django.views.decorators.csrf import csrf_exempt
+from oauth2_provider.models import get_access_token_model
 from oauth2_provider.oauth2_backends import get_oauthlib_core
+from oauth2_provider.views import AuthorizationView, RevokeTokenView, TokenView
 
 
 class MeView(View):
@@ -17,3 +26,85 @@ class MeView(View):
             response["WWW-Authenticate"] = 'Bearer error="invalid_token"'
             return response
         return JsonResponse({"username": oauth_request.user.get_username()})
+
+
+# --- tenants: URLs that depend on the connection ---------------------------------------------
+#
+# The same authorization server under /provider/t/<tenant>/…, as Microsoft's single-tenant
+# endpoints, Zoho's data centres or a self-hosted instance put the account in the URL. A tenant
+# adds what such providers add: a value in the callback's query (QuickBooks' realmId), fields
+# of the token response that API calls need (Salesforce's instance_url, Slack's team.id), a
+# field sent only at the code exchange (Slack's authed_user) and the refresh token's lifetime in
+# Intuit's spelling (x_refresh_token_expires_in).
+
+#: The tenants that exist; any other answers 404.
+TENANTS = {"acme": "Acme Corporation", "globex": "Globex"}
+#: The refresh token lifetime the tenants announce (100 days, as Intuit does).
+REFRESH_TOKEN_LIFETIME = 100 * 24 * 3600
+
+
+def realm_of(tenant: str, user: Any) -> str:
+    """The id a tenant sends in the callback's query as ``realm`` (QuickBooks' realmId)."""
+    return f"{tenant}-realm-{user.pk}"
+
+
+def _known(tenant: str) -> None:
+    if tenant not in TENANTS:
+        raise Http404("No such tenant.")
+
+
+class TenantAuthorizationView(AuthorizationView):
+    """The consent page of one tenant: sends the browser back with ``realm`` added to the
+    query, beside ``code`` and ``state``."""
+
+    login_url = "/provider/login/"
+
+    def dispatch(self, request: HttpRequest, *args: Any, tenant: str = "", **kwargs: Any):
+        _known(tenant)
+        response = super().dispatch(request, *args, **kwargs)
+        location = response.get("Location", "") if response.status_code in (301, 302) else ""
+        if request.user.is_authenticated and "code=" in urlsplit(location).query:
+            response["Location"] = location + "&" + urlencode(
+                {"realm": realm_of(tenant, request.user)})
+        return response
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class TenantTokenView(TokenView):
+    """The token endpoint of one tenant: the usual answer, plus the tenant's fields."""
+
+    def post(self, request: HttpRequest, *args: Any, tenant: str = "", **kwargs: Any):
+        _known(tenant)
+        response = super().post(request, *args, **kwargs)
+        if response.status_code != 200:
+            return response
+        body = json.loads(response.content)
+        body.update(
+            instance_url=request.build_absolute_uri("/").rstrip("/"),
+            tenant={"id": tenant, "name": TENANTS[tenant]},
+            x_refresh_token_expires_in=REFRESH_TOKEN_LIFETIME,
+        )
+        if request.POST.get("grant_type") == "authorization_code":
+            token = get_access_token_model().objects.get(
+                token_checksum=hashlib.sha256(body["access_token"].encode()).hexdigest())
+            body["authed_user"] = {"id": f"U{token.user_id}"}
+        response.content = json.dumps(body)
+        return response
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class TenantRevokeTokenView(RevokeTokenView):
+    def post(self, request: HttpRequest, *args: Any, tenant: str = "", **kwargs: Any):
+        _known(tenant)
+        return super().post(request, *args, **kwargs)
+
+
+class TenantMeView(MeView):
+    """The tenant's API: who the token belongs to, and which tenant answered."""
+
+    def get(self, request: HttpRequest, tenant: str = "") -> JsonResponse:
+        _known(tenant)
+        response = super().get(request)
+        if response.status_code == 200:
+            response.content = json.dumps({**json.loads(response.content), "tenant": tenant})
+        return response

@@ -42,8 +42,14 @@
     validate.disabled = true;
     show([{ ok: true, name: "Pre-flight", message: "running\u2026" }]);
     var token = document.querySelector("input[name=csrfmiddlewaretoken]").value;
+    // The values of the connector's connection parameters to validate with (its URLs need them).
+    var values = new URLSearchParams();
+    document.querySelectorAll("[data-alloy-oauth-param]").forEach(function (input) {
+      values.append("param-" + input.getAttribute("data-alloy-oauth-param"), input.value);
+    });
     fetch(validate.getAttribute("data-url"), {
       method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": token },
+      body: values,
     }).then(function (response) {
       if (!response.ok) { throw new Error("HTTP " + response.status); }
       return response.json();

@@ -11,8 +11,10 @@
  *
  * Options: url (an authorize URL or a headless connect link; default: the href of this
  * page's connect button for the slug, else base + slug + "/authorize/"), base (where
- * alloy_oauth's URLs are mounted, default "/oauth/"), next, width (600), height (700),
- * closedTimeout (ms, default 300000; see below). The button's href carries a start ticket
+ * alloy_oauth's URLs are mounted, default "/oauth/"), next, params (the connector's
+ * connection parameters, e.g. {shop: "acme"}: the popup asks for the others), credential
+ * (the id of the account to reconnect, for a connector with several accounts per end user),
+ * width (600), height (700), closedTimeout (ms, default 300000; see below). The button's href carries a start ticket
  * for this browser, so the popup goes straight to the provider; a URL without one first
  * shows a "Continue to <provider>" page (a start anyone could have linked to).
  *
@@ -39,6 +41,16 @@
 
   function withParam(url, name, value) {
     return url + (url.indexOf("?") === -1 ? "?" : "&") + name + "=" + encodeURIComponent(value);
+  }
+
+  // url with the given query parameters set (replacing any of the same name).
+  function withParams(url, params) {
+    var names = Object.keys(params || {});
+    if (!names.length) { return url; }
+    var parsed = new URL(url, window.location.href);
+    names.forEach(function (name) { parsed.searchParams.set(name, String(params[name])); });
+    return parsed.origin === window.location.origin ? parsed.pathname + parsed.search + parsed.hash
+                                                     : parsed.href;
   }
 
   function centred(width, height) {
@@ -71,6 +83,12 @@
       "a[data-alloy-oauth-connect=\"" + CSS.escape(String(slug)) + "\"][href]");
     var url = options.url || (button && button.getAttribute("href")) ||
               base + encodeURIComponent(slug) + "/authorize/";
+    var params = {};
+    Object.keys(options.params || {}).forEach(function (name) { params[name] = options.params[name]; });
+    if (options.credential !== undefined && options.credential !== null) {
+      params.credential = options.credential;
+    }
+    url = withParams(url, params);
     var next = options.next || window.location.pathname + window.location.search;
     var closedTimeout = options.closedTimeout === undefined ? 300000 : options.closedTimeout;
     var flow = newFlowId();
