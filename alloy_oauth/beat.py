@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["beat_schedule", "SWEEP_ENTRY", "SWEEP_TASK"]
+
 SWEEP_TASK = "alloy_oauth.tasks.refresh_due_credentials"
 SWEEP_ENTRY = "alloy_oauth.refresh_due_credentials"
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+__all__ = ["CredentialError", "ReauthorizationRequired", "TokenRefreshFailed"]
+
 if TYPE_CHECKING:
     from .models import Credential
 

@@ -29,6 +29,8 @@ from . import connection_params
 from .conf import app_settings
 from .models import AuthorizationRequest, Connector, absolute_url
 
+__all__ = ["connect_url", "InvalidConnectLink"]
+
 SALT = "alloy_oauth.headless.connect"
 #: Longest external id accepted (the Credential field's length).
 MAX_EXTERNAL_ID = 255

@@ -34,6 +34,8 @@ from django.utils import timezone
 
 from .conf import app_settings
 
+__all__ = ["metrics_view"]
+
 logger = logging.getLogger(__name__)
 
 try:

@@ -24,6 +24,8 @@ from .conf import app_settings
 from .fields import EncryptedJSONField, EncryptedTextField, TemplatedURLField, is_undecryptable
 from .querysets import CredentialQuerySet
 
+__all__ = ["Connector", "Credential", "CredentialEvent", "WebhookEndpoint", "WebhookDelivery"]
+
 if TYPE_CHECKING:
     from .refresh import Outcome
     from .session import CredentialSession

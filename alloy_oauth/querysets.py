@@ -14,6 +14,8 @@ from django.utils import timezone
 
 from .conf import app_settings
 
+__all__ = ["CredentialQuerySet"]
+
 #: The status value of a credential that can be used and refreshed (``Credential.Status``).
 ACTIVE = "active"
 

@@ -13,6 +13,8 @@ from requests_oauthlib import OAuth2Session
 from . import refresh
 from .exceptions import CredentialError
 
+__all__ = ["CredentialSession"]
+
 if TYPE_CHECKING:
     from .models import Credential
 

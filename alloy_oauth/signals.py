@@ -27,6 +27,12 @@ from typing import Any
 
 from django.dispatch import Signal
 
+__all__ = [
+    "credential_connected", "credential_refreshed", "credential_refresh_failed",
+    "credential_reauth_required", "credential_revoked", "credential_recovered",
+    "connector_validation_failed",
+]
+
 logger = logging.getLogger(__name__)
 
 credential_connected = Signal()

@@ -22,8 +22,6 @@ from .revocation import mark_reauth_required, revoke_credential
 from .single import UNDECRYPTABLE_MESSAGE, refresh_credential
 from .sweep import due_credential_ids
 
-__all__ = [
-    "UNDECRYPTABLE_MESSAGE", "Outcome", "Result", "access_token", "due_credential_ids",
-    "mark_reauth_required", "refresh_batch", "refresh_credential", "refresh_for_caller",
-    "retry_delay", "revoke_credential",
-]
+# Public (docs/api.md): what credential.refresh() and .revoke() return. The functions above
+# are the app's own callers' (tasks, admin, commands, views).
+__all__ = ["Outcome", "Result"]

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 
 from django.views.decorators.debug import sensitive_variables
 
+__all__ = ["verify", "signature"]
+
 SIGNATURE_HEADER = "Alloy-OAuth-Signature"
 #: The event's id: the same for every attempt and every endpoint; deduplicate on it.
 EVENT_ID_HEADER = "Alloy-OAuth-Event-Id"
