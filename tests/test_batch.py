@@ -314,11 +314,18 @@ def test_the_sweep_and_its_batches_through_a_worker(provider_connector, endpoint
 
     settings.ALLOY_OAUTH = {"SWEEP_BATCH_SIZE": 5}
     credentials = due_credentials(provider_connector, [f"rt-{i}" for i in range(12)])
-    assert tasks.refresh_due_credentials()["enqueued"] == 12
-    deadline = time.monotonic() + 30
-    while (Credential.objects.filter(version=1).count() < 12
-           and time.monotonic() < deadline):
-        time.sleep(0.1)
+    refreshed = threading.Semaphore(0)
+    credential_refreshed.connect(lambda **kwargs: refreshed.release(), weak=False,
+                                 dispatch_uid="batch-through-a-worker")
+    try:
+        assert tasks.refresh_due_credentials()["enqueued"] == 12
+        # Told by the worker's signals rather than by polling the database: in-memory
+        # SQLite locks whole tables between connections, and a read here could collide
+        # with the worker's writes.
+        assert all(refreshed.acquire(timeout=30) for _ in range(12))
+    finally:
+        credential_refreshed.disconnect(dispatch_uid="batch-through-a-worker")
+    time.sleep(0.5)  # the batch's last statements
     assert sorted(stored(c).refresh_token for c in credentials) == sorted(
         f"rt-{i}-next" for i in range(12))
     assert leases.credentials().filter(lease_until__isnull=False).count() == 0
