@@ -55,7 +55,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Celery: the in-memory broker by default (a worker thread in the test process); .ci/run sets
 # CELERY_BROKER_URL=redis://… so the same tests run through Redis.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="memory://")
-CELERY_TASK_DEFAULT_QUEUE = env("ALLOY_OAUTH_TEST_QUEUE", default="alloy_oauth_tests")
+# One queue per pytest-xdist worker: each drains and purges its own.
+CELERY_TASK_DEFAULT_QUEUE = env("ALLOY_OAUTH_TEST_QUEUE", default="alloy_oauth_tests") + (
+    f"_{env('PYTEST_XDIST_WORKER', default='')}" if env("PYTEST_XDIST_WORKER", default="")
+    else "")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
