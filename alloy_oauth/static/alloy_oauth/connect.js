@@ -125,8 +125,10 @@
         (ok ? resolve : reject)(value);
       }
 
+      // (A popup cut off by a provider's COOP header cannot be closed from here: the person
+      // closes it; its late result is then ignored, and the page's polling shows it.)
       cancel = function () {
-        if (!popup.closed) { popup.close(); }
+        popup.close();
         finish(false, failure("Cancelled.", "cancelled"));
       };
 
