@@ -338,8 +338,8 @@ def connections(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def connections_status(request: HttpRequest) -> JsonResponse:
-    """What the Connections page shows, as JSON, for connect.js to notice a change without
-    reloading: per connection its connector, credential id, state and dates; never a token
+    """What the Connections page shows, as JSON, for its connections.js to notice a change
+    without a reload: per connection its connector, credential id, state and dates; never a token
     nor a secret. The same owner and protection as the page."""
     return JsonResponse(_status_of(_connection_rows(request.user)))
 

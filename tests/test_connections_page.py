@@ -115,11 +115,15 @@ class TestRelativeTimes:
             "access expired 2\xa0minutes ago"
         assert alloy_oauth_expiry(None) == ""
 
-    def test_translated(self):
-        # The durations come from Django's catalog; the phrases are ours, marked for it.
-        with translation.override("fr"):
+    def test_translated(self, monkeypatch):
+        # The durations come from Django's catalog; the phrases are ours, through gettext.
+        with translation.override("de"):
             assert alloy_oauth_ago(timezone.now() - timedelta(minutes=5, seconds=3)) == \
-                "5\xa0minutes ago"
+                "5\xa0Minuten ago"
+        monkeypatch.setattr("alloy_oauth.templatetags.alloy_oauth._", str.upper)
+        assert alloy_oauth_ago(timezone.now()) == "JUST NOW"
+        assert alloy_oauth_expiry(timezone.now() + timedelta(seconds=5)) == \
+            "ACCESS EXPIRES IN LESS THAN A MINUTE"
 
     def test_the_page_says_just_now(self, site, alice, connector):
         connect(connector, user=alice)
@@ -158,6 +162,9 @@ class TestLogo:
         ("data:image/svg+xml,<svg onload=alert(1)>", "invalid"),
         ("/static/tests/logo.svg", "invalid"),
         ("tests/../tests/logo.svg", "invalid"),
+        ("tests/./logo.svg", "invalid"),
+        ("C:\\logo.svg", "invalid"),
+        ("//evil.example/logo.svg", "invalid"),
         ("tests/logo.html", "invalid"),
         ("https://", "invalid"),
         ("tests/missing.svg", "missing"),
