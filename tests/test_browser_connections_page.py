@@ -13,7 +13,8 @@ from django.utils import timezone
 from alloy_oauth.models import Connector, Credential
 
 from .browser import save_screenshot
-from .test_browser_connect import connections, dot_connector, end_user, sign_in_at_provider  # noqa: F401
+from .test_browser_connect import (  # noqa: F401 - fixtures
+    connections, dot_connector, end_user, sign_in_at_provider)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -148,6 +149,13 @@ def test_the_page_follows_a_status_change(page, connections, end_user,  # noqa: 
     assert not_reloaded(page)
 
 
+def hide(page, hidden: bool) -> None:
+    """What the browser does when the tab goes to the background (or comes back)."""
+    page.evaluate("hidden => { Object.defineProperty(document, 'hidden',"
+                  " {configurable: true, get: () => hidden});"
+                  " document.dispatchEvent(new Event('visibilitychange')); }", hidden)
+
+
 def test_polling_stops_while_hidden_and_backs_off_on_errors(page, connections):  # noqa: F811
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url)
@@ -156,15 +164,13 @@ def test_polling_stops_while_hidden_and_backs_off_on_errors(page, connections): 
     page.reload()
     page.wait_for_timeout(1500)
     assert len(requests) >= 3  # polling
-    page.evaluate("Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});"
-                  "document.dispatchEvent(new Event('visibilitychange'))")
+    hide(page, True)
     page.wait_for_timeout(300)
     requests.clear()
     page.wait_for_timeout(1500)
     assert requests == []  # hidden: none
     page.route(STATUS, lambda route: route.fulfill(status=503, body="down"))
-    page.evaluate("Object.defineProperty(document, 'hidden', {configurable: true, get: () => false});"
-                  "document.dispatchEvent(new Event('visibilitychange'))")
+    hide(page, False)
     page.wait_for_timeout(4000)
     # Shown again: at once, then after 0.6 s, 1.2 s, 2.4 s (not every 0.3 s: 13 times).
     assert 2 <= len(requests) <= 4

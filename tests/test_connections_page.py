@@ -36,8 +36,8 @@ def site(client, alice) -> Client:
 def connect(connector, **owner) -> Credential:
     return Credential.objects.create(
         account_key=str(Credential.objects.count()), connector=connector,
-        access_token="ACCESS-SECRET-VALUE", refresh_token="REFRESH-SECRET-VALUE", expires_at=timezone.now() + timedelta(hours=1),
-        last_refreshed_at=timezone.now(), **owner)
+        access_token="ACCESS-SECRET-VALUE", refresh_token="REFRESH-SECRET-VALUE",
+        expires_at=timezone.now() + timedelta(hours=1), last_refreshed_at=timezone.now(), **owner)
 
 
 class TestStatus:
