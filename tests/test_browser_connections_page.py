@@ -13,6 +13,7 @@ from django.utils import timezone
 from alloy_oauth.models import Connector, Credential
 
 from .browser import save_screenshot
+from .test_browser_admin import log_in, operator  # noqa: F401 - fixture
 from .test_browser_connect import (  # noqa: F401 - fixtures
     connections, dot_connector, end_user, sign_in_at_provider)
 
@@ -191,6 +192,28 @@ def test_logos_and_the_initial(page, connections, dot_connector, tmp_path):  # n
     initial = connections.locator("tr[data-connector=zeta] .alloy-oauth-logo-initial").first
     assert initial.inner_text() == "Z"
     save_screenshot(connections, "connections-logos.png", tmp_path)
+
+
+def test_the_operator_sets_a_logo_in_the_admin(chromium, live_server, connections,  # noqa: F811
+                                               operator, dot_connector):
+    admin = chromium.new_context(viewport={"width": 1440, "height": 900})
+    admin.set_default_timeout(20_000)
+    page = admin.new_page()
+    log_in(page, live_server)
+    change = f"{live_server.url}/admin/alloy_oauth/connector/{dot_connector.pk}/change/"
+    page.goto(change)
+    assert "alloy_oauth/logos/github.svg" in page.inner_text(".field-logo_url")  # help text
+    page.fill("#id_logo_url", "http://cdn.example/logo.svg")
+    page.click("input[name=_continue]")
+    assert "Enter an https URL" in page.inner_text(".field-logo_url .errorlist")
+    page.fill("#id_logo_url", "tests/logo.svg")
+    page.click("input[name=_continue]")
+    page.wait_for_selector(".messagelist .success")
+    admin.close()
+    assert Connector.objects.get(pk=dot_connector.pk).logo_url == "tests/logo.svg"
+    connections.reload()
+    logo = connections.locator("tr[data-connector=demo] img.alloy-oauth-logo").first
+    assert logo.evaluate("img => img.complete && img.naturalWidth > 0")
 
 
 def test_the_name_and_log_out(connections):  # noqa: F811
