@@ -279,6 +279,12 @@ def callback(request: HttpRequest) -> HttpResponse:
             **request.session.get(CONNECTED_SESSION_KEY, {}),
             pending.connector.slug: completed.credential.pk,
         }
+        if pending.next_url and completed.credential.user_id is not None:
+            # Back on the page it started from (popups blocked), which says so if it shows
+            # messages, as the Connections page does. (Not for a headless end user: the
+            # session may be the host's.)
+            messages.success(request, _("Connected to %(name)s.") % {
+                "name": pending.connector}, fail_silently=True)
     return HttpResponseSeeOther(
         pending.next_url or reverse("alloy_oauth:connected", args=[pending.connector.slug])
     )

@@ -163,6 +163,7 @@ def test_a_blocked_popup_falls_back_to_a_full_page_redirect(connections, oauth_p
         connections.fill("#id_password", oauth_provider.password)
         connections.click("button[type=submit]")
     assert "Connected" in connections.inner_text("tr[data-connector=demo]")
+    assert connections.inner_text(".alloy-oauth-messages") == "Connected to Demo provider."
     assert Credential.objects.get().status == "active"
 
 

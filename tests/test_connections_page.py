@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.contrib.messages import get_messages
 from django.core.exceptions import ValidationError
 from django.template import Context, Template
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone, translation
 
+from alloy_oauth import headless
 from alloy_oauth.fields import validate_logo_url
 from alloy_oauth.models import Credential
 from alloy_oauth.templatetags.alloy_oauth import alloy_oauth_ago, alloy_oauth_expiry
+
+from .conftest import TOKEN_URL
+from .test_connections import open_link
+from .test_flow import TOKEN_BODY, callback, start
 
 pytestmark = pytest.mark.django_db
 
@@ -225,3 +232,24 @@ class TestLogo:
             reverse("admin:alloy_oauth_connector_change", args=[connector.pk]),
             {"logo_url": "http://example.com/x.svg"})
         assert "Enter an https URL" in response.content.decode()
+
+
+class TestConnectedMessage:
+    """Where popups are blocked, the page itself goes to the provider and comes back: the
+    Connections page then says "Connected to …" (as the popup flow's notice does)."""
+
+    def test_back_on_the_page_it_says_so(self, site, connector, responses):
+        responses.post(TOKEN_URL, json=TOKEN_BODY)
+        params = start(site, next="/oauth/connections/")
+        response = callback(site, state=params["state"], code="c")
+        assert response["Location"] == "/oauth/connections/"
+        page = site.get("/oauth/connections/").content.decode()
+        assert '<li class="success">Connected to Example.</li>' in page
+
+    def test_not_for_a_headless_end_user(self, client, connector, responses):
+        responses.post(TOKEN_URL, json=TOKEN_BODY)
+        started = open_link(client, headless.connect_url(connector, "c-42", next_url="/shop/"))
+        state = parse_qs(urlsplit(started["Location"]).query)["state"][0]
+        response = callback(client, state=state, code="c")
+        assert response["Location"] == "/shop/"
+        assert list(get_messages(response.wsgi_request)) == []
