@@ -240,7 +240,10 @@
         }
         if (notice) { notice.hidden = true; }
         if (!box) { return; }
-        var message = box.getAttribute("data-" + error.reason) ||
+        // (Only connect.js's own reasons have a sentence of the page; the server's come with
+        // a message of their own.)
+        var own = error.reason === "closed" || error.reason === "timeout";
+        var message = (own && box.getAttribute("data-" + error.reason)) ||
                       sentence(box, "failed", "{message}", { name: name, message: error.message });
         box.textContent = message;
         box.hidden = false;
