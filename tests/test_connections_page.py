@@ -89,7 +89,7 @@ class TestStatus:
         status = site.get(STATUS_URL).json()
         embedded = page.split('id="alloy-oauth-status" type="application/json">')[1]
         assert json.loads(embedded.split("</script>")[0]) == status
-        assert f'data-alloy-oauth-status="{STATUS_URL}"' in page
+        assert f'data-alloy-oauth-status="{STATUS_URL}" data-alloy-oauth-poll="10000"' in page
 
     def test_several_accounts(self, site, alice, make_connector):
         shops = make_connector(slug="shops", name="Shops", allow_multiple_accounts=True)
