@@ -172,7 +172,7 @@ class ConnectorAdmin(SensitiveFormViews, SecretsHiddenFromViewers):
     readonly_fields = ["validated_at", "validation_error", "validation_report_display"]
     actions = ["validate_preflight"]
     fieldsets = [
-        (gettext_lazy("Connector"), {"fields": ["name", "slug", "is_active"]}),
+        (gettext_lazy("Connector"), {"fields": ["name", "slug", "is_active", "logo_url"]}),
         (gettext_lazy("OAuth 2.0"), {"fields": [
             "callback_url", "auth_url", "token_url", "client_id", "client_secret", "scope",
         ]}),

@@ -14,7 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import get_script_prefix, reverse
 from django.utils.cache import add_never_cache_headers
@@ -279,6 +279,12 @@ def callback(request: HttpRequest) -> HttpResponse:
             **request.session.get(CONNECTED_SESSION_KEY, {}),
             pending.connector.slug: completed.credential.pk,
         }
+        if pending.next_url and completed.credential.user_id is not None:
+            # Back on the page it started from (popups blocked), which says so if it shows
+            # messages, as the Connections page does. (Not for a headless end user: the
+            # session may be the host's.)
+            messages.success(request, _("Connected to %(name)s.") % {
+                "name": pending.connector}, fail_silently=True)
     return HttpResponseSeeOther(
         pending.next_url or reverse("alloy_oauth:connected", args=[pending.connector.slug])
     )
@@ -322,9 +328,32 @@ def connected(request: HttpRequest, slug: str) -> HttpResponse:
 def connections(request: HttpRequest) -> HttpResponse:
     """The end user's connections: every active connector, with their status at each; for a
     connector that allows several accounts, each account (but disconnected ones) with its
-    own status, and a way to connect another."""
+    own status, and a way to connect another. The page keeps itself up to date by polling
+    :func:`connections_status`."""
+    rows = _connection_rows(request.user)
+    response = render(request, "alloy_oauth/connections.html", {
+        "rows": rows, "status": _status_of(rows),
+    })
+    # Its Disconnect forms need the browser to send an Origin header (Django's CSRF check
+    # refuses "Origin: null", which "no-referrer" gives); the template's meta says the same.
+    response["Referrer-Policy"] = "same-origin"
+    return response
+
+
+@never_cache
+@login_required
+@require_GET
+def connections_status(request: HttpRequest) -> JsonResponse:
+    """What the Connections page shows, as JSON, for its connections.js to notice a change
+    without a reload: per connection its connector, credential id, state and dates; never a token
+    nor a secret. The same owner and protection as the page."""
+    return JsonResponse(_status_of(_connection_rows(request.user)))
+
+
+def _connection_rows(user: Any) -> list[dict[str, Any]]:
+    """The rows of the Connections page (see ``connections.html``)."""
     credentials: dict[int, list[Credential]] = {}
-    for credential in Credential.objects.for_owner(user=request.user).select_related(
+    for credential in Credential.objects.for_owner(user=user).select_related(
             "connector").order_by("pk"):
         credentials.setdefault(credential.connector_id, []).append(credential)
     rows = []
@@ -341,11 +370,26 @@ def connections(request: HttpRequest) -> HttpResponse:
                              "state": "connected" if accounts else "not_connected"})
             continue
         rows.append(_connection_row(connector, mine[0] if mine else None))
-    response = render(request, "alloy_oauth/connections.html", {"rows": rows})
-    # Its Disconnect forms need the browser to send an Origin header (Django's CSRF check
-    # refuses "Origin: null", which "no-referrer" gives); the template's meta says the same.
-    response["Referrer-Policy"] = "same-origin"
-    return response
+    return rows
+
+
+def _status_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON of :func:`connections_status`: one entry per row and per account."""
+    entries = []
+    for row in rows:
+        for shown in [row, *row.get("accounts", [])]:
+            credential = shown.get("credential") if shown["state"] != "not_connected" else None
+            entries.append({
+                "connector": row["connector"].slug,
+                "credential": credential.pk if credential else None,
+                "state": shown["state"],
+                "label": shown.get("label", ""),
+                "expires_at": credential.expires_at if credential else None,
+                "last_refreshed_at": credential.last_refreshed_at if credential else None,
+                "reconnect_by": shown.get("reconnect_by"),
+                "scopes_missing": shown.get("scopes_missing", []),
+            })
+    return {"connections": entries}
 
 
 def _connection_row(connector: Connector, credential: Credential | None) -> dict[str, Any]:

@@ -4,6 +4,8 @@ DATABASE_URL picks the database (default: in-memory SQLite); a postgres:// URL n
 database pytest-django derives its test database from.
 """
 
+from pathlib import Path
+
 import environ
 
 env = environ.Env()
@@ -48,6 +50,8 @@ DATABASES = {"default": env.db("DATABASE_URL", default="sqlite://:memory:")}
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "/static/"
+# A logo for the tests of Connector.logo_url (tests/static/tests/logo.svg).
+STATICFILES_DIRS = [Path(__file__).resolve().parent / "static"]
 LOGIN_URL = "/accounts/login/"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

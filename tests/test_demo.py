@@ -109,8 +109,10 @@ def test_the_demo_from_a_fresh_clone(fresh_clone, chromium, tmp_path):
         popup.click("button[type=submit]")
         popup.wait_for_selector("input[name=allow]")  # the consent page
         save_screenshot(popup, "connect-popup.png", tmp_path)
-        with page.expect_navigation():  # the popup reports back and the page reloads
-            popup.click("input[name=allow]")
+        assert page.inner_text(".alloy-oauth-notice").startswith("Connecting to Demo Provider")
+        popup.click("input[name=allow]")  # the popup reports back and the page redraws
+        page.wait_for_function("document.querySelector('.alloy-oauth-notice').innerText"
+                               " === 'Connected to Demo Provider.'")
         assert "Connected" in page.inner_text("tr[data-connector=demo-provider]")
 
         # Nobody asks for the token now; the worker refreshes it before it expires.
