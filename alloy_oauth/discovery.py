@@ -169,9 +169,10 @@ def _settings(document: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
                        "was."))
 
     # RFC 9207: only a provider that says it sends iss may have callbacks without it refused.
-    fields["require_issuer"] = document.get("authorization_response_iss_parameter_supported") is True
+    sends_iss = document.get("authorization_response_iss_parameter_supported") is True
+    fields["require_issuer"] = sends_iss
     notes.append(_("The provider sends iss with its authorization responses (RFC 9207): "
-                   "callbacks without it are refused.") if fields["require_issuer"] else _(
+                   "callbacks without it are refused.") if sends_iss else _(
                    "The provider does not say it sends iss (RFC 9207): callbacks are not "
                    "required to carry it."))
 

@@ -97,7 +97,8 @@ def test_every_logo_file_belongs_to_a_preset():
 @pytest.mark.parametrize("slug", sorted(PRESETS))
 def test_the_placeholders_are_declared(slug):
     fields = PRESETS[slug].fields
-    params = {param.name for param in connection_params.declared(fields.get("connection_params", []))}
+    declared = connection_params.declared(fields.get("connection_params", []))
+    params = {param.name for param in declared}
     metadata = {f"metadata.{key}" for key in
                 [*fields.get("metadata_fields", {}), *fields.get("callback_params", [])]}
     for name in (*Connector.URL_FIELDS, "account_label"):
@@ -145,7 +146,8 @@ def test_the_preset_makes_a_connector_the_form_accepts(slug):
 
 
 def test_a_field_the_model_does_not_have_is_left_out():
-    preset = Preset(slug="p", name="P", docs="https://example.com/docs", logo="alloy_oauth/logos/x.svg",
+    preset = Preset(slug="p", name="P", docs="https://example.com/docs",
+                    logo="alloy_oauth/logos/x.svg",
                     fields={"auth_url": "https://example.com/a", "token_header": "X-Token",
                             "token_template": "{token}"})
     initial = preset.initial()
