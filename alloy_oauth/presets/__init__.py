@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from django.templatetags.static import static
-
 from ..models import Connector
 
 
@@ -27,7 +25,8 @@ from ..models import Connector
 #: name before the Connector model has them.
 TOKEN_PLACEMENT_FIELDS = frozenset(
     {"token_placement", "token_header", "token_template", "token_query_param"})
-#: The Connector field a preset's logo fills (a URL), where the model has it.
+#: The Connector field a preset's logo fills, where the model has it: it takes the path of a
+#: static file (``alloy_oauth/logos/github.svg``) as well as an https URL.
 LOGO_FIELD = "logo_url"
 #: Fields a preset never fills: the operator's own values, and what the app keeps itself.
 OPERATOR_FIELDS = frozenset({
@@ -50,10 +49,6 @@ class Preset:
     logo: str = ""
     notes: str = ""
 
-    @property
-    def logo_url(self) -> str:
-        return static(self.logo) if self.logo else ""
-
     def initial(self) -> dict[str, Any]:
         """The add form's initial values: the name, the slug and each field the Connector
         model has (a field it does not have yet is left out)."""
@@ -61,7 +56,7 @@ class Preset:
         values = {"name": self.name, "slug": self.slug}
         values.update({key: value for key, value in self.fields.items() if key in names})
         if self.logo and LOGO_FIELD in names:
-            values[LOGO_FIELD] = self.logo_url
+            values[LOGO_FIELD] = self.logo
         return values
 
 
