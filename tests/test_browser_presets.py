@@ -74,8 +74,11 @@ def test_fill_from_issuer(page, live_server, operator, settings, tmp_path):  # n
         assert page.input_value("#id_token_url") == issuer + "/token"
         assert page.input_value("#id_revocation_url") == issuer + "/revoke"
         assert page.input_value("#id_issuer") == issuer
+        assert page.is_visible("#id_issuer")  # the collapsed Advanced section was opened
         assert page.input_value("#id_client_auth_method") == "client_secret_post"
         assert page.is_checked("#id_require_issuer") and page.is_checked("#id_use_pkce")
+        notes = page.inner_text("#alloy-oauth-discover-result .alloy-oauth-note")
+        assert "sends iss" in notes
         save_screenshot(page, "connector-fill-from-issuer.png", tmp_path)
 
         page.fill("#id_name", "Acme SSO")

@@ -107,24 +107,20 @@ def test_the_placeholders_are_declared(slug):
 
 
 def form_data(preset: Preset) -> dict[str, str]:
-    """The add form as the browser posts it after the preset filled it and the operator pasted
-    the client ID, the secret and the scopes."""
-    data = {"client_id": "id", "client_secret": "secret", "scope": "read",
-            "is_active": "on", "use_pkce": "on", "client_auth_method": "client_secret_basic",
-            "scope_separator": " ", "refresh_params": "{}", "authorization_params": "{}",
-            "token_params": "{}", "connection_params": "[]", "metadata_fields": "{}",
-            "callback_params": "[]"}
-    for name, value in preset.initial().items():
+    """The add form as the browser posts it after the preset filled it (every field's initial
+    value, as rendered) and the operator pasted the client ID, the secret and the scopes."""
+    form = ConnectorForm(initial=preset.initial())
+    data = {}
+    for name, field in form.fields.items():
+        if field.disabled:
+            continue
+        value = form[name].value()
         if isinstance(value, bool):
             if value:
                 data[name] = "on"
-            else:
-                data.pop(name, None)
-        elif isinstance(value, (dict, list)):
-            data[name] = json.dumps(value)
-        else:
+        elif value is not None:
             data[name] = str(value)
-    return data
+    return {**data, "client_id": "id", "client_secret": "secret", "scope": "read"}
 
 
 @pytest.mark.django_db

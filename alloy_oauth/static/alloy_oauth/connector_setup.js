@@ -13,8 +13,9 @@
     list.innerHTML = "";
     lines.forEach(function (line) {
       var item = document.createElement("li");
-      item.className = line.ok ? "alloy-oauth-ok" : "alloy-oauth-failed";
-      item.textContent = (line.ok ? "\u2714 " : "\u2718 ") + line.text;
+      var kind = line.note ? "note" : line.ok ? "ok" : "failed";
+      item.className = "alloy-oauth-" + kind;
+      item.textContent = { note: "\u2139 ", ok: "\u2714 ", failed: "\u2718 " }[kind] + line.text;
       list.appendChild(item);
     });
   }
@@ -30,6 +31,8 @@
         field.value = fields[name];
       }
       field.dispatchEvent(new Event("change", { bubbles: true }));
+      var section = field.closest("details");  // a collapsed fieldset: show what changed
+      if (section) { section.open = true; }
       var label = document.querySelector("label[for='id_" + name + "']");
       filled.push(label ? label.textContent.replace(/:$/, "") : name);
     });
@@ -52,7 +55,7 @@
       }
       var filled = fill(result.fields);
       show([{ ok: true, text: "Filled from " + result.document_url + ": " + filled.join(", ") + "." }]
-        .concat(result.notes.map(function (note) { return { ok: true, text: note }; })));
+        .concat(result.notes.map(function (note) { return { note: true, text: note }; })));
     }).catch(function (error) {
       show([{ ok: false, text: String(error) }]);
     }).then(function () { button.disabled = false; });
