@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from alloy_oauth import discovery
 from alloy_oauth.forms import ConnectorForm
+from alloy_oauth.models import Credential
 
 from .document_server import DocumentServer
 from .provider_server import ProviderServer
@@ -191,7 +192,7 @@ def test_the_endpoint_needs_staff_and_csrf(server, staff, django_user_model):
 
 
 @pytest.fixture(scope="module")
-def issuing_provider(tmp_path_factory):
+def discoverable_provider(tmp_path_factory):
     """The live provider with an issuer, which it sends as iss (RFC 9207) and names in its
     RFC 8414 document (served at the issuer with the well-known part appended)."""
     provider = ProviderServer(tmp_path_factory.mktemp("discovery-provider"))
@@ -203,21 +204,31 @@ def issuing_provider(tmp_path_factory):
         provider.stop()
 
 
-@pytest.mark.django_db
-def test_django_oauth_toolkits_document_makes_a_working_form(issuing_provider, settings):
-    settings.ALLOY_OAUTH = ALLOW_LOOPBACK
-    found = discovery.discover(issuing_provider.issuer)
-    assert found.document_url == issuing_provider.issuer + OAUTH
+@pytest.mark.django_db(transaction=True)
+def test_django_oauth_toolkits_document_makes_a_working_connector(discoverable_provider,
+                                                                  live_server, settings,
+                                                                  django_user_model):
+    settings.ALLOY_OAUTH = {**ALLOW_LOOPBACK, "CALLBACK_BASE_URL": live_server.url}
+    found = discovery.discover(discoverable_provider.issuer)
+    assert found.document_url == discoverable_provider.issuer + OAUTH
     assert found.fields == {
-        "issuer": issuing_provider.issuer, "auth_url": issuing_provider.auth_url,
-        "token_url": issuing_provider.token_url,
-        "revocation_url": issuing_provider.revocation_url, "require_issuer": True,
+        "issuer": discoverable_provider.issuer, "auth_url": discoverable_provider.auth_url,
+        "token_url": discoverable_provider.token_url,
+        "revocation_url": discoverable_provider.revocation_url, "require_issuer": True,
         "use_pkce": True, "client_auth_method": "client_secret_basic"}
-    data = {"name": "DOT", "slug": "dot", "client_id": issuing_provider.client_id,
-            "client_secret": issuing_provider.client_secret, "scope": "read",
+    data = {"name": "DOT", "slug": "dot", "client_id": discoverable_provider.client_id,
+            "client_secret": discoverable_provider.client_secret, "scope": "read",
             "scope_separator": " ", "refresh_params": "{}", "authorization_params": "{}",
             "token_params": "{}", "connection_params": "[]", "metadata_fields": "{}",
             "callback_params": "[]", "is_active": "on",
             **{name: ("on" if value is True else value) for name, value in found.fields.items()}}
     form = ConnectorForm(data=data)
     assert form.is_valid(), form.errors
+    connector = form.save()
+    # An end user connects with it: PKCE, client_secret_basic and the iss the provider sends.
+    site = Client()
+    site.force_login(django_user_model.objects.create_user("alice", password="pw"))
+    discoverable_provider.connect(site, connector.slug)
+    credential = connector.credentials.get()
+    assert credential.status == Credential.Status.ACTIVE
+    assert discoverable_provider.call_api(credential.access_token).status_code == 200
