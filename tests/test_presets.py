@@ -160,13 +160,26 @@ def markdown_table() -> str:
     def cell(text: str) -> str:
         return f"`{text}`" if text else "—"
 
-    rows = ["| provider | auth URL | token URL | notes | docs |", "|---|---|---|---|---|"]
+    rows = ["| provider | auth URL | token URL | API base URL | also filled | docs |",
+            "|---|---|---|---|---|---|"]
     for preset in all_presets():
         fields = preset.fields
         extras = []
         if fields.get("connection_params"):
             extras.append("asks for " + ", ".join(
                 f"`{param['name']}`" for param in fields["connection_params"]))
+        if fields.get("client_auth_method") == "client_secret_post":
+            extras.append("`client_secret_post`")
+        if fields.get("revocation_url"):
+            extras.append("revocation URL")
+        if fields.get("refresh_url"):
+            extras.append("refresh URL")
+        if fields.get("authorization_params"):
+            extras.append(cell(" ".join(f"{key}={value}" for key, value in
+                                        fields["authorization_params"].items())))
+        for name in ("metadata_fields", "callback_params"):
+            if fields.get(name):
+                extras.append("metadata " + ", ".join(f"`{key}`" for key in fields[name]))
         if fields.get("scope_separator") == ",":
             extras.append("comma-separated scopes")
         if fields.get("use_pkce") is False:
@@ -176,7 +189,8 @@ def markdown_table() -> str:
                 f"{fields.get('token_header', 'Authorization')}: "
                 f"{fields.get('token_template', '{token_type} {token}')}"))
         rows.append(f"| {preset.name} (`{preset.slug}`) | {cell(fields['auth_url'])} | "
-                    f"{cell(fields['token_url'])} | {'; '.join(extras) or '—'} | "
+                    f"{cell(fields['token_url'])} | {cell(fields.get('api_base_url', ''))} | "
+                    f"{'; '.join(extras) or '—'} | "
                     f"[docs]({preset.docs}) |")
     return "\n".join([TABLE_START, *rows, TABLE_END])
 
