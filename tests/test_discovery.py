@@ -7,12 +7,13 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
 from alloy_oauth import discovery
 from alloy_oauth.forms import ConnectorForm
-from alloy_oauth.models import Credential
+from alloy_oauth.models import Connector, Credential
 
 from .document_server import DocumentServer
 from .provider_server import ProviderServer
@@ -232,3 +233,23 @@ def test_django_oauth_toolkits_document_makes_a_working_connector(discoverable_p
     credential = connector.credentials.get()
     assert credential.status == Credential.Status.ACTIVE
     assert discoverable_provider.call_api(credential.access_token).status_code == 200
+
+
+@pytest.mark.django_db
+def test_only_staff_who_may_edit_see_the_button(staff, django_user_model):
+    connector = Connector.objects.create(name="Acme", slug="acme", client_id="id",
+                                         auth_url="https://acme.example/authorize",
+                                         token_url="https://acme.example/token")
+    page = reverse("admin:alloy_oauth_connector_change", args=[connector.pk])
+    editor = Client()
+    editor.force_login(staff)
+    assert 'id="alloy-oauth-discover"' in editor.get(page).content.decode()
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_connector"))
+    client = Client()
+    client.force_login(viewer)
+    answer = client.get(page)
+    assert answer.status_code == 200
+    assert 'id="alloy-oauth-discover"' not in answer.content.decode()
+    assert client.post(reverse("admin:alloy_oauth_connector_discover"),
+                       {"url": "https://acme.example"}).status_code == 403
