@@ -32,6 +32,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_POST
 
 from . import authorization, connection_params, protocol, refresh, validation
+from .admin_setup import ConnectorSetup
 from .fields import is_undecryptable
 from .forms import BoundedJSONField, ConnectorForm, WebhookEndpointForm
 from .models import (
@@ -149,7 +150,7 @@ def _count_column(status: str, label: Any) -> Any:
 
 
 @admin.register(Connector)
-class ConnectorAdmin(SensitiveFormViews, SecretsHiddenFromViewers):
+class ConnectorAdmin(ConnectorSetup, SensitiveFormViews, SecretsHiddenFromViewers):
     form = ConnectorForm
     change_form_template = "admin/alloy_oauth/connector/change_form.html"
     # The admin builds its form with its own callback, not the form's: the same field options.

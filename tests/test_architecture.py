@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "alloy_oauth.refresh*", "alloy_oauth.authorization", "alloy_oauth.validation",
         "alloy_oauth.headless", "alloy_oauth.keys", "alloy_oauth.session",
         "alloy_oauth.credential_methods", "alloy_oauth.webhooks*", "alloy_oauth.discovery",
+        "alloy_oauth.presets*",
         "alloy_oauth.tickets"]),
     ("interfaces: web, admin, Celery, commands, checks", [
         "alloy_oauth.views", "alloy_oauth.responses", "alloy_oauth.urls", "alloy_oauth.admin*",
