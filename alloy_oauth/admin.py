@@ -46,7 +46,7 @@ from .models import (
 )
 from .redaction import REDACTED, last_four
 from .refresh import Result
-from .views import FLOW_ID, failure_page, no_store
+from .responses import FLOW_ID, failure_page, no_store
 from .webhooks import delivery
 
 #: How long the popup may take to follow the pre-flight's answer.
