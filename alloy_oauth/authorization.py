@@ -103,14 +103,9 @@ def start_purpose(slug: str, user_pk: Any) -> str:
     return f"authorize:{slug}:{user_pk}"
 
 
-def validation_purpose(connector_pk: int, user_pk: Any) -> str:
-    """What the admin's Validate ticket is for: this connector's popup, for this operator."""
-    return f"validate:{connector_pk}:{user_pk}"
-
-
 def issue_ticket(session: SessionBase, purpose: str) -> str:
     """Proof that a page of this site, rendered for this browser session, offers
-    ``purpose`` (:func:`start_purpose`, :func:`validation_purpose`).
+    ``purpose`` (:func:`start_purpose`).
 
     Another site can neither read one nor make one, so a start that carries a valid ticket
     was asked for on one of our pages, not by a link from elsewhere (or through the login
@@ -145,6 +140,7 @@ def start(
     link_hash: str | None = None,
     connection_config: dict[str, str] | None = None,
     credential: Credential | None = None,
+    draft: dict[str, Any] | None = None,
 ) -> str:
     """Record a pending authorization for one end user (or, to validate the connector, an
     operator) and return the provider URL to send their browser to.
@@ -152,7 +148,8 @@ def start(
     ``connection_config``: the values of the connector's connection parameters (see
     :meth:`Connector.connection_errors`), which its URLs are built with, now and at the
     callback; ``credential``: the owner's account being reconnected, for a connector with
-    several accounts. Raises :class:`protocol.OAuthError` when the connector's auth URL is
+    several accounts; ``draft``: to validate values not saved yet, those values
+(:func:`validation.draft_values`, kept encrypted), which ``connector`` is built from. Raises :class:`protocol.OAuthError` when the connector's auth URL is
     refused by the transport rule, ``connection_params.ParameterError`` when the values do
     not make it, and ``IntegrityError`` when the headless link (``link_hash``) was used
     already."""
@@ -181,7 +178,8 @@ def start(
         flow_id=flow_id,
         link_hash=link_hash,
         state_hash=protocol.hash_state(state),
-        connector=connector,
+        connector=connector if connector.pk else None,  # (a new connector's draft)
+        draft=draft or {},
         user=user,
         external_id=external_id,
         connection_config=config,
@@ -231,6 +229,8 @@ def complete(params: QueryDict, session: SessionBase) -> Completed:
         raise AuthorizationFailed(
             "unknown_state", _("This authorization response does not match any request.")
         )
+    if pending.draft:  # validating values the operator has not saved (yet)
+        pending.connector = validation.draft_connector(pending.draft, pending.connector_id)
     connector = pending.connector
     now = timezone.now()
     binding = browser_binding(session, create=False)
@@ -267,7 +267,9 @@ def complete(params: QueryDict, session: SessionBase) -> Completed:
     except AuthorizationFailed as failure:
         failure.pending = pending
         if pending.purpose == AuthorizationRequest.Purpose.VALIDATE:
-            validation.record_failure(connector, failure.message)
+            report = validation.record_failure(connector, failure.message)
+            validation.remember(session, pending.flow_id, connector, error=failure.message,
+                                report=report)
         raise
     requested = protocol.parse_scopes(pending.scope)
     metadata = {
@@ -276,8 +278,11 @@ def complete(params: QueryDict, session: SessionBase) -> Completed:
         **connection_params.callback_metadata(connector.callback_params, params),
     }
     if pending.purpose == AuthorizationRequest.Purpose.VALIDATE:
-        validation.record_round_trip(connector, token, requested,
-                                     config=pending.connection_config, metadata=metadata)
+        report = validation.record_round_trip(connector, token, requested,
+                                              config=pending.connection_config,
+                                              metadata=metadata)
+        validation.remember(session, pending.flow_id, connector, error=report.get("error", ""),
+                            report=report)
         logger.info("Authorization %s validated connector %s.", pending.pk, connector.slug)
         return Completed(pending)
     credential, created = _store_credential(pending, token, metadata)
@@ -312,7 +317,7 @@ def _redeem(values: dict[str, str], pending: AuthorizationRequest) -> protocol.T
             "missing_code", _("The provider sent neither a code nor an error."),
             connector=connector,
         )
-    if not connector.is_active and pending.purpose == AuthorizationRequest.Purpose.CONNECT:
+    if not connector.is_live and pending.purpose == AuthorizationRequest.Purpose.CONNECT:
         raise AuthorizationFailed(
             "inactive_connector", _("This connection is currently disabled."), connector=connector
         )
@@ -400,6 +405,8 @@ def _store_credential(
     (same row, back to ``active``, ``version`` bumped so an in-flight refresh of the old grant
     cannot overwrite the new tokens). With several accounts allowed, which one: see
     :func:`_account`."""
+    if pending.draft:  # validating values the operator has not saved (yet)
+        pending.connector = validation.draft_connector(pending.draft, pending.connector_id)
     connector = pending.connector
     now = timezone.now()
     values = connector.token_values(token, requested_scopes=protocol.parse_scopes(pending.scope))

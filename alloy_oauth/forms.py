@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from . import connection_params, protocol
+from .validation import OAUTH_FIELDS
 from .fields import is_undecryptable
 from .models import Connector, WebhookEndpoint
 from .webhooks import EVENT_TYPES
@@ -37,12 +38,6 @@ _JSON_EXAMPLES = {
 #: The stored client secret is sent to these: changing one needs the secret typed again, so a
 #: staff user who cannot read it cannot have it sent elsewhere.
 SECRET_DESTINATIONS = ("token_url", "refresh_url", "revocation_url")
-#: Editing any of these invalidates an earlier "Validate credential" result.
-OAUTH_FIELDS = (
-    "auth_url", "token_url", "client_id", "client_secret", "scope", "refresh_url",
-    "refresh_params", "client_auth_method", "use_pkce", "scope_separator",
-    "authorization_params", "token_params", "issuer", "require_issuer", "connection_params",
-)
 
 
 #: Limits of what a JSON field of the form accepts: far beyond any connector's extra

@@ -127,7 +127,7 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
             return _failure(request, "invalid_request", _(
                 "This address has a repeated or oversized parameter."), slug, popup, flow,
                 headless=bool(link))
-    connector = get_object_or_404(Connector, slug=slug, is_active=True)
+    connector = get_object_or_404(Connector, Connector.LIVE, slug=slug)
     owner: dict[str, Any] = {"user": request.user}
     next_url = safe_next_url(request, params.get("next"))
     fixed: dict[str, str] = {}
@@ -328,15 +328,15 @@ def connections(request: HttpRequest) -> HttpResponse:
             "connector").order_by("pk"):
         credentials.setdefault(credential.connector_id, []).append(credential)
     rows = []
-    # Active connectors, and inactive ones the user still has tokens with (to disconnect).
+    # Live connectors, and others the user still has tokens with (to disconnect).
     for connector in Connector.objects.filter(
-        Q(is_active=True) | Q(pk__in=list(credentials))
+        Connector.LIVE | Q(pk__in=list(credentials))
     ).order_by("name"):
         mine = credentials.get(connector.pk, [])
         if connector.allow_multiple_accounts:
             accounts = [_connection_row(connector, credential) for credential in mine
                         if credential.status != Credential.Status.REVOKED]
-            if accounts or connector.is_active:
+            if accounts or connector.is_live:
                 rows.append({"connector": connector, "multiple": True, "accounts": accounts,
                              "state": "connected" if accounts else "not_connected"})
             continue
@@ -362,10 +362,10 @@ def _connection_row(connector: Connector, credential: Credential | None) -> dict
 
 def _connection_state(credential: Credential | None, connector: Connector) -> str:
     """What the end user sees: ``connected``, ``reconnect`` (their part), ``unavailable``
-    (the operator's: connector disabled or misconfigured) or ``not_connected``."""
+    (the operator's: connector disabled, misconfigured or not validated) or ``not_connected``."""
     if credential is None or credential.status == Credential.Status.REVOKED:
         return "not_connected"
-    if not connector.is_active or credential.status == Credential.Status.ERROR:
+    if not connector.is_live or credential.status == Credential.Status.ERROR:
         return "unavailable"
     if credential.status == Credential.Status.ACTIVE:
         return "connected"
@@ -454,7 +454,7 @@ def ways_on(request: HttpRequest, connector: Connector | None, *, next_url: str 
         back_to, back_url = "site", get_script_prefix()
     retry_url = None
     if (retry and not headless and request.user.is_authenticated
-            and connector is not None and connector.is_active):
+            and connector is not None and connector.is_live):
         retry_url = reverse("alloy_oauth:authorize", args=[connector.slug])
         if next_url:
             retry_url += "?" + urlencode({"next": next_url})
