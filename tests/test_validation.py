@@ -15,8 +15,8 @@ import requests
 from alloy_oauth import protocol, validation
 from alloy_oauth.models import Connector, Credential
 
+from .connector_page import press_validate
 from .test_transport import raw_server, response, trickle
-from .tickets import logged_in_user_pk, ticket
 
 REVOCATION_URL = "https://provider.example/oauth/revoke"
 
@@ -136,16 +136,12 @@ def test_two_validations_leave_no_live_grant_at_a_real_provider(oauth_provider, 
         return record(connector, token, requested, **kwargs)
 
     monkeypatch.setattr(validation, "record_round_trip", spy)
-    from alloy_oauth.authorization import validation_purpose
-
     browser = requests.Session()
     oauth_provider.login(browser)
     for _ in range(2):
-        start = admin_client.get(
-            f"/admin/alloy_oauth/connector/{connector.pk}/validate/authorize/",
-            {"ticket": ticket(admin_client, validation_purpose(
-                connector.pk, logged_in_user_pk(admin_client)))})
-        back = oauth_provider.consent(browser, start["Location"])
+        pressed = press_validate(admin_client, connector)
+        assert pressed["ok"], pressed
+        back = oauth_provider.consent(browser, pressed["authorize_url"])
         answer = admin_client.get("/oauth/callback/?" + back.split("?", 1)[1])
         assert answer.context["result"]["status"] == "validated"
     assert len(received) == 2 and all(t.refresh_token for t in received)
