@@ -21,12 +21,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.contrib.admin.utils import label_for_field
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
@@ -116,8 +116,7 @@ def _form_problems(form: Any) -> list[validation.Check]:
     """The form's errors as failed checks: Validate checks what Save would save."""
     checks = []
     for name, errors in form.errors.items():
-        label = (_("The form") if name == "__all__"
-                 else str(label_for_field(name, Connector, form=form)).capitalize())
+        label = _("The form") if name not in form.fields else capfirst(form.fields[name].label)
         checks.append(validation.Check(label, False, " ".join(errors)))
     return checks
 

@@ -15,13 +15,16 @@ from alloy_oauth.models import Connector
 
 def page_values(connector: Connector | None = None, **changes: Any) -> dict[str, Any]:
     """The values the connector's page shows (the client secret left blank, as the page
-    leaves it), with ``changes`` typed over them; a checkbox is absent when unticked."""
+    leaves it, and the hidden initial values Django adds), with ``changes`` typed over them;
+    a checkbox is absent when unticked."""
     form = ConnectorForm(instance=connector)
     data: dict[str, Any] = {}
     for name, field in form.fields.items():
         if field.disabled or name == "client_secret":
             continue
         value = form[name].value()
+        if field.show_hidden_initial:  # (fields with a callable default: as the page renders)
+            data[f"initial-{name}"] = value
         if isinstance(field, forms.BooleanField):
             if value:
                 data[name] = "on"
