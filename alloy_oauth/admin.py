@@ -29,14 +29,14 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
-from . import admin_validation, protocol, refresh, validation
+from . import admin_actions, admin_validation, protocol, refresh, validation
+from .admin_actions import when
 from .conf import app_settings
 from .fields import is_undecryptable
 from .forms import BoundedJSONField, ConnectorForm, WebhookEndpointForm
 from .models import (
     Connector,
     Credential,
-    CredentialEvent,
     WebhookDelivery,
     WebhookEndpoint,
     callback_url,
@@ -271,19 +271,6 @@ class ConnectorAdmin(SensitiveFormViews, SecretsHiddenFromViewers):
                     "connector": connector}, messages.SUCCESS)
 
 
-class CredentialEventInline(admin.TabularInline):
-    model = CredentialEvent
-    fields = ["created_at", "kind", "detail"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    ordering = ["-created_at", "-id"]
-    verbose_name_plural = gettext_lazy("events (newest first)")
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-
 class ChangedByActionsOnly(StyledAdmin):
     """Pages of objects that the app itself keeps changing (a refresh, a delivery's worker):
     nothing is editable, and a full save() would write back a stale copy over a change that
@@ -300,6 +287,16 @@ class ChangedByActionsOnly(StyledAdmin):
         extra_context = {**(extra_context or {}), "show_save": False,
                          "show_save_and_continue": False, "show_save_and_add_another": False}
         return super().change_view(request, object_id, form_url, extra_context)
+
+
+def _time_field(name: str, *, relative: bool = False) -> Any:
+    """A credential page's display of the time field ``name``, in the page's one format."""
+
+    @admin.display(description=Credential._meta.get_field(name).verbose_name, ordering=name)
+    def display(self: CredentialAdmin, obj: Credential) -> str:
+        return when(getattr(obj, name), relative=relative)
+
+    return display
 
 
 def _json_table(values: Any) -> str:
@@ -323,16 +320,57 @@ class CredentialAdmin(ChangedByActionsOnly, SecretsHiddenFromViewers):
     # Tokens are deliberately absent: only whether they are stored, and their last four
     # characters for staff who may act on the credential (to match the token a provider's
     # console or error names, and to see a refresh rotate it); viewers see no characters.
+    # Times through one format (admin_actions.when); the lease and version columns are the
+    # refresh engine's bookkeeping, not the operator's.
     fields = [
         "connector", "user", "external_id", "account", "connection_config_display",
         "metadata_display", "status_display", "tokens", "token_type", "scope",
-        "scope_drift", "expires_at", "refresh_token_expires_at", "connected_at",
-        "last_refreshed_at", "next_refresh_at", "failure_count", "failing_since", "last_error",
-        "version",
+        "scope_drift", "expires_at_display", "refresh_token_expires_at_display",
+        "connected_at_display", "last_refreshed_at_display", "next_refresh_at_display",
+        "failure_count", "failing_since_display", "last_error", "events_display",
     ]
     readonly_fields = fields
     viewer_displays = {"tokens": "token_states"}
-    inlines = [CredentialEventInline]
+    change_form_template = "admin/alloy_oauth/credential/change_form.html"
+    #: How many of a credential's events its page shows (newest first).
+    EVENTS_SHOWN = 50
+
+    expires_at_display = _time_field("expires_at", relative=True)
+    refresh_token_expires_at_display = _time_field("refresh_token_expires_at", relative=True)
+    connected_at_display = _time_field("connected_at")
+    last_refreshed_at_display = _time_field("last_refreshed_at", relative=True)
+    next_refresh_at_display = _time_field("next_refresh_at", relative=True)
+    failing_since_display = _time_field("failing_since")
+
+    @admin.display(description=gettext_lazy("events (newest first)"))
+    def events_display(self, obj: Credential) -> str:
+        events = obj.events.order_by("-created_at", "-id")[:self.EVENTS_SHOWN]
+        if not events:
+            return "—"
+        return format_html(
+            '<table class="alloy-oauth-events"><thead><tr><th>{}</th><th>{}</th><th>{}</th>'
+            "</tr></thead><tbody>{}</tbody></table>",
+            _("time"), _("event"), _("detail"), format_html_join(
+                "", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                ((when(event.created_at), event.get_kind_display(), event.detail or "—")
+                 for event in events)))
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("<int:pk>/act/<slug:name>/",
+                 self.admin_site.admin_view(self.credential_action_view),
+                 name="alloy_oauth_credential_action"),
+            *super().get_urls(),
+        ]
+
+    def credential_action_view(self, request: HttpRequest, pk: int, name: str) -> HttpResponse:
+        return admin_actions.credential_action(self, request, pk, name)
+
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any,
+                           obj: Credential | None = None, **kwargs: Any) -> HttpResponse:
+        if obj is not None and self.has_change_permission(request, obj):
+            context["alloy_oauth_buttons"] = admin_actions.buttons(obj)
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
     @admin.display(description=gettext_lazy("owner"), ordering="user__username")
     def owner(self, obj: Credential) -> str:
