@@ -262,12 +262,13 @@ class ConnectorAdmin(SensitiveFormViews, SecretsHiddenFromViewers):
             checks = validation.preflight(connector, redirect_uri=callback_url(request))
             failed = [check for check in checks if not check.ok]
             if failed:
-                self.message_user(request, f"{connector}: " + " ".join(c.message for c in failed),
-                                  messages.ERROR)
+                self.message_user(request, _("%(connector)s failed the checks: %(problems)s") % {
+                    "connector": connector, "problems": " ".join(
+                        f"{check.name}: {check.message}" for check in failed)}, messages.ERROR)
             else:
                 self.message_user(request, _(
-                    "%(connector)s: the pre-flight checks passed. Open the connector and press "
-                    "“Validate credential” to complete the round trip.") % {
+                    "%(connector)s: the pre-flight checks passed. To finish, open it and press "
+                    "“Validate credential”: you will sign in at the provider.") % {
                     "connector": connector}, messages.SUCCESS)
 
 
@@ -477,11 +478,14 @@ class CredentialAdmin(ChangedByActionsOnly, SecretsHiddenFromViewers):
         if succeeded:
             self.message_user(request, _("%(count)d credential(s) %(verb)s.")
                               % {"count": len(succeeded), "verb": verb}, messages.SUCCESS)
-        for outcome in outcomes:
-            if outcome.result is not done:
-                self.message_user(request, _("Credential %(pk)s: %(result)s. %(message)s") % {
-                    "pk": outcome.credential_id, "result": outcome.result,
-                    "message": outcome.message}, messages.WARNING)
+        failed = [o for o in outcomes if o.result is not done]
+        names = {credential.pk: str(credential) for credential in Credential.objects.filter(
+            pk__in=[o.credential_id for o in failed]).select_related("connector", "user")}
+        for outcome in failed:
+            self.message_user(request, _("%(credential)s was not %(verb)s: %(reason)s") % {
+                "credential": names.get(outcome.credential_id, outcome.credential_id),
+                "verb": verb, "reason": outcome.message or outcome.result.replace("_", " ")},
+                messages.WARNING)
 
 
 # --- webhooks ---------------------------------------------------------------------------------

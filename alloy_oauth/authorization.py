@@ -319,7 +319,10 @@ def _redeem(values: dict[str, str], pending: AuthorizationRequest) -> protocol.T
         )
     if not connector.is_live and pending.purpose == AuthorizationRequest.Purpose.CONNECT:
         raise AuthorizationFailed(
-            "inactive_connector", _("This connection is currently disabled."), connector=connector
+            "inactive_connector",
+            _("%(name)s cannot be connected at the moment: the site has turned it off, or not "
+              "finished setting it up.") % {"name": connector.name},
+            connector=connector,
         )
     try:
         token_url = connector.url("token_url", pending.connection_config)

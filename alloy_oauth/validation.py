@@ -170,28 +170,29 @@ def _url_checks(connector: Connector, config: dict[str, str]) -> list[Check]:
             try:
                 url = connector.url(field, config)
             except connection_params.ParameterError as exc:
-                checks.append(Check(label, False, f"{label}: {exc.message}"))
+                checks.append(Check(label, False, exc.message))
                 continue
         problem = protocol.insecure_url_problem(url, allow_http=settings.DEBUG)
         checks.append(Check(
             label, problem is None,
-            _("%(label)s %(problem)s.") % {"label": label, "problem": problem} if problem
-            else _("%(label)s is acceptable.") % {"label": label},
+            _("This address %(problem)s.") % {"problem": problem} if problem
+            else _("A valid address for OAuth requests."),
         ))
     return checks
 
 
 def _auth_endpoint_answers(connector: Connector, config: dict[str, str]) -> Check:
-    label = _("Auth URL answers")
+    label = _("Auth URL reachable")
     try:
         status = protocol.probe_url(connector.url("auth_url", config),
                                     timeout=app_settings.HTTP_TIMEOUT, allow_http=settings.DEBUG)
     except protocol.OAuthError as exc:
-        return Check(label, False, _("The auth URL does not answer: %(error)s") % {"error": exc})
+        return Check(label, False, _("No answer from this address: %(error)s") % {"error": exc})
     if status == 404 or status >= 500:
-        return Check(label, False, _("The auth URL answered HTTP %(status)s; check it.")
-                     % {"status": status})
-    return Check(label, True, _("The auth URL answered (HTTP %(status)s).") % {"status": status})
+        return Check(label, False, _(
+            "This address answered HTTP %(status)s (not found, or a server error): check the "
+            "auth URL.") % {"status": status})
+    return Check(label, True, _("It answered (HTTP %(status)s).") % {"status": status})
 
 
 #: Providers' own words for "this code is not valid" (GitHub, Slack, HubSpot): the pre-flight
@@ -213,24 +214,33 @@ def _client_credentials_accepted(connector: Connector, redirect_uri: str,
         refused_the_code = exc.status is not None and (
             exc.status in (400, 403) or 200 <= exc.status < 300)
         if refused_the_code and exc.kind is protocol.ErrorKind.REAUTHORIZE:
-            return Check(label, True, _("The token endpoint accepted the client credentials "
-                                        "(it refused only the deliberately invalid code)."))
+            return Check(label, True, _(
+                "Accepted: the token endpoint refused only the deliberately invalid test code."))
         if refused_the_code and exc.error in BAD_CODE_ERRORS:
             # Providers that refuse a bad code in their own words do not say whether the
             # client was checked first.
             return Check(label, True, _(
-                "The token endpoint refused the deliberately invalid code (%(error)s) without "
-                "rejecting the client credentials; the round trip will tell for sure."
-            ) % {"error": exc.error})
+                "Probably accepted: the token endpoint refused the deliberately invalid test "
+                "code (%(error)s) without complaining about the client ID or secret. Signing "
+                "in at the provider will confirm it.") % {"error": exc.error})
         if exc.kind is protocol.ErrorKind.CLIENT:
             return Check(label, False, _(
-                "The client credentials were rejected: check the client ID and secret, and the "
-                "client authentication method (%(method)s). The provider said: %(error)s"
-            ) % {"method": connector.client_auth_method, "error": exc})
-        return Check(label, False, _("The token endpoint could not check the client "
-                                     "credentials: %(error)s") % {"error": exc})
+                "The client credentials were rejected (%(error)s). Check the client ID and "
+                "secret, and the client authentication method (now: %(method)s)."
+            ) % {"method": connector.get_client_auth_method_display(),
+                 "error": _refusal(exc)})
+        return Check(label, False, _("The token endpoint could not check the client ID and "
+                                     "secret: %(error)s") % {"error": exc})
     return Check(label, False, _("The token endpoint issued a token for an invalid code: it "
-                                 "does not look like an OAuth 2.0 token endpoint."))
+                                 "does not look like an OAuth 2.0 token endpoint. Check the "
+                                 "access token URL."))
+
+
+def _refusal(exc: protocol.OAuthError) -> str:
+    """How a token endpoint refused, in its own words: ``invalid_client: Bad secret``, or
+    ``HTTP 401``."""
+    said = exc.error or (f"HTTP {exc.status}" if exc.status else str(exc))
+    return f"{said}: {exc.description}" if exc.description else said
 
 
 @sensitive_variables()

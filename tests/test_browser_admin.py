@@ -71,7 +71,7 @@ def test_operator_creates_and_validates_a_connector(page, live_server, oauth_pro
     assert connector.validated_at is not None and connector.validation_error == ""
     assert connector.validation_report["scopes_granted"] == ["read", "write"]
     text = page.inner_text(".field-validation_report_display")
-    assert "Client ID and secret" in text and "accepted the client credentials" in text
+    assert "Client ID and secret" in text and "Accepted: the token endpoint refused only" in text
     assert not Credential.objects.exists()  # validating stores no credential
     save_screenshot(page, "connector-validated.png", tmp_path)
 

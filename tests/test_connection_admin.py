@@ -101,7 +101,7 @@ class TestConnectorForm:
             {"name": "shop", "label": "Shop", "pattern": "[a-z0-9.-]+"}])}
         f = form(data, instance=connector)
         assert not f.is_valid()
-        assert "connection parameters allow changed" in " ".join(f.errors["client_secret"])
+        assert "You changed the values the connection parameters allow" in " ".join(f.errors["client_secret"])
         assert form({**data, "client_secret": "typed-again"}, instance=connector).is_valid()
         # A new label or help text sends the secret nowhere new, nor does a parameter of a
         # connector whose secret's URLs name none.

@@ -79,7 +79,7 @@ class TestValidateTheValuesOnThePage:
                                 token_url="https://elsewhere.example/token")
         assert result["ok"] is False and not responses.calls
         [check] = result["checks"]
-        assert check["name"] == "Client secret" and "Type the client secret again" in (
+        assert check["name"] == "Client secret" and "type the client secret again" in (
             check["message"])
         typed = press_validate(admin_client, connector, client_secret=TYPED_SECRET,
                                token_url="https://elsewhere.example/token")
