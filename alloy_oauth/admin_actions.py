@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from datetime import timezone as dt_timezone
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied
@@ -28,12 +29,12 @@ if TYPE_CHECKING:
 
 
 def when(moment: datetime | None, *, relative: bool = False) -> str:
-    """A time as every credential page shows it: ``2026-12-02 07:23 UTC`` (the site's time
-    zone), with ``relative`` also how far it is from now; ``—`` for none."""
+    """A time as every credential page shows it: ``2026-12-02 07:23 UTC`` (in UTC, as the
+    events' details write times too), with ``relative`` also how far it is from now; ``—``
+    for none."""
     if moment is None:
         return "—"
-    local = timezone.localtime(moment)
-    text = f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+    text = f"{moment.astimezone(dt_timezone.utc):%Y-%m-%d %H:%M} UTC"
     if not relative:
         return text
     now = timezone.now()

@@ -12,6 +12,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.conf import settings
@@ -504,7 +505,8 @@ def _connected_detail(credential: Credential, created: bool, note: str) -> str:
             "extra": " ".join(credential.scopes_extra) or "—"})
     if credential.expires_at:
         parts.append(_("Access token expires at %(when)s.") % {
-            "when": credential.expires_at.isoformat(timespec="seconds"),
+            # (as the admin's credential page writes every time: admin_actions.when)
+            "when": f"{credential.expires_at.astimezone(dt_timezone.utc):%Y-%m-%d %H:%M} UTC",
         })
     if note:  # an expiry assumed, and why
         parts.append(note)
