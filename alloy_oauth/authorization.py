@@ -257,7 +257,7 @@ def complete(params: QueryDict, session: SessionBase) -> Completed:
         )
     consumed = AuthorizationRequest.objects.filter(
         pk=pending.pk, consumed_at__isnull=True
-    ).update(consumed_at=now)
+    ).update(consumed_at=now, draft={})  # (a validation's unsaved values: needed no longer)
     if not consumed:
         raise AuthorizationFailed(
             "used_state", _("This authorization response has already been used."),

@@ -50,6 +50,10 @@ OAUTH_FIELDS = (
     "refresh_params", "client_auth_method", "use_pkce", "scope_separator",
     "authorization_params", "token_params", "issuer", "require_issuer", "connection_params",
 )
+#: What a validation's outcome is about: the OAuth fields, and what else its round trip uses
+#: (revocation, the test request, the metadata it reports).
+VALIDATED_FIELDS = (*OAUTH_FIELDS, "revocation_url", "api_base_url", "test_request_path",
+                    "metadata_fields", "callback_params")
 #: Where the round trips' outcomes wait in the operator's session, by popup flow id.
 SESSION_KEY = "alloy_oauth_validations"
 #: How many outcomes the session keeps (the newest).
@@ -65,9 +69,9 @@ class Check:
 
 @sensitive_variables()
 def fingerprint(connector: Connector) -> str:
-    """A keyed hash (HMAC with SECRET_KEY) of the connector's :data:`OAUTH_FIELDS`, the
+    """A keyed hash (HMAC with SECRET_KEY) of the connector's :data:`VALIDATED_FIELDS`, the
     client secret included: equal for the same configuration, and no way back to it."""
-    values = json.dumps({name: getattr(connector, name) for name in OAUTH_FIELDS},
+    values = json.dumps({name: getattr(connector, name) for name in VALIDATED_FIELDS},
                         sort_keys=True, default=str)
     return salted_hmac("alloy_oauth.validation.fingerprint", values).hexdigest()
 

@@ -59,8 +59,7 @@ class TestValidateTheValuesOnThePage:
     def test_unsaved_edits_are_what_is_checked(self, admin_client, connector, responses):
         result = round_trip(admin_client, responses, connector, scope="admin")
         assert result["done"] and result["ok"]
-        pending = AuthorizationRequest.objects.get()
-        assert pending.draft["scope"] == "admin" and pending.scope == "admin"
+        assert AuthorizationRequest.objects.get().scope == "admin"
         assert [row["name"] for row in result["rows"]][-2:] == ["Token", "Scopes"]
         connector.refresh_from_db()
         # The stored connector is not what was validated: its record is unchanged.
@@ -111,6 +110,17 @@ class TestValidateTheValuesOnThePage:
             assert all(TYPED_SECRET not in str(row) for row in cursor.fetchall())
 
 
+def test_the_unsaved_values_wait_encrypted_until_the_callback(admin_client, responses):
+    stub_preflight(responses, Connector(auth_url=AUTH_URL, token_url=TOKEN_URL))
+    assert press_validate(admin_client, None, **NEW)["ok"]
+    pending = AuthorizationRequest.objects.get()
+    assert pending.connector is None and pending.draft["client_secret"] == TYPED_SECRET
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT draft FROM alloy_oauth_authorizationrequest")
+        [(stored,)] = cursor.fetchall()
+    assert TYPED_SECRET not in str(stored) and "acme-id" not in str(stored)
+
+
 class TestValidateThenSave:
     def test_a_new_connector(self, admin_client, responses):
         """The add page validates before anything is saved; Save keeps it validated: live."""
@@ -118,7 +128,7 @@ class TestValidateThenSave:
         assert result["ok"], result
         assert not Connector.objects.exists()
         pending = AuthorizationRequest.objects.get()
-        assert pending.connector is None and pending.draft["client_secret"] == TYPED_SECRET
+        assert pending.connector is None and pending.draft == {}  # (dropped once used)
         connector = save(admin_client, None, **NEW, _alloy_oauth_validation="flow-1")
         assert connector.is_live and connector.validation_error == ""
         assert connector.validation_report["scopes_granted"] == ["read"]

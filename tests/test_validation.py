@@ -38,6 +38,7 @@ class TestTheTestRequest:
         settings.ALLOY_OAUTH = {"HTTP_TIMEOUT": 1}
         with raw_server(trickle(response(b"{}")[:-2], every=0.05)) as url:
             connector.api_base_url, connector.test_request_path = url, "/me"
+            connector.save()  # (the outcome of unsaved values is not stored)
             started = time.monotonic()
             report = validation.record_round_trip(connector, token(), ["read"])
             elapsed = time.monotonic() - started
@@ -82,6 +83,7 @@ class TestTheTokenIsRevoked:
 
     def test_the_refresh_token_is_revoked(self, connector, responses):
         connector.revocation_url = REVOCATION_URL
+        connector.save()  # (the outcome of unsaved values is not stored)
         responses.post(REVOCATION_URL)
         report = validation.record_round_trip(connector, token(), ["read"])
         [call] = responses.calls
