@@ -4,7 +4,6 @@ Validate credential with parameter values, and the credential pages."""
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.urls import reverse
