@@ -16,11 +16,9 @@ from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AdminURLFieldWidget
-from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.shortcuts import get_object_or_404
+from django.http import HttpRequest, HttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
@@ -31,45 +29,34 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
-from . import authorization, connection_params, protocol, refresh, validation
 from .admin_setup import ConnectorSetup
+from . import admin_actions, admin_validation, protocol, refresh, validation
+from .admin_actions import when
+from .conf import app_settings
 from .fields import is_undecryptable
 from .forms import BoundedJSONField, ConnectorForm, WebhookEndpointForm
 from .models import (
-    AuthorizationRequest,
     Connector,
     Credential,
-    CredentialEvent,
     WebhookDelivery,
     WebhookEndpoint,
     callback_url,
 )
 from .redaction import REDACTED, last_four
 from .refresh import Result
-from .responses import FLOW_ID, failure_page, no_store
 from .webhooks import delivery
 
-#: How long the popup may take to follow the pre-flight's answer.
-VALIDATION_TICKET_MAX_AGE = 120
-
-STATUS_COLOURS = {
-    Credential.Status.ACTIVE: "#1a7f37",
-    Credential.Status.REAUTH_REQUIRED: "#9a6700",
-    Credential.Status.ERROR: "#cf222e",
-    Credential.Status.REVOKED: "#59636e",
-    WebhookDelivery.Status.PENDING: "#9a6700",
-    WebhookDelivery.Status.SUCCEEDED: "#1a7f37",
-    WebhookDelivery.Status.FAILED: "#cf222e",
-    WebhookDelivery.Status.DROPPED: "#59636e",
-}
-
-
 def status_badge(status: str, label: str) -> str:
-    return format_html(
-        '<span class="alloy-oauth-badge alloy-oauth-badge-{}" style="background:{};color:#fff;'
-        'border-radius:1em;padding:.1em .6em;font-size:.85em;white-space:nowrap">{}</span>',
-        status, STATUS_COLOURS.get(status, "#59636e"), label,
-    )
+    """A status as a coloured badge (its colour: ``alloy-oauth-badge-<status>`` in admin.css)."""
+    return format_html('<span class="alloy-oauth-badge alloy-oauth-badge-{}">{}</span>',
+                       status, label)
+
+
+class StyledAdmin(admin.ModelAdmin):
+    """The app's admin pages share one style sheet (badges, validation results, actions)."""
+
+    class Media:
+        css = {"all": ["alloy_oauth/admin.css"]}
 
 
 @sensitive_variables()
@@ -98,7 +85,7 @@ def public_token_params(params: Any) -> str:
                       ensure_ascii=False, sort_keys=True)
 
 
-class SecretsHiddenFromViewers(admin.ModelAdmin):
+class SecretsHiddenFromViewers(StyledAdmin):
     """Staff with the view permission only see a page of read-only fields, which Django
     renders from the model's values: a form's write-only widget does not apply there, and
     a secret would be shown in plain text. For them, each field named in
@@ -165,8 +152,8 @@ class ConnectorAdmin(ConnectorSetup, SensitiveFormViews, SecretsHiddenFromViewer
         "token_params": "token_params_for_viewers",
         "refresh_params": "refresh_params_for_viewers",
     }
-    list_display = ["name", "slug", "is_active", "validation_state", "active_count",
-                    "reauth_count", "error_count", "revoked_count"]
+    list_display = ["name", "slug", "live_status", "active_count", "reauth_count",
+                    "error_count", "revoked_count"]
     list_filter = ["is_active"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
@@ -202,59 +189,28 @@ class ConnectorAdmin(ConnectorSetup, SensitiveFormViews, SecretsHiddenFromViewer
         }
         return super().get_queryset(request).annotate(**counts)
 
-    active_count = _count_column(Credential.Status.ACTIVE, gettext_lazy("active"))
-    reauth_count = _count_column(Credential.Status.REAUTH_REQUIRED, gettext_lazy("reconnect"))
-    error_count = _count_column(Credential.Status.ERROR, gettext_lazy("error"))
+    active_count = _count_column(Credential.Status.ACTIVE, gettext_lazy("accounts connected"))
+    reauth_count = _count_column(Credential.Status.REAUTH_REQUIRED,
+                                 gettext_lazy("must reconnect"))
+    error_count = _count_column(Credential.Status.ERROR, gettext_lazy("in error"))
     revoked_count = _count_column(Credential.Status.REVOKED, gettext_lazy("revoked"))
 
-    @admin.display(description=gettext_lazy("validated"), ordering="validated_at")
-    def validation_state(self, obj: Connector) -> str:
-        if obj.validated_at:
-            return status_badge("active", _("validated"))
+    @admin.display(description=gettext_lazy("offered to end users"), ordering="validated_at")
+    def live_status(self, obj: Connector) -> str:
+        """The rule of docs/admin.md: live = active and validated since its last OAuth change."""
+        if obj.is_live:
+            return status_badge("live", _("Live"))
+        if not obj.is_active:
+            return status_badge("inactive", _("No: inactive"))
         if obj.validation_error:
-            return status_badge("error", _("failed"))
-        return "—"
+            return status_badge("validation_failed", _("No: validation failed"))
+        return status_badge("not_validated", _("No: not validated"))
 
     @admin.display(description=gettext_lazy("last validation"))
     def validation_report_display(self, obj: Connector) -> str:
-        report = obj.validation_report or {}
-        if not report:
-            return _("Not validated yet: save, then press “Validate credential”.")
-        rows = [(check["name"], "✔" if check["ok"] else "✘", check["message"])
-                for check in report.get("preflight", [])]
-        if "scopes_granted" in report:
-            rows.append((_("Token"), "✔", _("%(type)s token received; lifetime %(life)s; "
-                                           "refresh token: %(refresh)s.") % {
-                "type": report["token_type"],
-                "life": f"{report['expires_in']} s" if report.get("expires_in") else _("not given"),
-                "refresh": _("yes") if report.get("refresh_token") else _("no"),
-            }))
-            differs = report.get("scopes_missing") or report.get("scopes_extra")
-            rows.append((_("Scopes"), "⚠" if differs else "✔", _(
-                "requested: %(requested)s; granted: %(granted)s") % {
-                "requested": " ".join(report.get("scopes_requested", [])) or "—",
-                "granted": " ".join(report.get("scopes_granted", [])) or "—",
-            } + (_(" (differs: missing %(missing)s, extra %(extra)s)") % {
-                "missing": " ".join(report.get("scopes_missing", [])) or "—",
-                "extra": " ".join(report.get("scopes_extra", [])) or "—",
-            } if differs else "")))
-            if "metadata" in report:
-                found = report.get("metadata") or {}
-                missing = report.get("metadata_missing") or []
-                rows.append((_("Metadata"), "⚠" if missing else "✔", "; ".join(
-                    [f"{key} = {value}" for key, value in found.items()]
-                    + ([_("not sent: %(keys)s") % {"keys": ", ".join(missing)}] if missing
-                       else [])) or "—"))
-            test = report.get("test_request")
-            if test:
-                rows.append((_("Test request"), "✔" if 200 <= test.get("status", 0) < 300 else "✘",
-                             f"GET {test['url']} → " + str(test.get("status", test.get("error")))))
-        if report.get("warning"):
-            rows.append((_("Warning"), "⚠", report["warning"]))
-        return format_html(
-            '<table class="alloy-oauth-report">{}</table>',
-            format_html_join("", "<tr><th>{}</th><td>{}</td><td>{}</td></tr>", rows),
-        )
+        if not obj.validation_report:
+            return _("Not validated yet: press “Validate credential” below.")
+        return admin_validation.report_table(obj.validation_report)
 
     @admin.display(description=gettext_lazy("client secret"))
     def client_secret_state(self, obj: Connector) -> str:
@@ -268,85 +224,37 @@ class ConnectorAdmin(ConnectorSetup, SensitiveFormViews, SecretsHiddenFromViewer
     def refresh_params_for_viewers(self, obj: Connector) -> str:
         return public_token_params(obj.refresh_params) or self.get_empty_value_display()
 
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any,
+                           **kwargs: Any) -> HttpResponse:
+        context["alloy_oauth_recipes_url"] = app_settings.PROVIDER_RECIPES_URL
+        return super().render_change_form(request, context, *args, **kwargs)
+
     def get_form(self, request: HttpRequest, obj: Connector | None = None, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, **kwargs)
         # The callback URL depends on the request's host (unless CALLBACK_BASE_URL is set).
         return type(form.__name__, (form,), {"callback_url_value": callback_url(request)})
 
-    # --- Validate credential ---------------------------------------------------------------
+    # --- Validate credential (see admin_validation) ------------------------------------------
 
     def get_urls(self) -> list[Any]:
         wrap = self.admin_site.admin_view
         return [
+            path("validate/", wrap(self.validate_view), name="alloy_oauth_connector_validate_new"),
+            path("validate/result/", wrap(admin_validation.result),
+                 name="alloy_oauth_connector_validation_result"),
             path("<int:pk>/validate/", wrap(self.validate_view),
                  name="alloy_oauth_connector_validate"),
-            path("<int:pk>/validate/authorize/", wrap(self.validate_authorize_view),
-                 name="alloy_oauth_connector_validate_authorize"),
             *super().get_urls(),
         ]
 
-    def _connector_for_validation(self, request: HttpRequest, pk: int) -> Connector:
-        connector = get_object_or_404(Connector, pk=pk)
-        if not self.has_change_permission(request, connector):
-            raise PermissionDenied
-        return connector
-
     @method_decorator(require_POST)
-    def validate_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        """Step 1, the pre-flight (no end user): JSON for the page's script. The POST carries
-        the values of the connector's connection parameters the operator entered."""
-        connector = self._connector_for_validation(request, pk)
-        config = _posted_config(connector, request.POST)
-        checks = validation.preflight(connector, redirect_uri=callback_url(request),
-                                      config=config)
-        ok = all(check.ok for check in checks)
-        authorize_url = None
-        if ok:
-            # Proof, for the popup's GET, that it follows this browser's own pre-flight (a
-            # CSRF-checked POST): no other site can start a validation in its name.
-            ticket = authorization.issue_ticket(
-                request.session, authorization.validation_purpose(connector.pk, request.user.pk))
-            authorize_url = reverse("admin:alloy_oauth_connector_validate_authorize",
-                                    args=[connector.pk]) + "?" + urlencode({
-                                        "ticket": ticket,
-                                        **{PARAM_PREFIX + name: value
-                                           for name, value in config.items()}})
-        return JsonResponse({
-            "ok": ok,
-            "checks": [{"name": c.name, "ok": c.ok, "message": c.message} for c in checks],
-            "authorize_url": authorize_url,
-        })
+    @method_decorator(sensitive_post_parameters())  # (the page's form: the client secret)
+    def validate_view(self, request: HttpRequest, pk: int | None = None) -> HttpResponse:
+        return admin_validation.validate(self, request, pk)
 
-    def validate_authorize_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        """Step 2, in the popup: the operator authorizes at the provider; the callback
-        reports on the token and stores no credential."""
-        connector = self._connector_for_validation(request, pk)
-        if not authorization.is_ticket(
-            request.session, authorization.validation_purpose(connector.pk, request.user.pk),
-            request.GET.get("ticket", ""), max_age=VALIDATION_TICKET_MAX_AGE,
-        ):
-            return failure_page(request, "invalid_request", _(
-                "Start “Validate credential” from the connector's page."), None, status=403)
-        # The id admin.js gave this popup: the result is for the page that opened it only.
-        flow = request.GET.get("flow", "")
-        back = reverse("admin:alloy_oauth_connector_change", args=[connector.pk])
-        if flow and not FLOW_ID.fullmatch(flow):
-            return failure_page(request, "invalid_request", _(
-                "This address has a repeated or oversized parameter."), connector, next_url=back)
-        config, errors = connector.connection_values(_posted_config(connector, request.GET))
-        if errors:
-            return failure_page(request, "invalid_request", " ".join(errors.values()),
-                                connector, next_url=back)
-        try:
-            url = authorization.start(
-                connector, session=request.session, redirect_uri=callback_url(request),
-                user=request.user, purpose=AuthorizationRequest.Purpose.VALIDATE,
-                popup=True, flow_id=flow, next_url=back, connection_config=config,
-            )
-        except (protocol.OAuthError, connection_params.ParameterError) as exc:
-            validation.record_failure(connector, str(exc))
-            return failure_page(request, "configuration", str(exc), connector, next_url=back)
-        return no_store(HttpResponseRedirect(url))
+    def save_model(self, request: HttpRequest, obj: Connector, form: Any, change: bool) -> None:
+        admin_validation.keep_validated(request, obj)
+        super().save_model(request, obj, form, change)
 
     @admin.action(description=gettext_lazy("Validate credential (pre-flight checks)"),
                   permissions=["change"])
@@ -355,39 +263,17 @@ class ConnectorAdmin(ConnectorSetup, SensitiveFormViews, SecretsHiddenFromViewer
             checks = validation.preflight(connector, redirect_uri=callback_url(request))
             failed = [check for check in checks if not check.ok]
             if failed:
-                self.message_user(request, f"{connector}: " + " ".join(c.message for c in failed),
-                                  messages.ERROR)
+                self.message_user(request, _("%(connector)s failed the checks: %(problems)s") % {
+                    "connector": connector, "problems": " ".join(
+                        f"{check.name}: {check.message}" for check in failed)}, messages.ERROR)
             else:
                 self.message_user(request, _(
-                    "%(connector)s: the pre-flight checks passed. Open the connector and press "
-                    "“Validate credential” to complete the round trip.") % {
+                    "%(connector)s: the pre-flight checks passed. To finish, open it and press "
+                    "“Validate credential”: you will sign in at the provider.") % {
                     "connector": connector}, messages.SUCCESS)
 
 
-#: Connection parameter values in the Validate requests: ``param-shop=acme``.
-PARAM_PREFIX = "param-"
-
-
-def _posted_config(connector: Connector, data: Any) -> dict[str, str]:
-    """The connection parameter values the operator entered for Validate credential."""
-    return {param.name: data[PARAM_PREFIX + param.name] for param in connector.params
-            if isinstance(data.get(PARAM_PREFIX + param.name), str)}
-
-
-class CredentialEventInline(admin.TabularInline):
-    model = CredentialEvent
-    fields = ["created_at", "kind", "detail"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    ordering = ["-created_at", "-id"]
-    verbose_name_plural = gettext_lazy("events (newest first)")
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-
-class ChangedByActionsOnly(admin.ModelAdmin):
+class ChangedByActionsOnly(StyledAdmin):
     """Pages of objects that the app itself keeps changing (a refresh, a delivery's worker):
     nothing is editable, and a full save() would write back a stale copy over a change that
     landed meanwhile. Changes go through the actions only."""
@@ -403,6 +289,16 @@ class ChangedByActionsOnly(admin.ModelAdmin):
         extra_context = {**(extra_context or {}), "show_save": False,
                          "show_save_and_continue": False, "show_save_and_add_another": False}
         return super().change_view(request, object_id, form_url, extra_context)
+
+
+def _time_field(name: str, *, relative: bool = False) -> Any:
+    """A credential page's display of the time field ``name``, in the page's one format."""
+
+    @admin.display(description=Credential._meta.get_field(name).verbose_name, ordering=name)
+    def display(self: CredentialAdmin, obj: Credential) -> str:
+        return when(getattr(obj, name), relative=relative)
+
+    return display
 
 
 def _json_table(values: Any) -> str:
@@ -426,16 +322,57 @@ class CredentialAdmin(ChangedByActionsOnly, SecretsHiddenFromViewers):
     # Tokens are deliberately absent: only whether they are stored, and their last four
     # characters for staff who may act on the credential (to match the token a provider's
     # console or error names, and to see a refresh rotate it); viewers see no characters.
+    # Times through one format (admin_actions.when); the lease and version columns are the
+    # refresh engine's bookkeeping, not the operator's.
     fields = [
         "connector", "user", "external_id", "account", "connection_config_display",
         "metadata_display", "status_display", "tokens", "token_type", "scope",
-        "scope_drift", "expires_at", "refresh_token_expires_at", "connected_at",
-        "last_refreshed_at", "next_refresh_at", "failure_count", "failing_since", "last_error",
-        "version",
+        "scope_drift", "expires_at_display", "refresh_token_expires_at_display",
+        "connected_at_display", "last_refreshed_at_display", "next_refresh_at_display",
+        "failure_count", "failing_since_display", "last_error", "events_display",
     ]
     readonly_fields = fields
     viewer_displays = {"tokens": "token_states"}
-    inlines = [CredentialEventInline]
+    change_form_template = "admin/alloy_oauth/credential/change_form.html"
+    #: How many of a credential's events its page shows (newest first).
+    EVENTS_SHOWN = 50
+
+    expires_at_display = _time_field("expires_at", relative=True)
+    refresh_token_expires_at_display = _time_field("refresh_token_expires_at", relative=True)
+    connected_at_display = _time_field("connected_at")
+    last_refreshed_at_display = _time_field("last_refreshed_at", relative=True)
+    next_refresh_at_display = _time_field("next_refresh_at", relative=True)
+    failing_since_display = _time_field("failing_since")
+
+    @admin.display(description=gettext_lazy("events (newest first)"))
+    def events_display(self, obj: Credential) -> str:
+        events = obj.events.order_by("-created_at", "-id")[:self.EVENTS_SHOWN]
+        if not events:
+            return "—"
+        return format_html(
+            '<table class="alloy-oauth-events"><thead><tr><th>{}</th><th>{}</th><th>{}</th>'
+            "</tr></thead><tbody>{}</tbody></table>",
+            _("time"), _("event"), _("detail"), format_html_join(
+                "", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                ((when(event.created_at), event.get_kind_display(), event.detail or "—")
+                 for event in events)))
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("<int:pk>/act/<slug:name>/",
+                 self.admin_site.admin_view(self.credential_action_view),
+                 name="alloy_oauth_credential_action"),
+            *super().get_urls(),
+        ]
+
+    def credential_action_view(self, request: HttpRequest, pk: int, name: str) -> HttpResponse:
+        return admin_actions.credential_action(self, request, pk, name)
+
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any,
+                           obj: Credential | None = None, **kwargs: Any) -> HttpResponse:
+        if obj is not None and self.has_change_permission(request, obj):
+            context["alloy_oauth_buttons"] = admin_actions.buttons(obj)
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
     @admin.display(description=gettext_lazy("owner"), ordering="user__username")
     def owner(self, obj: Credential) -> str:
@@ -542,11 +479,14 @@ class CredentialAdmin(ChangedByActionsOnly, SecretsHiddenFromViewers):
         if succeeded:
             self.message_user(request, _("%(count)d credential(s) %(verb)s.")
                               % {"count": len(succeeded), "verb": verb}, messages.SUCCESS)
-        for outcome in outcomes:
-            if outcome.result is not done:
-                self.message_user(request, _("Credential %(pk)s: %(result)s. %(message)s") % {
-                    "pk": outcome.credential_id, "result": outcome.result,
-                    "message": outcome.message}, messages.WARNING)
+        failed = [o for o in outcomes if o.result is not done]
+        names = {credential.pk: str(credential) for credential in Credential.objects.filter(
+            pk__in=[o.credential_id for o in failed]).select_related("connector", "user")}
+        for outcome in failed:
+            self.message_user(request, _("%(credential)s was not %(verb)s: %(reason)s") % {
+                "credential": names.get(outcome.credential_id, outcome.credential_id),
+                "verb": verb, "reason": outcome.message or outcome.result.replace("_", " ")},
+                messages.WARNING)
 
 
 # --- webhooks ---------------------------------------------------------------------------------

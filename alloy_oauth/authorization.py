@@ -13,6 +13,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
+from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.conf import settings
@@ -115,14 +116,9 @@ def start_purpose(slug: str, user_pk: Any) -> str:
     return f"authorize:{slug}:{user_pk}"
 
 
-def validation_purpose(connector_pk: int, user_pk: Any) -> str:
-    """What the admin's Validate ticket is for: this connector's popup, for this operator."""
-    return f"validate:{connector_pk}:{user_pk}"
-
-
 def issue_ticket(session: SessionBase, purpose: str) -> str:
     """Proof that a page of this site, rendered for this browser session, offers
-    ``purpose`` (:func:`start_purpose`, :func:`validation_purpose`).
+    ``purpose`` (:func:`start_purpose`).
 
     Another site can neither read one nor make one, so a start that carries a valid ticket
     was asked for on one of our pages, not by a link from elsewhere (or through the login
@@ -157,6 +153,7 @@ def start(
     link_hash: str | None = None,
     connection_config: dict[str, str] | None = None,
     credential: Credential | None = None,
+    draft: dict[str, Any] | None = None,
 ) -> str:
     """Record a pending authorization for one end user (or, to validate the connector, an
     operator) and return the provider URL to send their browser to.
@@ -164,10 +161,11 @@ def start(
     ``connection_config``: the values of the connector's connection parameters (see
     :meth:`Connector.connection_errors`), which its URLs are built with, now and at the
     callback; ``credential``: the owner's account being reconnected, for a connector with
-    several accounts. Raises :class:`protocol.OAuthError` when the connector's auth URL is
-    refused by the transport rule, ``connection_params.ParameterError`` when the values do
-    not make it, and ``IntegrityError`` when the headless link (``link_hash``) was used
-    already."""
+    several accounts; ``draft``: to validate values not saved yet, those values
+    (:func:`validation.draft_values`, kept encrypted), which ``connector`` is built from.
+    Raises :class:`protocol.OAuthError` when the connector's auth URL is refused by the
+    transport rule, ``connection_params.ParameterError`` when the values do not make it, and
+    ``IntegrityError`` when the headless link (``link_hash``) was used already."""
     if (user is None) == (not external_id):
         raise ValueError("An authorization needs exactly one owner: user= or external_id=.")
     config = dict(connection_config or {})
@@ -193,7 +191,8 @@ def start(
         flow_id=flow_id,
         link_hash=link_hash,
         state_hash=protocol.hash_state(state),
-        connector=connector,
+        connector=connector if connector.pk else None,  # (a new connector's draft)
+        draft=draft or {},
         user=user,
         external_id=external_id,
         connection_config=config,
@@ -244,6 +243,8 @@ def complete(params: QueryDict, session: SessionBase) -> Redeemed:
         raise AuthorizationFailed(
             "unknown_state", _("This authorization response does not match any request.")
         )
+    if pending.draft:  # the admin validating values not saved (yet): they are the connector
+        pending.connector = Connector(pk=pending.connector_id, **pending.draft)
     connector = pending.connector
     now = timezone.now()
     binding = browser_binding(session, create=False)
@@ -269,7 +270,7 @@ def complete(params: QueryDict, session: SessionBase) -> Redeemed:
         )
     consumed = AuthorizationRequest.objects.filter(
         pk=pending.pk, consumed_at__isnull=True
-    ).update(consumed_at=now)
+    ).update(consumed_at=now, draft={})  # (a validation's unsaved values: needed no longer)
     if not consumed:
         raise AuthorizationFailed(
             "used_state", _("This authorization response has already been used."),
@@ -326,9 +327,12 @@ def _redeem(values: dict[str, str], pending: AuthorizationRequest) -> protocol.T
             "missing_code", _("The provider sent neither a code nor an error."),
             connector=connector,
         )
-    if not connector.is_active and pending.purpose == AuthorizationRequest.Purpose.CONNECT:
+    if not connector.is_live and pending.purpose == AuthorizationRequest.Purpose.CONNECT:
         raise AuthorizationFailed(
-            "inactive_connector", _("This connection is currently disabled."), connector=connector
+            "inactive_connector",
+            _("%(name)s cannot be connected at the moment: the site has turned it off, or not "
+              "finished setting it up.") % {"name": connector.name},
+            connector=connector,
         )
     try:
         token_url = connector.url("token_url", pending.connection_config)
@@ -508,7 +512,8 @@ def _connected_detail(credential: Credential, created: bool, note: str) -> str:
             "extra": " ".join(credential.scopes_extra) or "—"})
     if credential.expires_at:
         parts.append(_("Access token expires at %(when)s.") % {
-            "when": credential.expires_at.isoformat(timespec="seconds"),
+            # (as the admin's credential page writes every time: admin_actions.when)
+            "when": f"{credential.expires_at.astimezone(dt_timezone.utc):%Y-%m-%d %H:%M} UTC",
         })
     if note:  # an expiry assumed, and why
         parts.append(note)

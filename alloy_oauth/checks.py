@@ -10,10 +10,13 @@
 - ``alloy_oauth.W003``: ``SESSION_COOKIE_SAMESITE = "Strict"`` drops the session on the callback.
 - ``alloy_oauth.W004``: a connector URL is not https outside DEBUG/loopback (database check).
 - ``alloy_oauth.W005``: no ``CALLBACK_BASE_URL`` while ``ALLOWED_HOSTS`` accepts any host.
+- ``alloy_oauth.W007``: an active connector is not validated (never, or not since its last
+  OAuth change), so end users are not offered it (database check).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from django.apps import apps
@@ -43,6 +46,7 @@ def register() -> None:
     checks.register(check_settings)
     checks.register(check_sessions)
     checks.register(check_connector_urls, checks.Tags.database)
+    checks.register(check_connectors_validated, checks.Tags.database)
 
 
 def check_fernet_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -161,6 +165,21 @@ def check_sessions(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     return messages
 
 
+def _connectors(databases: Any, *fields: str) -> Iterator[Any]:
+    """Each connector of each database the check command was given (with ``fields`` only),
+    skipping a database whose tables are not there yet."""
+    from .models import Connector
+
+    for alias in databases or ():
+        try:
+            if Connector._meta.db_table not in connections[alias].introspection.table_names():
+                continue
+            found = list(Connector.objects.using(alias).only(*fields))
+        except DatabaseError:
+            continue
+        yield from found
+
+
 def check_connector_urls(
     app_configs: Any = None, databases: Any = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
@@ -169,23 +188,32 @@ def check_connector_urls(
     from .models import Connector
 
     messages: list[checks.CheckMessage] = []
-    for alias in databases or ():
-        try:
-            if Connector._meta.db_table not in connections[alias].introspection.table_names():
-                continue
-            connectors = list(Connector.objects.using(alias).only("slug", *Connector.URL_FIELDS))
-        except DatabaseError:
-            continue
-        for connector in connectors:
-            for field in Connector.URL_FIELDS:
-                url = connection_params.sample_url(getattr(connector, field))
-                problem = url and insecure_url_problem(url, allow_http=settings.DEBUG)
-                if problem:
-                    messages.append(checks.Warning(
-                        f"Connector {connector.slug!r}: {field} {problem}.",
-                        hint="Tokens and secrets would travel in clear text. Use the https URL "
-                             "the provider documents.",
-                        obj=connector,
-                        id="alloy_oauth.W004",
-                    ))
+    for connector in _connectors(databases, "slug", *Connector.URL_FIELDS):
+        for field in Connector.URL_FIELDS:
+            url = connection_params.sample_url(getattr(connector, field))
+            problem = url and insecure_url_problem(url, allow_http=settings.DEBUG)
+            if problem:
+                messages.append(checks.Warning(
+                    f"Connector {connector.slug!r}: {field} {problem}.",
+                    hint="Tokens and secrets would travel in clear text. Use the https URL "
+                         "the provider documents.",
+                    obj=connector,
+                    id="alloy_oauth.W004",
+                ))
     return messages
+
+
+def check_connectors_validated(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Active connectors not validated (since their last OAuth change): end users are not offered them
+    (docs/admin.md, "Which connectors end users see"). A database check, like W004."""
+    return [checks.Warning(
+        f"Connector {connector.slug!r} is active but not validated (never, or not since its "
+        "last OAuth change), so end users are not offered it.",
+        hint="Open it in the admin and press “Validate credential”, then Save. Changing an "
+             "OAuth field (URLs, client ID or secret, scope, …) needs a new validation too.",
+        obj=connector,
+        id="alloy_oauth.W007",
+    ) for connector in _connectors(databases, "slug", "is_active", "validated_at")
+        if connector.is_active and connector.validated_at is None]

@@ -144,6 +144,11 @@ SETTINGS: tuple[Setting, ...] = (
             example='["10.20.0.0/16", "fd00:1::/64"]'),
     _seconds("WEBHOOK_RETENTION", 30 * 24 * 3600,
              "Seconds finished webhook deliveries are kept (the sweep deletes older ones)."),
+    Setting("PROVIDER_RECIPES_URL", None, lambda value: value or None, _optional_string,
+            "Where the connector form's \"provider recipes\" link goes: a published copy of "
+            "alloy_oauth's docs/providers.md (what to enter for Google, GitHub, Slack, …); "
+            "None: the form names the file instead of linking it.",
+            example='"https://docs.example.com/alloy_oauth/providers.html"'),
     Setting("METRICS_TOKEN", None, lambda value: value or None, _optional_string,
             "A bearer token that lets a scraper read alloy_oauth.metrics.metrics_view (staff "
             "users may read it anyway); None: staff only.", example='"a-long-random-string"'),

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from . import connection_params, protocol
+from .validation import OAUTH_FIELDS
 from .fields import is_undecryptable
 from .models import Connector, WebhookEndpoint
 from .webhooks import EVENT_TYPES
@@ -37,12 +38,6 @@ _JSON_EXAMPLES = {
 #: The stored client secret is sent to these: changing one needs the secret typed again, so a
 #: staff user who cannot read it cannot have it sent elsewhere.
 SECRET_DESTINATIONS = ("token_url", "refresh_url", "revocation_url")
-#: Editing any of these invalidates an earlier "Validate credential" result.
-OAUTH_FIELDS = (
-    "auth_url", "token_url", "client_id", "client_secret", "scope", "refresh_url",
-    "refresh_params", "client_auth_method", "use_pkce", "scope_separator",
-    "authorization_params", "token_params", "issuer", "require_issuer", "connection_params",
-)
 
 
 #: Limits of what a JSON field of the form accepts: far beyond any connector's extra
@@ -249,10 +244,10 @@ class ConnectorForm(forms.ModelForm):
             self.data.get(self.add_prefix("client_secret"))
         ):
             self.add_error("client_secret", _(
-                "Type the client secret again: %(fields)s changed, and the stored secret is only "
-                "sent where it was entered for."
-            ) % {"fields": ", ".join(
-                str(self.fields[name].label).lower() for name in moved)})
+                "You changed the %(fields)s: type the client secret again. The saved secret is "
+                "only ever sent to the addresses it was saved with."
+            ) % {"fields": _(" and the ").join(
+                str(Connector._meta.get_field(name).verbose_name) for name in moved)})
         if (self.instance.pk and self.instance.client_secret and not moved
                 and _values_allowed(cleaned.get("connection_params"))
                 != _values_allowed(self.instance.connection_params)
@@ -262,8 +257,9 @@ class ConnectorForm(forms.ModelForm):
                     *(getattr(self.instance, name) for name in SECRET_DESTINATIONS)))):
             # New patterns or choices make new hosts for the URLs the secret is sent to.
             self.add_error("client_secret", _(
-                "Type the client secret again: the values the connection parameters allow "
-                "changed, and the stored secret is only sent where it was entered for."))
+                "You changed the values the connection parameters allow: type the client secret "
+                "again. The saved secret is only ever sent to the addresses it was saved "
+                "with."))
         self._clean_connection_params(cleaned)
         for name in Connector.URL_FIELDS:
             url = cleaned.get(name)
@@ -272,7 +268,9 @@ class ConnectorForm(forms.ModelForm):
             if problem:
                 self.add_error(name, _("This URL %(problem)s.") % {"problem": problem})
         if cleaned.get("require_issuer") and not cleaned.get("issuer"):
-            self.add_error("issuer", _("Enter the issuer the provider sends as iss."))
+            self.add_error("issuer", _(
+                "Enter the issuer (the value the provider sends as “iss”), or untick “provider "
+                "always sends iss”."))
         for name, reserved in _RESERVED_PARAMS.items():
             value = cleaned.get(name)
             if value is None or name not in cleaned:
@@ -281,8 +279,8 @@ class ConnectorForm(forms.ModelForm):
                 self.add_error(name, _("Enter a JSON object, e.g. %(example)s.")
                                % {"example": _JSON_EXAMPLES[name]})
             elif clash := sorted(set(value) & reserved):
-                self.add_error(name, _("These parameters are set by the OAuth flow itself: "
-                                       "%(names)s.") % {"names": ", ".join(clash)})
+                self.add_error(name, _("Remove %(names)s: the OAuth flow sets these "
+                                       "parameters itself.") % {"names": ", ".join(clash)})
         return cleaned
 
     def _clean_connection_params(self, cleaned: dict[str, Any]) -> None:

@@ -77,12 +77,21 @@ class Connector(models.Model):
         SPACE = " ", _("Space (RFC 6749)")
         COMMA = ",", _("Comma")
 
+    #: The connectors offered to end users (Connections page, connect buttons, authorize
+    #: view): active, and validated since their last OAuth change (docs/admin.md).
+    LIVE = Q(is_active=True, validated_at__isnull=False)
+
     #: The fields that hold URLs of the provider.
     URL_FIELDS = ("auth_url", "token_url", "refresh_url", "revocation_url", "api_base_url")
 
     name = models.CharField(_("name"), max_length=100)
     slug = models.SlugField(_("slug"), unique=True, help_text=_("Used in URLs."))
-    is_active = models.BooleanField(_("active"), default=True)
+    is_active = models.BooleanField(
+        _("active"), default=True,
+        help_text=_("Untick to stop offering this connector to end users. An active connector "
+                    "is offered once it has passed “Validate credential” (see “Live” in the "
+                    "list)."),
+    )
     logo_url = models.CharField(
         _("logo"), max_length=500, blank=True, validators=[validate_logo_url],
         help_text=_("Shown to end users on the Connections page and the connect button: the "
@@ -237,6 +246,12 @@ class Connector(models.Model):
     @property
     def scopes(self) -> list[str]:
         return protocol.parse_scopes(self.scope)
+
+    @property
+    def is_live(self) -> bool:
+        """Offered to end users (see :attr:`LIVE`): active, and validated since its last
+        OAuth change (saving a change to an OAuth field clears ``validated_at``)."""
+        return self.is_active and self.validated_at is not None
 
     def api_url(self, path: str, base: str | None = None) -> str:
         """``path`` under ``base`` (default: ``api_base_url``), keeping the base's own path."""
@@ -580,9 +595,14 @@ class AuthorizationRequest(models.Model):
     #: SHA-256 of the headless connect link that started it: a link works once.
     link_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
     state_hash = models.CharField(max_length=64, unique=True)
+    #: Null for the validation of a new connector's unsaved values (``draft``).
     connector = models.ForeignKey(
         Connector, on_delete=models.CASCADE, related_name="authorization_requests",
+        null=True, blank=True,
     )
+    #: A validation of values not saved yet: the connector's values (the client secret among
+    #: them), which the callback uses instead of the saved connector's.
+    draft = EncryptedJSONField(default=dict, blank=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True,
         related_name="+",

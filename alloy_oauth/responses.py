@@ -104,7 +104,7 @@ def ways_on(request: HttpRequest, connector: Connector | None, *, next_url: str 
     that started it is given), else the Connections page for a logged-in user, else the
     site's root; ``back_to`` says which (``"next"``, ``"connections"``, ``"site"``).
     ``retry_url``: a new start for the same connector and ``next``, when starting again may
-    work (``retry``) for a logged-in user and the connector is active; it has no start ticket,
+    work (``retry``) for a logged-in user and the connector is live; it has no start ticket,
     so the person confirms on the "Continue to …" page first. ``new_link_needed``: the flow
     came from a headless connect link, which works once: its end user needs a new one.
     """
@@ -116,7 +116,7 @@ def ways_on(request: HttpRequest, connector: Connector | None, *, next_url: str 
         back_to, back_url = "site", get_script_prefix()
     retry_url = None
     if (retry and not headless and request.user.is_authenticated
-            and connector is not None and connector.is_active):
+            and connector is not None and connector.is_live):
         retry_url = reverse("alloy_oauth:authorize", args=[connector.slug])
         if next_url:
             retry_url += "?" + urlencode({"next": next_url})

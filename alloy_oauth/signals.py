@@ -19,7 +19,8 @@ after the change is committed; none carries a token value.
 One connector signal, sent with ``sender=Connector``:
 
 - ``connector_validation_failed(connector, message)``: Validate credential (the pre-flight or
-  the operator's round trip) failed; ``message`` says why, without a secret.
+  the operator's round trip) failed for the connector's saved configuration (not for edits
+  still unsaved on the page); ``message`` says why, without a secret.
 """
 
 import logging

@@ -9,18 +9,25 @@
    the lifetime, the scopes granted versus requested and the result of the test request,
    revokes the token when the connector has a revocation URL, and stores no credential.
 
-Both store their outcome on the connector (``validated_at``, ``validation_error``,
-``validation_report``); nothing secret goes into them.
+What is validated is what the operator has on screen (:func:`draft_values`), saved or not.
+The outcome is stored on the connector (``validated_at``, ``validation_error``,
+``validation_report``) when those values are the saved ones (same :func:`fingerprint`); the
+round trip's outcome is also kept in the operator's session (:func:`remember`), so that
+saving exactly the validated values keeps them validated (see ``admin_validation``).
+Nothing secret goes into any of them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.conf import settings
+from django.contrib.sessions.backends.base import SessionBase
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
@@ -36,11 +43,75 @@ logger = logging.getLogger(__name__)
 INVALID_CODE = "alloy-oauth-validation-deliberately-invalid-code"
 
 
+#: The connector's fields that decide whether end users can connect: saving a change to one
+#: clears ``validated_at`` (the connector is no longer live until validated again).
+OAUTH_FIELDS = (
+    "auth_url", "token_url", "client_id", "client_secret", "scope", "refresh_url",
+    "refresh_params", "client_auth_method", "use_pkce", "scope_separator",
+    "authorization_params", "token_params", "issuer", "require_issuer", "connection_params",
+)
+#: What a validation's outcome is about: the OAuth fields, and what else its round trip uses
+#: (revocation, the test request, the metadata it reports).
+VALIDATED_FIELDS = (*OAUTH_FIELDS, "revocation_url", "api_base_url", "test_request_path",
+                    "metadata_fields", "callback_params")
+#: Where the round trips' outcomes wait in the operator's session, by popup flow id.
+SESSION_KEY = "alloy_oauth_validations"
+#: How many outcomes the session keeps (the newest).
+REMEMBERED = 5
+
+
 @dataclass(frozen=True)
 class Check:
     name: str
     ok: bool
     message: str
+
+
+@sensitive_variables()
+def fingerprint(connector: Connector) -> str:
+    """A keyed hash (HMAC with SECRET_KEY) of the connector's :data:`VALIDATED_FIELDS`, the
+    client secret included: equal for the same configuration, and no way back to it."""
+    values = json.dumps({name: getattr(connector, name) for name in VALIDATED_FIELDS},
+                        sort_keys=True, default=str)
+    return salted_hmac("alloy_oauth.validation.fingerprint", values).hexdigest()
+
+
+def draft_values(connector: Connector) -> dict[str, Any]:
+    """The operator's values of a connector (saved or not), as JSON: what a validation of
+    unsaved values keeps (encrypted) for its round trip. The client secret is among them."""
+    values = {field.attname: field.value_from_object(connector)
+              for field in Connector._meta.concrete_fields
+              if field.editable and not field.primary_key}
+    values["validation_report"] = connector.validation_report
+    return values
+
+
+def _is_saved_configuration(connector: Connector) -> bool:
+    """Whether ``connector`` (possibly unsaved edits) has the saved connector's OAuth values."""
+    saved = Connector.objects.filter(pk=connector.pk).first() if connector.pk else None
+    return saved is not None and fingerprint(saved) == fingerprint(connector)
+
+
+def _record(connector: Connector, failure: str = "", **outcome: Any) -> None:
+    """Store an outcome on the connector and report a ``failure`` (signal
+    ``connector_validation_failed``), when what was validated is its saved configuration:
+    the outcome of unsaved values is about no stored connector, only the page shows it."""
+    if _is_saved_configuration(connector):
+        Connector.objects.filter(pk=connector.pk).update(**outcome)
+        send_validation_failed(connector, failure)
+
+
+def remember(session: SessionBase, flow: str, connector: Connector, *, error: str,
+             report: dict[str, Any]) -> None:
+    """Keep a round trip's outcome in the operator's session under its popup ``flow`` id:
+    the page shows it (``admin_validation``), and saving the values it was about keeps the
+    connector validated. No secret: the fingerprint is a keyed hash."""
+    if not flow:
+        return
+    kept = dict(list(session.get(SESSION_KEY, {}).items())[-(REMEMBERED - 1):])
+    kept[flow] = {"fingerprint": fingerprint(connector), "error": error, "report": report,
+                  "validated_at": None if error else timezone.now().isoformat()}
+    session[SESSION_KEY] = kept
 
 
 def preflight(connector: Connector, *, redirect_uri: str,
@@ -61,12 +132,11 @@ def preflight(connector: Connector, *, redirect_uri: str,
               "checked_at": timezone.now().isoformat(timespec="seconds")}
     if config:
         report["connection_config"] = config
-    Connector.objects.filter(pk=connector.pk).update(
-        validated_at=None,
-        validation_error=" ".join(check.message for check in failed),
-        validation_report=report,
-    )
-    send_validation_failed(connector, " ".join(check.message for check in failed))
+    # Passing keeps an earlier validation: the round trip is still to come.
+    message = " ".join(check.message for check in failed)
+    _record(connector, message, validation_error=message, validation_report=report,
+            **({"validated_at": None} if failed else {}))
+    connector.validation_report = report  # (the round trip's report adds to it)
     return checks
 
 
@@ -98,28 +168,29 @@ def _url_checks(connector: Connector, config: dict[str, str]) -> list[Check]:
             try:
                 url = connector.url(field, config)
             except connection_params.ParameterError as exc:
-                checks.append(Check(label, False, f"{label}: {exc.message}"))
+                checks.append(Check(label, False, exc.message))
                 continue
         problem = protocol.insecure_url_problem(url, allow_http=settings.DEBUG)
         checks.append(Check(
             label, problem is None,
-            _("%(label)s %(problem)s.") % {"label": label, "problem": problem} if problem
-            else _("%(label)s is acceptable.") % {"label": label},
+            _("This address %(problem)s.") % {"problem": problem} if problem
+            else _("A valid address for OAuth requests."),
         ))
     return checks
 
 
 def _auth_endpoint_answers(connector: Connector, config: dict[str, str]) -> Check:
-    label = _("Auth URL answers")
+    label = _("Auth URL reachable")
     try:
         status = protocol.probe_url(connector.url("auth_url", config),
                                     timeout=app_settings.HTTP_TIMEOUT, allow_http=settings.DEBUG)
     except protocol.OAuthError as exc:
-        return Check(label, False, _("The auth URL does not answer: %(error)s") % {"error": exc})
+        return Check(label, False, _("No answer from this address: %(error)s") % {"error": exc})
     if status == 404 or status >= 500:
-        return Check(label, False, _("The auth URL answered HTTP %(status)s; check it.")
-                     % {"status": status})
-    return Check(label, True, _("The auth URL answered (HTTP %(status)s).") % {"status": status})
+        return Check(label, False, _(
+            "This address answered HTTP %(status)s (not found, or a server error): check the "
+            "auth URL.") % {"status": status})
+    return Check(label, True, _("It answered (HTTP %(status)s).") % {"status": status})
 
 
 #: Providers' own words for "this code is not valid" (GitHub, Slack, HubSpot): the pre-flight
@@ -141,24 +212,33 @@ def _client_credentials_accepted(connector: Connector, redirect_uri: str,
         refused_the_code = exc.status is not None and (
             exc.status in (400, 403) or 200 <= exc.status < 300)
         if refused_the_code and exc.kind is protocol.ErrorKind.REAUTHORIZE:
-            return Check(label, True, _("The token endpoint accepted the client credentials "
-                                        "(it refused only the deliberately invalid code)."))
+            return Check(label, True, _(
+                "Accepted: the token endpoint refused only the deliberately invalid test code."))
         if refused_the_code and exc.error in BAD_CODE_ERRORS:
             # Providers that refuse a bad code in their own words do not say whether the
             # client was checked first.
             return Check(label, True, _(
-                "The token endpoint refused the deliberately invalid code (%(error)s) without "
-                "rejecting the client credentials; the round trip will tell for sure."
-            ) % {"error": exc.error})
+                "Probably accepted: the token endpoint refused the deliberately invalid test "
+                "code (%(error)s) without complaining about the client ID or secret. Signing "
+                "in at the provider will confirm it.") % {"error": exc.error})
         if exc.kind is protocol.ErrorKind.CLIENT:
             return Check(label, False, _(
-                "The client credentials were rejected: check the client ID and secret, and the "
-                "client authentication method (%(method)s). The provider said: %(error)s"
-            ) % {"method": connector.client_auth_method, "error": exc})
-        return Check(label, False, _("The token endpoint could not check the client "
-                                     "credentials: %(error)s") % {"error": exc})
+                "The client credentials were rejected (%(error)s). Check the client ID and "
+                "secret, and the client authentication method (now: %(method)s)."
+            ) % {"method": connector.get_client_auth_method_display(),
+                 "error": _refusal(exc)})
+        return Check(label, False, _("The token endpoint could not check the client ID and "
+                                     "secret: %(error)s") % {"error": exc})
     return Check(label, False, _("The token endpoint issued a token for an invalid code: it "
-                                 "does not look like an OAuth 2.0 token endpoint."))
+                                 "does not look like an OAuth 2.0 token endpoint. Check the "
+                                 "access token URL."))
+
+
+def _refusal(exc: protocol.OAuthError) -> str:
+    """How a token endpoint refused, in its own words: ``invalid_client: Bad secret``, or
+    ``HTTP 401``."""
+    said = exc.error or (f"HTTP {exc.status}" if exc.status else str(exc))
+    return f"{said}: {exc.description}" if exc.description else said
 
 
 @sensitive_variables()
@@ -200,19 +280,23 @@ def record_round_trip(
         warnings.append(report["revocation"])
     if warnings:
         report["warning"] = " ".join(warnings)
-    Connector.objects.filter(pk=connector.pk).update(
-        validated_at=None if error else timezone.now(),
-        validation_error=error,
-        validation_report={**(connector.validation_report or {}), **report},
-    )
-    logger.info("Validate credential of connector %s: %s.", connector.slug,
+    report = {**(connector.validation_report or {}), **report}
+    if error:
+        report["error"] = error
+    _record(connector, validated_at=None if error else timezone.now(), validation_error=error,
+            validation_report=report)
+    logger.info("Validate credential of connector %s: %s.", connector.slug or "(new)",
                 "the test request failed" if error else "validated")
     return report
 
 
-def record_failure(connector: Connector, message: str) -> None:
-    Connector.objects.filter(pk=connector.pk).update(validated_at=None, validation_error=message)
-    send_validation_failed(connector, message)
+def record_failure(connector: Connector, message: str) -> dict[str, Any]:
+    """The round trip failed before a token (the provider refused, the code exchange
+    failed): store that, and return the report to show."""
+    report = {**(connector.validation_report or {}), "error": message}
+    _record(connector, message, validated_at=None, validation_error=message,
+            validation_report=report)
+    return report
 
 
 @sensitive_variables()

@@ -64,7 +64,7 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
             return _failure(request, "invalid_request", _(
                 "This address has a repeated or oversized parameter."), slug, popup, flow,
                 headless=bool(link))
-    connector = get_object_or_404(Connector, slug=slug, is_active=True)
+    connector = get_object_or_404(Connector, Connector.LIVE, slug=slug)
     owner: dict[str, Any] = {"user": request.user}
     next_url = safe_next_url(request, params.get("next"))
     fixed: dict[str, str] = {}
@@ -192,7 +192,9 @@ def callback(request: HttpRequest) -> HttpResponse:
         redeemed = authorization.complete(params, request.session)
     except authorization.AuthorizationFailed as exc:
         if exc.at_exchange and exc.pending.purpose == AuthorizationRequest.Purpose.VALIDATE:
-            validation.record_failure(exc.pending.connector, exc.message)
+            report = validation.record_failure(exc.pending.connector, exc.message)
+            validation.remember(request.session, exc.pending.flow_id, exc.pending.connector,
+                                error=exc.message, report=report)
         pending = exc.pending  # (None unless this browser started it)
         ways: dict[str, Any] = {"retry": exc.retry}
         if pending is not None:
@@ -208,9 +210,11 @@ def callback(request: HttpRequest) -> HttpResponse:
     credential = None
     if pending.purpose == AuthorizationRequest.Purpose.VALIDATE:
         # The admin's Validate credential: a report on the token, which is not kept.
-        validation.record_round_trip(pending.connector, redeemed.token,
-                                     redeemed.requested_scopes,
-                                     config=pending.connection_config, metadata=redeemed.metadata)
+        report = validation.record_round_trip(
+            pending.connector, redeemed.token, redeemed.requested_scopes,
+            config=pending.connection_config, metadata=redeemed.metadata)
+        validation.remember(request.session, pending.flow_id, pending.connector,
+                            error=report.get("error", ""), report=report)
     else:
         credential, created = authorization.store_credential(redeemed)
     if pending.popup:
@@ -303,15 +307,15 @@ def _connection_rows(user: Any) -> list[dict[str, Any]]:
             "connector").order_by("pk"):
         credentials.setdefault(credential.connector_id, []).append(credential)
     rows = []
-    # Active connectors, and inactive ones the user still has tokens with (to disconnect).
+    # Live connectors, and others the user still has tokens with (to disconnect).
     for connector in Connector.objects.filter(
-        Q(is_active=True) | Q(pk__in=list(credentials))
+        Connector.LIVE | Q(pk__in=list(credentials))
     ).order_by("name"):
         mine = credentials.get(connector.pk, [])
         if connector.allow_multiple_accounts:
             accounts = [_connection_row(connector, credential) for credential in mine
                         if credential.status != Credential.Status.REVOKED]
-            if accounts or connector.is_active:
+            if accounts or connector.is_live:
                 rows.append({"connector": connector, "multiple": True, "accounts": accounts,
                              "state": "connected" if accounts else "not_connected"})
             continue
@@ -352,10 +356,10 @@ def _connection_row(connector: Connector, credential: Credential | None) -> dict
 
 def _connection_state(credential: Credential | None, connector: Connector) -> str:
     """What the end user sees: ``connected``, ``reconnect`` (their part), ``unavailable``
-    (the operator's: connector disabled or misconfigured) or ``not_connected``."""
+    (the operator's: connector disabled, misconfigured or not validated) or ``not_connected``."""
     if credential is None or credential.status == Credential.Status.REVOKED:
         return "not_connected"
-    if not connector.is_active or credential.status == Credential.Status.ERROR:
+    if not connector.is_live or credential.status == Credential.Status.ERROR:
         return "unavailable"
     if credential.status == Credential.Status.ACTIVE:
         return "connected"

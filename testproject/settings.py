@@ -82,6 +82,8 @@ CSRF_COOKIE_NAME = env("CSRF_COOKIE_NAME", default="csrftoken")
 ALLOY_OAUTH = {
     "CALLBACK_BASE_URL": env("ALLOY_OAUTH_CALLBACK_BASE_URL", default=None),
     "SWEEP_INTERVAL": env.int("ALLOY_OAUTH_SWEEP_INTERVAL", default=60),
+    # The connector form links the repository's recipes, which urls.py serves.
+    "PROVIDER_RECIPES_URL": "/docs/providers.md",
     # (bench/fleet.py --concurrency)
     **({"REFRESH_CONCURRENCY": env.int("ALLOY_OAUTH_REFRESH_CONCURRENCY")}
        if env("ALLOY_OAUTH_REFRESH_CONCURRENCY", default="") else {}),

@@ -9,6 +9,8 @@ import pytest
 import responses as responses_lib
 from django.db import connection
 
+from django.utils import timezone
+
 from alloy_oauth.models import Connector
 
 from .browser import chromium, page  # noqa: F401 - fixtures
@@ -83,6 +85,8 @@ def make_connector(db: None) -> Callable[..., Connector]:
             "client_id": "client-id",
             "client_secret": "client-secret-value",
             "scope": "read, write",
+            # Live (offered to end users) unless a test says otherwise: validated.
+            "validated_at": timezone.now(),
         }
         values.update(fields)
         return Connector.objects.create(**values)

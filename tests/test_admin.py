@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode, urlsplit
-
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -11,7 +9,7 @@ from django.utils import timezone
 from alloy_oauth.forms import ConnectorForm
 from alloy_oauth.models import AuthorizationRequest, Connector, Credential, CredentialEvent
 
-from .tickets import logged_in_user_pk, ticket
+from .connector_page import press_validate, state_of, stub_preflight, validate_url
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +58,7 @@ class TestConnectorForm:
                 field: "https://attacker.example/collect"}
         f = form(data, instance=connector)
         assert not f.is_valid()
-        assert "Type the client secret again" in " ".join(f.errors["client_secret"])
+        assert "type the client secret again" in " ".join(f.errors["client_secret"])
         assert form({**data, "client_secret": "typed-again"}, instance=connector).is_valid()
 
     def test_new_secret_replaces(self, connector):
@@ -77,8 +75,8 @@ class TestConnectorForm:
         ("authorization_params", "{not json", "Enter a valid JSON"),
         ("authorization_params", "[1, 2]", "Enter a JSON object"),
         ("token_params", '"text"', "Enter a JSON object"),
-        ("authorization_params", '{"state": "x", "prompt": "consent"}', "set by the OAuth flow"),
-        ("refresh_params", '{"refresh_token": "x"}', "set by the OAuth flow"),
+        ("authorization_params", '{"state": "x", "prompt": "consent"}', "the OAuth flow sets these parameters"),
+        ("refresh_params", '{"refresh_token": "x"}', "the OAuth flow sets these parameters"),
         ("scope", " , ,, ", "Enter at least one scope"),
         ("slug", "not a slug!", "Enter a valid"),
         ("client_auth_method", "private_key_jwt", "Select a valid choice"),
@@ -201,25 +199,26 @@ class TestValidatePreflight:
     def test_client_credentials_accepted(self, operator, connector, responses, status):
         responses.get(connector.auth_url, status=302)
         responses.post(connector.token_url, json={"error": "invalid_grant"}, status=status)
-        result = operator.post(self.url(connector)).json()
+        result = press_validate(operator, connector)
         assert result["ok"] is True
-        authorize_url = urlsplit(result["authorize_url"])
-        assert authorize_url.path.endswith(f"/{connector.pk}/validate/authorize/")
-        assert "ticket=" in authorize_url.query
-        assert "accepted the client credentials" in result["checks"][-1]["message"]
+        # The popup goes straight to the provider, for the values on the page.
+        assert result["authorize_url"].startswith(connector.auth_url + "?")
+        assert result["checks"][-1]["message"].startswith("Accepted: the token endpoint refused only")
         sent = responses.calls[-1].request
         assert "alloy-oauth-validation-deliberately-invalid-code" in sent.body
+        validated_at = connector.validated_at
         connector.refresh_from_db()
-        assert connector.validation_error == "" and connector.validated_at is None
+        # Passing the pre-flight keeps the validation (the round trip is still to come).
+        assert connector.validation_error == "" and connector.validated_at == validated_at
 
     @pytest.mark.parametrize("error", ["bad_verification_code", "invalid_code"])
     def test_a_providers_own_refusal_of_the_code_lets_the_round_trip_tell(
             self, operator, connector, responses, error):
         responses.get(connector.auth_url, status=302)
         responses.post(connector.token_url, json={"error": error}, status=200)
-        result = operator.post(self.url(connector)).json()
+        result = press_validate(operator, connector)
         assert result["ok"] is True and result["authorize_url"]
-        assert f"refused the deliberately invalid code ({error})" in (
+        assert f"refused the deliberately invalid test code ({error})" in (
             result["checks"][-1]["message"])
 
     @pytest.mark.parametrize("stub", [
@@ -238,8 +237,8 @@ class TestValidatePreflight:
     def test_other_refusals_still_fail(self, operator, connector, responses, stub):
         responses.get(connector.auth_url, status=302)
         responses.post(connector.token_url, **stub)
-        result = operator.post(self.url(connector)).json()
-        assert result["ok"] is False and result["authorize_url"] is None
+        result = press_validate(operator, connector)
+        assert result["ok"] is False and "authorize_url" not in result
 
     @pytest.mark.parametrize("stub", [
         dict(json={"error": "invalid_client"}, status=401),
@@ -249,8 +248,8 @@ class TestValidatePreflight:
     def test_client_credentials_rejected(self, operator, connector, responses, stub):
         responses.get(connector.auth_url, status=200)
         responses.post(connector.token_url, **stub)
-        result = operator.post(self.url(connector)).json()
-        assert result["ok"] is False and result["authorize_url"] is None
+        result = press_validate(operator, connector)
+        assert result["ok"] is False and "authorize_url" not in result
         assert "The client credentials were rejected" in result["checks"][-1]["message"]
         connector.refresh_from_db()
         assert "client credentials were rejected" in connector.validation_error
@@ -260,16 +259,16 @@ class TestValidatePreflight:
 
         responses.get(connector.auth_url, body=requests_lib.ConnectionError())
         responses.post(connector.token_url, body=requests_lib.ReadTimeout())
-        result = operator.post(self.url(connector)).json()
+        result = press_validate(operator, connector)
         assert result["ok"] is False
         messages_ = [check["message"] for check in result["checks"]]
-        assert any("does not answer" in m for m in messages_)
+        assert any("No answer from this address" in m for m in messages_)
         assert any("did not answer within" in m for m in messages_)
 
     def test_auth_url_not_found(self, operator, connector, responses):
         responses.get(connector.auth_url, status=404)
         responses.post(connector.token_url, json={"error": "invalid_grant"}, status=400)
-        result = operator.post(self.url(connector)).json()
+        result = press_validate(operator, connector)
         assert result["ok"] is False
         assert "answered HTTP 404" in result["checks"][-2]["message"]
 
@@ -283,9 +282,7 @@ class TestValidatePreflight:
         staff.user_permissions.add(Permission.objects.get(codename="view_connector"))
         client.force_login(staff)
         assert client.post(self.url(connector)).status_code == 403
-        authorize = reverse("admin:alloy_oauth_connector_validate_authorize",
-                            args=[connector.pk])
-        assert client.get(authorize).status_code == 403
+        assert client.post(validate_url(None)).status_code == 403  # (no add permission)
         client.force_login(django_user_model.objects.create_user("nobody"))
         assert client.post(self.url(connector)).status_code == 302  # to the admin login
 
@@ -301,62 +298,29 @@ class TestValidatePreflight:
         assert all("client credentials were rejected" in t for t in texts)
 
 
-def validation_ticket(client, connector) -> str:
-    """What the pre-flight gives this browser for the popup."""
-    from alloy_oauth.authorization import validation_purpose
-
-    return ticket(client, validation_purpose(connector.pk, logged_in_user_pk(client)))
-
-
-class TestValidateTicket:
-    def url(self, connector, **query):
-        return reverse("admin:alloy_oauth_connector_validate_authorize",
-                       args=[connector.pk]) + ("?" + urlencode(query) if query else "")
-
-    def test_the_popup_needs_this_browsers_preflight(self, operator, connector, make_connector,
-                                                     django_user_model, client):
-        # Another site's link (or a GET that skips the pre-flight) starts nothing.
-        response = operator.get(self.url(connector), headers={"Sec-Fetch-Site": "cross-site"})
-        assert response.status_code == 403
-        assert "from the connector&#x27;s page" in response.content.decode()
-        assert operator.get(self.url(connector, ticket="forged")).status_code == 403
-        other = make_connector()
-        assert operator.get(self.url(connector, ticket=validation_ticket(operator, other))
-                            ).status_code == 403
-        colleague = client
-        colleague.force_login(django_user_model.objects.create_superuser("colleague"))
-        stolen = validation_ticket(colleague, connector)
-        assert operator.get(self.url(connector, ticket=stolen)).status_code == 403
-        assert not AuthorizationRequest.objects.exists()
-        response = operator.get(self.url(connector, ticket=validation_ticket(operator, connector)))
-        assert response.status_code == 302 and AuthorizationRequest.objects.count() == 1
-
-
 class TestValidateRoundTrip:
-    def start(self, operator, connector):
-        url = reverse("admin:alloy_oauth_connector_validate_authorize", args=[connector.pk])
-        response = operator.get(url, {"ticket": validation_ticket(operator, connector)})
-        assert response.status_code == 302
-        assert "no-store" in response["Cache-Control"]
-        from urllib.parse import parse_qs, urlsplit
-
-        return parse_qs(urlsplit(response["Location"]).query)["state"][0]
+    def start(self, operator, connector, responses):
+        """Press Validate (the pre-flight passes): the popup's state at the provider."""
+        stub_preflight(responses, connector)
+        result = press_validate(operator, connector)
+        assert result["ok"], result
+        return state_of(result["authorize_url"])
 
     def test_success_reports_and_stores_no_credential(self, operator, connector, responses):
         connector.api_base_url = "https://api.provider.example"
         connector.test_request_path = "/me"
         connector.save()
+        state = self.start(operator, connector, responses)
         responses.post(connector.token_url, json={
             "access_token": "validation-token", "token_type": "bearer", "expires_in": 3600,
             "refresh_token": "validation-refresh", "scope": "read"})
         responses.get("https://api.provider.example/me", json={"id": 1})
-        state = self.start(operator, connector)
         pending = AuthorizationRequest.objects.get()
         assert (pending.purpose, pending.popup) == ("validate", True)
         response = operator.get("/oauth/callback/", {"state": state, "code": "the-code"})
         assert response.status_code == 200
         assert response.context["result"] == {"source": "alloy_oauth", "connector": "example",
-                                              "flow": "", "status": "validated"}
+                                              "flow": "flow-1", "status": "validated"}
         assert responses.calls[-1].request.headers["Authorization"] == "Bearer validation-token"
         assert not Credential.objects.exists()
         connector.refresh_from_db()
@@ -368,16 +332,16 @@ class TestValidateRoundTrip:
         assert report["test_request"]["status"] == 200
         page = operator.get(reverse("admin:alloy_oauth_connector_change",
                                     args=[connector.pk])).content.decode()
-        assert "differs: missing write" in page
+        assert "Not granted: write." in page
         assert "validation-token" not in page and "validation-refresh" not in page
 
     def test_failing_test_request(self, operator, connector, responses):
         connector.api_base_url = "https://api.provider.example"
         connector.test_request_path = "me"
         connector.save()
+        state = self.start(operator, connector, responses)
         responses.post(connector.token_url, json={"access_token": "t", "expires_in": 60})
         responses.get("https://api.provider.example/me", status=403)
-        state = self.start(operator, connector)
         operator.get("/oauth/callback/", {"state": state, "code": "the-code"})
         connector.refresh_from_db()
         assert connector.validated_at is None
@@ -385,8 +349,8 @@ class TestValidateRoundTrip:
             "The test request GET https://api.provider.example/me answered HTTP 403.")
 
     def test_failed_exchange(self, operator, connector, responses):
+        state = self.start(operator, connector, responses)
         responses.post(connector.token_url, json={"error": "invalid_client"}, status=401)
-        state = self.start(operator, connector)
         response = operator.get("/oauth/callback/", {"state": state, "code": "the-code"})
         assert response.status_code == 400
         assert response.context["result"]["status"] == "error"
@@ -397,9 +361,9 @@ class TestValidateRoundTrip:
     @pytest.mark.parametrize("answer", ["token", "callback"])
     def test_hostile_provider_text_is_stored_printable(self, operator, connector, responses,
                                                        answer):
+        state = self.start(operator, connector, responses)
         responses.post(connector.token_url, status=400,
                        json={"error": "invalid_grant", "error_description": "bad\u0000code"})
-        state = self.start(operator, connector)
         query = ({"code": "the-code"} if answer == "token"
                  else {"error": "x\x00y", "error_description": "bad\x00code"})
         response = operator.get("/oauth/callback/", {"state": state, **query})
@@ -410,8 +374,8 @@ class TestValidateRoundTrip:
     def test_inactive_connector_can_be_validated(self, operator, connector, responses):
         connector.is_active = False
         connector.save()
+        state = self.start(operator, connector, responses)
         responses.post(connector.token_url, json={"access_token": "t"})
-        state = self.start(operator, connector)
         assert operator.get("/oauth/callback/",
                             {"state": state, "code": "c"}).context["result"]["status"] == "validated"
 

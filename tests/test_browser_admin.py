@@ -41,8 +41,17 @@ def fill_connector(page, provider, *, secret: str) -> None:
     page.fill("#id_scope", "read, write")
 
 
-def test_operator_creates_and_validates_a_connector(page, live_server, oauth_provider, operator,
-                                                   tmp_path):
+def sign_in_at_the_provider(popup, provider) -> None:
+    popup.wait_for_url(f"{provider.login_url}**")  # the provider's own login page
+    popup.fill("#id_username", provider.username)
+    popup.fill("#id_password", provider.password)
+    popup.click("button[type=submit]")
+
+
+def test_operator_validates_a_new_connector_then_saves_it(page, live_server, oauth_provider,
+                                                          operator, tmp_path):
+    """Validate, then save (issue 15 item 1): the add page validates what is on it, before
+    anything is stored; Save keeps the connector validated, so it is live."""
     log_in(page, live_server)
     page.goto(f"{live_server.url}/admin/alloy_oauth/connector/add/")
     callback = f"{live_server.url}/oauth/callback/"
@@ -51,48 +60,62 @@ def test_operator_creates_and_validates_a_connector(page, live_server, oauth_pro
     assert page.evaluate("navigator.clipboard.readText()") == callback
     fill_connector(page, oauth_provider, secret=oauth_provider.client_secret)
     save_screenshot(page, "connector-form.png", tmp_path)
-    page.click("input[name=_continue]")
-    page.wait_for_selector("#alloy-oauth-validate")
-    connector = Connector.objects.get()
-    assert connector.client_secret == oauth_provider.client_secret
-    assert oauth_provider.client_secret not in page.content()
 
     with page.expect_popup() as popup_info:
         page.click("#alloy-oauth-validate")
     popup = popup_info.value
-    popup.wait_for_url(f"{oauth_provider.login_url}**")  # the provider's own login page
-    popup.fill("#id_username", oauth_provider.username)
-    popup.fill("#id_password", oauth_provider.password)
-    with page.expect_navigation():  # the popup reports back, closes, the page reloads
-        popup.click("button[type=submit]")
-    page.wait_for_selector("text=token received")
+    sign_in_at_the_provider(popup, oauth_provider)
+    page.wait_for_selector("#alloy-oauth-validate-status.alloy-oauth-ok")  # no reload
     assert popup.is_closed()
-    connector.refresh_from_db()
-    assert connector.validated_at is not None and connector.validation_error == ""
+    assert not Connector.objects.exists()  # nothing saved yet
+    result = page.inner_text("#alloy-oauth-validate-result")
+    assert "Client ID and secret" in result and "Accepted: the token endpoint refused only" in result
+    assert "A Bearer token was issued" in result
+    assert page.inner_text("#alloy-oauth-validate-status") == (
+        "Validated. Press Save to keep these values.")
+    # ✔ and ✘ differ in colour: the style sheet's, by class.
+    assert page.eval_on_selector(".alloy-oauth-ok .alloy-oauth-symbol",
+                                 "e => getComputedStyle(e).color") == "rgb(26, 127, 55)"
+    assert oauth_provider.client_secret not in page.content()
+    save_screenshot(page, "connector-validated-before-save.png", tmp_path)
+
+    with page.expect_navigation():
+        page.click("input[name=_continue]")
+    connector = Connector.objects.get()
+    assert connector.client_secret == oauth_provider.client_secret
+    assert connector.is_live and connector.validation_error == ""
     assert connector.validation_report["scopes_granted"] == ["read", "write"]
     text = page.inner_text(".field-validation_report_display")
-    assert "Client ID and secret" in text and "accepted the client credentials" in text
+    assert "Client ID and secret" in text and "A Bearer token was issued" in text
     assert not Credential.objects.exists()  # validating stores no credential
     save_screenshot(page, "connector-validated.png", tmp_path)
+    page.goto(f"{live_server.url}/admin/alloy_oauth/connector/")
+    assert page.inner_text(".field-live_status") == "Live"
 
 
 def test_a_wrong_client_secret_is_named_as_such(page, live_server, oauth_provider, operator):
     log_in(page, live_server)
     page.goto(f"{live_server.url}/admin/alloy_oauth/connector/add/")
     fill_connector(page, oauth_provider, secret="not-the-secret")
-    page.click("input[name=_continue]")
-    page.wait_for_selector("#alloy-oauth-validate")
     with page.expect_popup() as popup_info:
         page.click("#alloy-oauth-validate")
-    page.wait_for_selector(".alloy-oauth-failed")
-    assert "The client credentials were rejected" in page.inner_text("#alloy-oauth-validate-result")
+    page.wait_for_selector("#alloy-oauth-validate-status.alloy-oauth-failed")
+    result = page.inner_text("#alloy-oauth-validate-result")
+    assert "The client credentials were rejected" in result
+    assert "not-the-secret" not in page.content()
+    assert page.eval_on_selector(".alloy-oauth-failed .alloy-oauth-symbol",
+                                 "e => getComputedStyle(e).color") == "rgb(207, 34, 46)"
     popup = popup_info.value
     for _ in range(50):  # the page closes the popup it had opened for the round trip
         if popup.is_closed():
             break
         page.wait_for_timeout(100)
     assert popup.is_closed()
-    assert Connector.objects.get().validated_at is None
+    # Saved anyway, it is not offered to end users.
+    with page.expect_navigation():
+        page.click("input[name=_save]")
+    assert not Connector.objects.get().is_live
+    assert page.inner_text(".field-live_status") == "No: not validated"
 
 
 def test_the_credential_list_and_its_actions(page, live_server, operator, connector,
@@ -125,14 +148,14 @@ def test_the_credential_list_and_its_actions(page, live_server, operator, connec
     assert page.locator(".alloy-oauth-badge-reauth_required").count() == 2
 
     page.goto(f"{live_server.url}/admin/alloy_oauth/credential/{bob.pk}/change/")
-    assert "Marked for reconnection by operator." in page.inner_text("#events-group")
+    assert "Marked for reconnection by operator." in page.inner_text(".field-events_display")
 
 
 def test_only_its_own_validation_reloads_the_connector_page(page, live_server, oauth_provider,
                                                             operator):
     """Issue 11: another site navigates a window to a popup address of ours that fails; its
     page tells every tab of this origin. The connector page, unsaved edits and all, must not
-    reload for it: only for the result of the Validate popup it opened."""
+    act on it: only on the result of the Validate popup it opened (and never reloads)."""
     connector = Connector.objects.create(
         name="Demo provider", slug="demo", auth_url=oauth_provider.auth_url,
         token_url=oauth_provider.token_url, client_id=oauth_provider.client_id,
@@ -158,8 +181,9 @@ def test_only_its_own_validation_reloads_the_connector_page(page, live_server, o
 
     popup.fill("#id_username", oauth_provider.username)  # its own popup's result does count
     popup.fill("#id_password", oauth_provider.password)
-    with page.expect_navigation():
-        popup.click("button[type=submit]")
-    page.wait_for_selector("text=token received")
+    popup.click("button[type=submit]")
+    page.wait_for_selector("#alloy-oauth-validate-status.alloy-oauth-ok")
+    assert "A Bearer token was issued" in page.inner_text("#alloy-oauth-validate-result")
+    assert page.input_value("#id_name") == "Demo provider (unsaved edit)"  # still not reloaded
     connector.refresh_from_db()
-    assert connector.validated_at is not None
+    assert connector.validated_at is not None  # (its OAuth values are the saved ones)

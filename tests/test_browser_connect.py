@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 from django.test import Client
+from django.utils import timezone
 
 from alloy_oauth.models import Connector, Credential
 
@@ -21,6 +22,7 @@ def end_user(django_user_model):
 def dot_connector(oauth_provider) -> Connector:
     """The live provider, with its RFC 7009 revocation endpoint."""
     return Connector.objects.create(
+        validated_at=timezone.now(),  # live: offered to end users
         name="Demo provider", slug="demo", auth_url=oauth_provider.auth_url,
         token_url=oauth_provider.token_url, client_id=oauth_provider.client_id,
         client_secret=oauth_provider.client_secret, scope="read",

@@ -180,3 +180,24 @@ class TestConnectorUrls:
         make_connector()
         assert alloy_checks.check_connector_urls(databases=["default"]) == []
         assert Connector.objects.count() == 1
+
+
+class TestConnectorsValidated:
+    def test_active_and_not_validated(self, make_connector):
+        new = make_connector(slug="new", validated_at=None)
+        make_connector(slug="live")
+        make_connector(slug="off", is_active=False, validated_at=None)
+        messages = alloy_checks.check_connectors_validated(databases=["default"])
+        assert ids(messages) == ["alloy_oauth.W007"]
+        assert messages[0].obj == new
+        assert "'new' is active but not validated" in messages[0].msg
+        assert "Validate credential" in messages[0].hint
+
+    def test_registered_as_a_database_check(self, make_connector):
+        make_connector(validated_at=None)
+        call_command("check", databases=["default"])  # a warning does not raise
+        assert alloy_checks.check_connectors_validated(databases=None) == []
+
+    def test_all_good(self, make_connector):
+        make_connector()
+        assert alloy_checks.check_connectors_validated(databases=["default"]) == []

@@ -73,6 +73,7 @@ def test_many_processes_never_reuse_a_refresh_token(strict_provider, django_user
     env["CELERY_BROKER_URL"] = cross_process_broker()
     settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": "http://127.0.0.1"}
     Connector.objects.create(
+        validated_at=timezone.now(),  # live: offered to end users
         name="Strict", slug="strict", auth_url=strict_provider.auth_url,
         token_url=strict_provider.token_url, client_id=strict_provider.client_id,
         client_secret=strict_provider.client_secret, scope="read", refresh_lead_time=2,

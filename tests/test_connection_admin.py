@@ -4,13 +4,13 @@ Validate credential with parameter values, and the credential pages."""
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.urls import reverse
 
 from alloy_oauth.models import AuthorizationRequest, Connector, Credential
 
+from .connector_page import press_validate
 from .test_admin import VALID, form
 
 pytestmark = pytest.mark.django_db
@@ -100,7 +100,7 @@ class TestConnectorForm:
             {"name": "shop", "label": "Shop", "pattern": "[a-z0-9.-]+"}])}
         f = form(data, instance=connector)
         assert not f.is_valid()
-        assert "connection parameters allow changed" in " ".join(f.errors["client_secret"])
+        assert "You changed the values the connection parameters allow" in " ".join(f.errors["client_secret"])
         assert form({**data, "client_secret": "typed-again"}, instance=connector).is_valid()
         # A new label or help text sends the secret nowhere new, nor does a parameter of a
         # connector whose secret's URLs name none.
@@ -136,8 +136,8 @@ class TestValidate:
 
     def test_the_values_are_needed_and_checked(self, admin_client, shopify, responses):
         for data in ({}, {"param-shop": "evil.com/x?"}):
-            result = admin_client.post(self.url(shopify), data).json()
-            assert result["ok"] is False and result["authorize_url"] is None
+            result = press_validate(admin_client, shopify, **data)
+            assert result["ok"] is False and "authorize_url" not in result
             assert result["checks"][0]["name"] == "Connection parameters"
         assert not responses.calls  # nothing was sent anywhere
 
@@ -145,26 +145,15 @@ class TestValidate:
         responses.get("https://acme.myshopify.com/admin/oauth/authorize", status=302)
         responses.post("https://acme.myshopify.com/admin/oauth/access_token",
                        json={"error": "invalid_grant"}, status=400)
-        result = admin_client.post(self.url(shopify), {"param-shop": "acme"}).json()
+        result = press_validate(admin_client, shopify, flow="f1", **{"param-shop": "acme"})
         assert result["ok"], result["checks"]
         assert result["checks"][0]["message"] == "shop=acme"
-        query = parse_qs(urlsplit(result["authorize_url"]).query)
-        assert query["param-shop"] == ["acme"]
-        popup = admin_client.get(result["authorize_url"] + "&flow=f1")
-        assert popup.status_code == 302
-        assert popup["Location"].startswith("https://acme.myshopify.com/admin/oauth/authorize?")
-        assert AuthorizationRequest.objects.get().connection_config == {"shop": "acme"}
+        assert result["authorize_url"].startswith(
+            "https://acme.myshopify.com/admin/oauth/authorize?")
+        pending = AuthorizationRequest.objects.get()
+        assert (pending.connection_config, pending.flow_id) == ({"shop": "acme"}, "f1")
         shopify.refresh_from_db()
         assert shopify.validation_report["connection_config"] == {"shop": "acme"}
-
-    def test_the_popup_checks_them_again(self, admin_client, shopify):
-        from .test_admin import validation_ticket
-
-        url = reverse("admin:alloy_oauth_connector_validate_authorize", args=[shopify.pk])
-        response = admin_client.get(url, {"ticket": validation_ticket(admin_client, shopify),
-                                          "param-shop": "a@evil.com"})
-        assert response.status_code == 400
-        assert not AuthorizationRequest.objects.exists()
 
     def test_the_list_action_asks_for_the_values(self, admin_client, shopify):
         response = admin_client.post(reverse("admin:alloy_oauth_connector_changelist"), {

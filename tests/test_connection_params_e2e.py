@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from alloy_oauth.models import Connector, Credential
 
+from .connector_page import press_validate
 from .tickets import authorize_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def tenant_connector(oauth_provider) -> Connector:
     return Connector.objects.create(
+        validated_at=timezone.now(),  # live: offered to end users
         name="Tenant provider", slug="tenants",
         auth_url=oauth_provider.tenant_auth_url, token_url=oauth_provider.tenant_token_url,
         revocation_url=oauth_provider.tenant_revocation_url,
@@ -160,17 +162,14 @@ def test_validate_credential_with_a_tenant(admin_client, live_server, settings, 
     """The admin's Validate asks for the tenant, checks its endpoints, runs the round trip
     there and reports the metadata found."""
     settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": live_server.url}
-    url = reverse("admin:alloy_oauth_connector_validate", args=[tenant_connector.pk])
-    missing = admin_client.post(url).json()
+    missing = press_validate(admin_client, tenant_connector)
     assert missing["ok"] is False and "Enter Tenant." in missing["checks"][0]["message"]
-    result = admin_client.post(url, {"param-tenant": "acme"}).json()
+    result = press_validate(admin_client, tenant_connector, **{"param-tenant": "acme"})
     assert result["ok"], result["checks"]
-    popup = admin_client.get(result["authorize_url"])
-    assert popup.status_code == 302
-    assert popup["Location"].startswith(f"{oauth_provider.base_url}/provider/t/acme/o/")
+    assert result["authorize_url"].startswith(f"{oauth_provider.base_url}/provider/t/acme/o/")
     browser = requests.Session()
     oauth_provider.login(browser)
-    back = oauth_provider.consent(browser, popup["Location"])
+    back = oauth_provider.consent(browser, result["authorize_url"])
     assert admin_client.get(f"/oauth/callback/?{urlsplit(back).query}").status_code == 200
     tenant_connector.refresh_from_db()
     report = tenant_connector.validation_report

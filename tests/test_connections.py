@@ -239,7 +239,7 @@ def test_connect_button_for_no_active_connector_renders_nothing(connector, caplo
     html = Template('{% load alloy_oauth %}{% alloy_oauth_connect_button slug %}').render(
         Context({"slug": slug}))
     assert html.strip() == ""
-    assert f"no active connector '{slug}'" in caplog.text
+    assert f"no live connector '{slug}'" in caplog.text
 
 
 def open_link(client: Client, url: str, **extra: str):

@@ -10,6 +10,7 @@ import requests
 from django.conf import settings
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 
 from alloy_oauth import protocol
 from alloy_oauth.models import AuthorizationRequest, Connector, Credential
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def dot_connector(oauth_provider) -> Connector:
     return Connector.objects.create(
+        validated_at=timezone.now(),  # live: offered to end users
         name="Demo provider",
         slug="demo",
         auth_url=oauth_provider.auth_url,

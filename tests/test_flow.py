@@ -19,6 +19,7 @@ from alloy_oauth.models import AuthorizationRequest, Credential, CredentialEvent
 from alloy_oauth.signals import credential_connected
 
 from .conftest import TOKEN_URL
+from .connector_page import press_validate, stub_preflight
 from .tickets import authorize_url
 
 TOKEN_BODY = {"access_token": "access-token-value", "token_type": "bearer", "expires_in": 3600,
@@ -470,18 +471,15 @@ class TestFailurePagesLeadOn:
 
     def test_a_failed_validation_leads_back_to_the_connector(self, client, connector,
                                                              django_user_model, responses):
-        from .test_admin import validation_ticket
-
         client.force_login(django_user_model.objects.create_superuser("operator"))
-        responses.post(TOKEN_URL, json={"error": "invalid_grant"}, status=400)
-        url = reverse("admin:alloy_oauth_connector_validate_authorize", args=[connector.pk])
-        refused = client.get(url, {"ticket": validation_ticket(client, connector),
-                                   "flow": "<script>"})
-        assert refused.status_code == 400 and not AuthorizationRequest.objects.exists()
+        stub_preflight(responses, connector)
+        unnamed = press_validate(client, connector, flow="<script>")
+        assert unnamed["ok"] and AuthorizationRequest.objects.get().flow_id == ""  # (not an id)
+        AuthorizationRequest.objects.all().delete()
         # admin.js gives its popup an id: only that page acts on the result.
-        response = client.get(url, {"ticket": validation_ticket(client, connector), "flow": "v1"})
+        response = press_validate(client, connector, flow="v1")
         assert AuthorizationRequest.objects.get().flow_id == "v1"
-        state = parse_qs(urlsplit(response["Location"]).query)["state"][0]
+        state = parse_qs(urlsplit(response["authorize_url"]).query)["state"][0]
         response = callback(client, state=state, code="x")
         assert response.context["result"]["flow"] == "v1"
         # Not "Try again" (that would start a connection): Validate again on its page.

@@ -69,6 +69,7 @@ class TestIssuerAgainstLiveProviders:
     def connect(self, provider, django_user_model, settings, **connector_fields):
         settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": "http://127.0.0.1"}
         Connector.objects.update_or_create(slug="live", defaults=dict(
+            validated_at=timezone.now(),  # live: offered to end users
             name="Live", auth_url=provider.auth_url, token_url=provider.token_url,
             client_id=provider.client_id, client_secret=provider.client_secret, scope="read",
             **connector_fields))

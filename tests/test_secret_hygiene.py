@@ -15,6 +15,7 @@ import requests
 from django.core.signals import got_request_exception
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from django.views.debug import ExceptionReporter
 
 from alloy_oauth import authorization, protocol, refresh, tasks
@@ -89,6 +90,7 @@ def test_no_secret_anywhere(oauth_provider, live_server, admin_client, django_us
         WebhookEndpoint.objects.create(url=receiver.url + "/hooks", secret=WEBHOOK_SECRET,
                                        events=list(EVENT_TYPES))
         connector = Connector.objects.create(
+            validated_at=timezone.now(),  # live: offered to end users
             name="Live", slug="live", auth_url=oauth_provider.auth_url,
             token_url=oauth_provider.token_url, revocation_url=oauth_provider.revocation_url,
             client_id=oauth_provider.client_id, client_secret=oauth_provider.client_secret,

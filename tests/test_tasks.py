@@ -137,6 +137,7 @@ def test_a_real_worker_driven_by_beat_refreshes_before_expiry(
 
     settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": "http://127.0.0.1", "SWEEP_INTERVAL": 1}
     Connector.objects.create(
+        validated_at=timezone.now(),  # live: offered to end users
         name="Strict", slug="strict", auth_url=strict_provider.auth_url,
         token_url=strict_provider.token_url, client_id=strict_provider.client_id,
         client_secret=strict_provider.client_secret, scope="read", refresh_lead_time=2,

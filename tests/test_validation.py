@@ -15,8 +15,8 @@ import requests
 from alloy_oauth import protocol, validation
 from alloy_oauth.models import Connector, Credential
 
+from .connector_page import press_validate
 from .test_transport import raw_server, response, trickle
-from .tickets import logged_in_user_pk, ticket
 
 REVOCATION_URL = "https://provider.example/oauth/revoke"
 
@@ -38,6 +38,7 @@ class TestTheTestRequest:
         settings.ALLOY_OAUTH = {"HTTP_TIMEOUT": 1}
         with raw_server(trickle(response(b"{}")[:-2], every=0.05)) as url:
             connector.api_base_url, connector.test_request_path = url, "/me"
+            connector.save()  # (the outcome of unsaved values is not stored)
             started = time.monotonic()
             report = validation.record_round_trip(connector, token(), ["read"])
             elapsed = time.monotonic() - started
@@ -82,6 +83,7 @@ class TestTheTokenIsRevoked:
 
     def test_the_refresh_token_is_revoked(self, connector, responses):
         connector.revocation_url = REVOCATION_URL
+        connector.save()  # (the outcome of unsaved values is not stored)
         responses.post(REVOCATION_URL)
         report = validation.record_round_trip(connector, token(), ["read"])
         [call] = responses.calls
@@ -136,16 +138,12 @@ def test_two_validations_leave_no_live_grant_at_a_real_provider(oauth_provider, 
         return record(connector, token, requested, **kwargs)
 
     monkeypatch.setattr(validation, "record_round_trip", spy)
-    from alloy_oauth.authorization import validation_purpose
-
     browser = requests.Session()
     oauth_provider.login(browser)
     for _ in range(2):
-        start = admin_client.get(
-            f"/admin/alloy_oauth/connector/{connector.pk}/validate/authorize/",
-            {"ticket": ticket(admin_client, validation_purpose(
-                connector.pk, logged_in_user_pk(admin_client)))})
-        back = oauth_provider.consent(browser, start["Location"])
+        pressed = press_validate(admin_client, connector)
+        assert pressed["ok"], pressed
+        back = oauth_provider.consent(browser, pressed["authorize_url"])
         answer = admin_client.get("/oauth/callback/?" + back.split("?", 1)[1])
         assert answer.context["result"]["status"] == "validated"
     assert len(received) == 2 and all(t.refresh_token for t in received)

@@ -172,6 +172,7 @@ class TestWhoGetsWhat:
     def test_validation_failed(self, connector, settings):
         make_endpoint("https://a.example/hook")
         connector.token_url = "http://provider.example/token"  # plain http: refused
+        connector.save()  # (unsaved edits' failures are the page's only: no event)
         validation.preflight(connector, redirect_uri="https://app.example/cb")
         [row] = WebhookDelivery.objects.all()
         assert row.event == events.VALIDATION_FAILED

@@ -58,7 +58,7 @@ def refresh_conditions(
         return conditions
     conditions.append(Condition(
         not_backing_off(now), Result.NOT_DUE,
-        lambda row: f"Backing off until {row['next_refresh_at']:%Y-%m-%d %H:%M:%S} UTC."))
+        lambda row: f"Backing off until {row['next_refresh_at']:%Y-%m-%d %H:%M} UTC."))
     if min_valid is not None:
         conditions.append(Condition(Q(expires_at__lte=now + timedelta(seconds=min_valid)),
                                     Result.NOT_DUE, lambda row: "Not due."))

@@ -153,7 +153,7 @@ def success(credential: Credential, lease: Lease, token: protocol.TokenResponse,
         + (f" over {int(failing_for.total_seconds())} s" if failing_for else ""))
     detail = " ".join(filter(None, [
         summary + ("; the refresh token was rotated" if rotated else "") + (
-            f"; expires at {values['expires_at']:%Y-%m-%d %H:%M:%S} UTC." if values["expires_at"]
+            f"; expires at {values['expires_at']:%Y-%m-%d %H:%M} UTC." if values["expires_at"]
             else "; no expiry given."),
         token.expires_in_note]))
     kind = CredentialEvent.Kind.RECOVERED if recovered else CredentialEvent.Kind.REFRESHED

@@ -45,7 +45,7 @@ def alloy_oauth_connect_button(
     context: template.Context, connector: Connector | str, label: str = "", next: str = "",
     css_class: str = "", params: dict[str, Any] | None = None, credential: Any = None,
 ) -> dict[str, Any]:
-    """A connector (or its slug). An unknown or inactive one renders nothing, with a warning
+    """A connector (or its slug). An unknown, inactive or unvalidated one (not live: ``Connector.is_live``) renders nothing, with a warning
     in the log: its authorize URL would answer 404. For a logged-in user (``request`` in the
     context) the link carries a start ticket, so it goes straight to the provider; without
     one the person is asked to confirm first. Like ``{% csrf_token %}``, the ticket is per
@@ -57,8 +57,9 @@ def alloy_oauth_connect_button(
     allows several accounts per end user."""
     found = connector if isinstance(connector, Connector) else (
         Connector.objects.filter(slug=connector).first())
-    if found is None or not found.is_active:
-        logger.warning("alloy_oauth_connect_button: no active connector %r; nothing rendered.",
+    if found is None or not found.is_live:
+        logger.warning("alloy_oauth_connect_button: no live connector %r (unknown, inactive or "
+                       "not validated); nothing rendered.",
                        str(connector))
         return {"slug": ""}
     query: dict[str, Any] = {"next": next} if next else {}

@@ -4,6 +4,7 @@ and the connector to it. Run by testproject/demo.py (make demo)."""
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
 from alloy_oauth.models import Connector
 
@@ -48,5 +49,10 @@ class Command(BaseCommand):
             "scope": "read write",
             "refresh_lead_time": lead_time,
             "is_active": True,
+            # Live at once (offered to end users): this configuration is the demo's own
+            # provider's, which test_demo connects through. Validate credential re-checks it.
+            "validated_at": timezone.now(),
+            "validation_report": {"warning": "Set up by demo_seed, not validated in the "
+                                             "admin: press “Validate credential” to check it."},
         })
         self.stdout.write("Demo data ready.")
