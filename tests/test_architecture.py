@@ -17,7 +17,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "alloy_oauth"
 LAYERS: list[tuple[str, list[str]]] = [
     ("foundations: no model, no request", [
         "alloy_oauth", "alloy_oauth.conf", "alloy_oauth.redaction", "alloy_oauth.protocol*",
-        "alloy_oauth.connection_params*", "alloy_oauth.beat", "alloy_oauth.exceptions"]),
+        "alloy_oauth.connection_params*", "alloy_oauth.beat", "alloy_oauth.exceptions",
+        "alloy_oauth.auth_types"]),
     ("data", ["alloy_oauth.fields", "alloy_oauth.querysets", "alloy_oauth.models"]),
     ("data access beyond the ORM, signals, read-only summaries", [
         "alloy_oauth.sql", "alloy_oauth.signals", "alloy_oauth.health", "alloy_oauth.metrics"]),
