@@ -31,7 +31,8 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
-from . import authorization, connection_params, protocol, refresh, validation
+from . import authorization, connection_params, entered_secrets, protocol, refresh, validation
+from .admin_credentials import CredentialAddMixin
 from .fields import is_undecryptable
 from .forms import BoundedJSONField, ConnectorForm, WebhookEndpointForm
 from .models import (
@@ -300,7 +301,7 @@ class ConnectorAdmin(SensitiveFormViews, SecretsHiddenFromViewers):
                                       config=config)
         ok = all(check.ok for check in checks)
         authorize_url = None
-        if ok:
+        if ok and connector.auth_type == Connector.AuthType.OAUTH2:  # (others: no popup)
             # Proof, for the popup's GET, that it follows this browser's own pre-flight (a
             # CSRF-checked POST): no other site can start a validation in its name.
             ticket = authorization.issue_ticket(
@@ -413,7 +414,7 @@ def _json_table(values: Any) -> str:
 
 
 @admin.register(Credential)
-class CredentialAdmin(ChangedByActionsOnly, SecretsHiddenFromViewers):
+class CredentialAdmin(CredentialAddMixin, ChangedByActionsOnly, SecretsHiddenFromViewers):
     list_display = [
         "owner", "connector", "account", "status_display", "expires_in", "last_refreshed",
         "failures", "last_error_short",
@@ -498,7 +499,7 @@ class CredentialAdmin(ChangedByActionsOnly, SecretsHiddenFromViewers):
         queryset = super().get_queryset(request)
         if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
             # The list shows no token: do not decrypt any.
-            queryset = queryset.defer("access_token", "refresh_token", "token_response")
+            queryset = queryset.defer(*Credential.SECRET_FIELDS, "token_response")
         return queryset
 
     @admin.display(description=gettext_lazy("tokens"))
@@ -510,6 +511,11 @@ class CredentialAdmin(ChangedByActionsOnly, SecretsHiddenFromViewers):
         return self._tokens(obj, tail=False)
 
     def _tokens(self, obj: Credential, *, tail: bool) -> str:
+        entered = entered_secrets.FIELDS.get(obj.connector.auth_type, ("access_token",))
+        if entered != ("access_token",):  # an API key, a user name and password
+            return format_html_join("; ", "{}: {}", [
+                (Credential._meta.get_field(name).verbose_name,
+                 secret_state(getattr(obj, name), tail=tail)) for name in entered])
         return format_html(_("access token: {}; refresh token: {}"),
                            secret_state(obj.access_token, tail=tail),
                            secret_state(obj.refresh_token, tail=tail))

@@ -18,7 +18,7 @@ from django.forms.fields import InvalidJSONInput, JSONString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import connection_params, protocol
+from . import connection_params, connector_auth, protocol
 from .fields import is_undecryptable
 from .models import Connector, WebhookEndpoint
 from .webhooks import EVENT_TYPES
@@ -39,7 +39,7 @@ _JSON_EXAMPLES = {
 SECRET_DESTINATIONS = ("token_url", "refresh_url", "revocation_url")
 #: Editing any of these invalidates an earlier "Validate credential" result.
 OAUTH_FIELDS = (
-    "auth_url", "token_url", "client_id", "client_secret", "scope", "refresh_url",
+    "auth_type", "auth_url", "token_url", "client_id", "client_secret", "scope", "refresh_url",
     "refresh_params", "client_auth_method", "use_pkce", "scope_separator",
     "authorization_params", "token_params", "issuer", "require_issuer", "connection_params",
 )
@@ -211,6 +211,7 @@ class ConnectorForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        connector_auth.prepare(self)
         # The stored secret never enters the form, so it can never be rendered back.
         self.initial.pop("client_secret", None)
         self.fields["callback_url"].initial = self.callback_url_value or self.instance.callback_url
@@ -265,6 +266,7 @@ class ConnectorForm(forms.ModelForm):
                 "Type the client secret again: the values the connection parameters allow "
                 "changed, and the stored secret is only sent where it was entered for."))
         self._clean_connection_params(cleaned)
+        connector_auth.clean(self, cleaned)
         for name in Connector.URL_FIELDS:
             url = cleaned.get(name)
             problem = url and protocol.insecure_url_problem(

@@ -37,7 +37,9 @@
   validate.addEventListener("click", function () {
     // Open the popup now, while the click still counts as the user's gesture: a popup opened
     // after the pre-flight's round trip would be blocked.
-    var popup = window.open("", "alloy_oauth_validate", "width=600,height=700");
+    // (A connector without end users, client credentials, is validated without any popup.)
+    var popup = validate.getAttribute("data-popup") === "1" ?
+      window.open("", "alloy_oauth_validate", "width=600,height=700") : null;
     if (popup) { popup.document.write("<p style='font-family:sans-serif'>Checking the connector\u2026</p>"); }
     validate.disabled = true;
     show([{ ok: true, name: "Pre-flight", message: "running\u2026" }]);
@@ -58,6 +60,10 @@
       if (!result.ok) {
         if (popup) { popup.close(); }
         validate.disabled = false;
+        return;
+      }
+      if (!result.authorize_url) {  // validated already: the report is on the connector
+        window.location.reload();
         return;
       }
       if (!popup) {  // blocked anyway: go there in this window (the popup page links back)
