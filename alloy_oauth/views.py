@@ -25,7 +25,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import authorization, connection_params, headless, protocol
+from . import auth_types, authorization, connection_params, headless, protocol
 from .conf import app_settings
 from .models import AuthorizationRequest, Connector, Credential, callback_url
 from .refresh import Result
@@ -128,6 +128,11 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
                 "This address has a repeated or oversized parameter."), slug, popup, flow,
                 headless=bool(link))
     connector = get_object_or_404(Connector, slug=slug, is_active=True)
+    if connector.auth_type in auth_types.ENTERED_TYPES:
+        # No provider page: the end user enters the secret on our own (key_entry). 307
+        # keeps the method and the query.
+        return HttpResponseRedirect(reverse("alloy_oauth:enter_secret", args=[slug]) + (
+            "?" + request.GET.urlencode() if request.GET else ""), preserve_request=True)
     owner: dict[str, Any] = {"user": request.user}
     next_url = safe_next_url(request, params.get("next"))
     fixed: dict[str, str] = {}
