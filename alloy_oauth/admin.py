@@ -173,9 +173,13 @@ class ConnectorAdmin(SensitiveFormViews, SecretsHiddenFromViewers):
     readonly_fields = ["validated_at", "validation_error", "validation_report_display"]
     actions = ["validate_preflight"]
     fieldsets = [
-        (gettext_lazy("Connector"), {"fields": ["name", "slug", "is_active"]}),
+        (gettext_lazy("Connector"), {"fields": ["name", "slug", "is_active", "auth_type"]}),
         (gettext_lazy("OAuth 2.0"), {"fields": [
             "callback_url", "auth_url", "token_url", "client_id", "client_secret", "scope",
+        ]}),
+        (gettext_lazy("API requests"), {"fields": [
+            "api_base_url", "test_request_path", "test_request_statuses", "token_placement",
+            "token_header", "token_template", "token_query_param",
         ]}),
         (gettext_lazy("Refresh configuration"), {"fields": [
             "refresh_url", "refresh_params", "refresh_lead_time", "default_expires_in",
@@ -187,8 +191,7 @@ class ConnectorAdmin(SensitiveFormViews, SecretsHiddenFromViewers):
         ]}),
         (gettext_lazy("Advanced"), {"classes": ["collapse"], "fields": [
             "client_auth_method", "use_pkce", "scope_separator", "authorization_params",
-            "token_params", "revocation_url", "issuer", "require_issuer", "api_base_url",
-            "test_request_path",
+            "token_params", "revocation_url", "issuer", "require_issuer",
         ]}),
         (gettext_lazy("Validation"), {"fields": [
             "validated_at", "validation_error", "validation_report_display",

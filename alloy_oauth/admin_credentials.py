@@ -5,6 +5,7 @@ credentials are only ever made by an end user connecting."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -47,6 +48,10 @@ class CredentialAddForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["connector"].queryset = Connector.objects.exclude(
             auth_type=auth_types.OAUTH2)
+        # The page's script shows the secret fields of the chosen connector's type.
+        select = self.fields["connector"].widget
+        select = getattr(select, "widget", select)  # (the admin wraps it: add/change links)
+        select.attrs["data-alloy-oauth-secret-fields"] = json.dumps(entered_secrets.FIELDS)
         self.fields["connector"].help_text = _(
             "Client credentials, API key, Basic or Bearer connectors. (OAuth 2.0 credentials "
             "are created by end users connecting.)")
