@@ -14,6 +14,8 @@ Plain values in, plain values out: no model, no request (the session and the for
 from __future__ import annotations
 
 import base64
+import logging
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -123,6 +125,7 @@ def apply(placement: Placement, secret: Secret, headers: Mapping[str, str]
     connector says, and the query parameter that carries it (none for a header)."""
     found = values(placement, secret)
     if placement.where == QUERY:
+        QUERY_SECRET_FILTER.names.add(placement.query_param)
         return dict(headers), {placement.query_param: found["token"]}
     rendered = placement.template.format_map(found) if placement.template else found["token"]
     return {**headers, placement.header or DEFAULT_HEADER: rendered}, {}
@@ -135,3 +138,28 @@ def secret_names(placement: Placement) -> tuple[set[str], set[str]]:
     if placement.where == HEADER:
         headers.add(placement.header or DEFAULT_HEADER)
     return headers, ({placement.query_param} if placement.where == QUERY else set())
+
+
+class QuerySecretFilter(logging.Filter):
+    """Redacts the values of the query parameters that carry secrets from urllib3's DEBUG
+    lines (``"GET /items?api_key=… HTTP/1.1" 200``), the only place an HTTP client writes
+    a URL down. ``AppConfig.ready()`` installs it; :func:`apply` names the parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.names:
+            message = record.getMessage()
+            redacted = re.sub(
+                "([?&](?:%s)=)[^&\\s\"#]*" % "|".join(map(re.escape, sorted(self.names))),
+                r"\1[redacted]", message)
+            if redacted != message:
+                record.msg, record.args = redacted, ()
+        return True
+
+
+QUERY_SECRET_FILTER = QuerySecretFilter()
+#: The loggers whose records may hold a request's URL.
+URL_LOGGERS = ("urllib3.connectionpool",)
