@@ -184,7 +184,7 @@ class Connector(models.Model):
     test_request_statuses = models.CharField(
         _("statuses of a valid test request"), max_length=100, blank=True,
         help_text=_("HTTP statuses of the test request that mean the secret is valid, "
-                    "separated by commas: 200, 204. Blank: any 2xx."),
+                    "separated by commas: 200, 204. Blank: any status below 400."),
     )
     token_placement = models.CharField(
         _("token placement"), max_length=10, choices=TokenPlacement.choices,

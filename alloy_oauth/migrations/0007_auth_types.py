@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='connector',
             name='test_request_statuses',
-            field=models.CharField(blank=True, help_text='HTTP statuses of the test request that mean the secret is valid, separated by commas: 200, 204. Blank: any 2xx.', max_length=100, verbose_name='statuses of a valid test request'),
+            field=models.CharField(blank=True, help_text='HTTP statuses of the test request that mean the secret is valid, separated by commas: 200, 204. Blank: any status below 400.', max_length=100, verbose_name='statuses of a valid test request'),
         ),
         migrations.AddField(
             model_name='connector',
