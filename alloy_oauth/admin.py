@@ -360,6 +360,9 @@ class ConnectorAdmin(SensitiveFormViews, SecretsHiddenFromViewers):
             if failed:
                 self.message_user(request, f"{connector}: " + " ".join(c.message for c in failed),
                                   messages.ERROR)
+            elif connector.auth_type != Connector.AuthType.OAUTH2:  # no round trip to make
+                self.message_user(request, _("%(connector)s: the checks passed.") % {
+                    "connector": connector}, messages.SUCCESS)
             else:
                 self.message_user(request, _(
                     "%(connector)s: the pre-flight checks passed. Open the connector and press "

@@ -145,3 +145,26 @@ class TestRenewal:
         credential.get_access_token()
         assert credential.revoke().result is Result.REVOKED
         assert credential.access_token == "" and credential.status == "revoked"
+
+
+def test_a_401_from_the_api_fetches_a_new_token_and_retries(service_connector, responses):
+    responses.post(TOKEN_URL, json={"access_token": "cc-2", "expires_in": 3600})
+    responses.get("https://api.example/items", status=401)
+    responses.get("https://api.example/items", json=[])
+    now = timezone.now()
+    credential = Credential.objects.create(
+        connector=service_connector, external_id="s", access_token="cc-1",
+        expires_at=now + timedelta(hours=1), next_refresh_at=now + timedelta(minutes=55))
+    assert credential.session().get("items").status_code == 200
+    assert [call.request.headers.get("Authorization") for call in responses.calls
+            if call.request.method == "GET"] == ["Bearer cc-1", "Bearer cc-2"]
+    assert body(responses.calls[1])["grant_type"] == ["client_credentials"]
+
+
+def test_the_preflight_action_needs_no_round_trip(admin_client, service_connector, responses):
+    from django.urls import reverse
+    responses.post(TOKEN_URL, json={"access_token": "cc-v", "expires_in": 600})
+    page = admin_client.post(reverse("admin:alloy_oauth_connector_changelist"), {
+        "action": "validate_preflight", "_selected_action": [service_connector.pk]},
+        follow=True).content.decode()
+    assert "the checks passed" in page and "round trip" not in page
