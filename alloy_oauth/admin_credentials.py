@@ -12,9 +12,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
-from django.views.decorators.debug import sensitive_variables
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from . import auth_types, entered_secrets, refresh
 from .models import Connector, Credential, CredentialEvent
@@ -156,6 +161,50 @@ class CredentialAddMixin(admin.ModelAdmin):
             self.message_user(request, _("No token yet (the sweep will try again): "
                                          "%(message)s") % {"message": outcome.message},
                               messages.WARNING)
+
+    # --- replacing an entered secret ------------------------------------------------------
+
+    def get_urls(self) -> list[Any]:
+        return [path("<int:pk>/replace-secret/",
+                     self.admin_site.admin_view(self.replace_secret_view),
+                     name="alloy_oauth_credential_replace_secret"),
+                *super().get_urls()]
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        credential = self.get_object(request, object_id)
+        if (credential is not None and self.has_change_permission(request, credential)
+                and credential.connector.auth_type in auth_types.ENTERED_TYPES):
+            extra_context = {**(extra_context or {}), "replace_secret_url": reverse(
+                "admin:alloy_oauth_credential_replace_secret", args=[credential.pk])}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @method_decorator(sensitive_post_parameters())
+    @method_decorator(sensitive_variables())
+    def replace_secret_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The operator types a new API key, password or bearer token (write-only), checked
+        with the test request before it replaces the stored one."""
+        credential = get_object_or_404(Credential.objects.select_related("connector"), pk=pk)
+        connector = credential.connector
+        if not self.has_change_permission(request, credential):
+            raise PermissionDenied
+        if connector.auth_type not in auth_types.ENTERED_TYPES:
+            raise PermissionDenied
+        form = EnteredSecretForm(connector, request.POST or None,
+                                 config=credential.connection_config)
+        if request.method == "POST" and form.is_valid():
+            entered_secrets.store(connector, form.secret_values(), user=credential.user,
+                                  external_id=credential.external_id,
+                                  config=credential.connection_config,
+                                  by=request.user.get_username(), into=credential)
+            self.message_user(request, _("The secret was checked and replaced."),
+                              messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:alloy_oauth_credential_change",
+                                                args=[pk]))
+        return TemplateResponse(request, "admin/alloy_oauth/credential/replace_secret.html", {
+            **self.admin_site.each_context(request), "opts": self.opts, "original": credential,
+            "form": form, "title": _("Replace the secret of %(credential)s") % {
+                "credential": credential}}, status=400 if form.errors else 200)
 
     class Media:
         js = ["alloy_oauth/auth_types.js"]

@@ -65,8 +65,9 @@ def store(connector: Connector, values: dict[str, str], *, user: Any = None,
     """Store ``values`` (the fields of :data:`FIELDS` for the connector's type) on the
     owner's credential: a new one, or the existing one replaced (back to ``active``,
     ``version`` bumped). With several accounts allowed, each entry is a new account.
-    ``into``: a new credential to fill and save instead (the admin's add form, which has
-    checked that the owner has none). Sends ``credential_connected``."""
+    ``into``: the credential to fill and save instead: a new one (the admin's add form,
+    which has checked that the owner has none) or a stored one whose secret the operator
+    replaces. Sends ``credential_connected``."""
     if (user is None) == (not external_id):
         raise ValueError("A credential needs exactly one owner: user= or external_id=.")
     owner = {"user": user} if user is not None else {"external_id": external_id}
@@ -88,7 +89,7 @@ def _save(connector: Connector, owner: dict[str, Any], values: dict[str, str],
           ) -> tuple[Credential, bool]:
     now = timezone.now()
     with transaction.atomic():
-        existing = None
+        existing = into if into is not None and into.pk else None
         if into is None and not connector.allow_multiple_accounts:
             existing = (Credential.objects.select_for_update()
                         .filter(connector=connector, **owner).order_by("pk").first())
@@ -99,7 +100,7 @@ def _save(connector: Connector, owner: dict[str, Any], values: dict[str, str],
             setattr(credential, name, values.get(name, ""))
         credential.token_type = "Bearer"
         credential.connection_config = config
-        if into is not None and connector.allow_multiple_accounts:
+        if existing is None and into is not None and connector.allow_multiple_accounts:
             credential.account_key = secrets.token_hex(16)
         credential.status = Credential.Status.ACTIVE
         credential.refresh_token = ""

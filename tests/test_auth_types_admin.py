@@ -189,3 +189,42 @@ class TestValidateClientCredentials:
         assert not answer["ok"]
         assert "issued no token" in answer["checks"][-1]["message"]
         assert Connector.objects.get().validated_at is None
+
+
+class TestReplaceSecret:
+    def test_checked_then_replaced(self, admin_client, key_connector, responses):
+        credential = Credential.objects.create(connector=key_connector, external_id="shared",
+                                               api_key="old-key-1111")
+        change = reverse("admin:alloy_oauth_credential_change", args=[credential.pk])
+        url = reverse("admin:alloy_oauth_credential_replace_secret", args=[credential.pk])
+        assert url in admin_client.get(change).content.decode()
+        responses.get(f"{API}/me", status=403)
+        answer = admin_client.post(url, {"api_key": "bad-key-2222"})
+        assert answer.status_code == 400 and "HTTP 403" in answer.content.decode()
+        assert "bad-key-2222" not in answer.content.decode()
+        responses.replace("GET", f"{API}/me", json={})
+        answer = admin_client.post(url, {"api_key": "new-key-3333"})
+        assert answer.status_code == 302
+        credential.refresh_from_db()
+        assert credential.api_key == "new-key-3333" and credential.version == 1
+        assert Credential.objects.count() == 1
+        assert "Replaced" in credential.events.first().detail
+
+    def test_not_for_other_types(self, admin_client, make_connector, connector,
+                                             django_user_model):
+        credential = Credential.objects.create(connector=connector, external_id="x",
+                                               access_token="t")
+        url = reverse("admin:alloy_oauth_credential_replace_secret", args=[credential.pk])
+        assert admin_client.get(url).status_code == 403
+        assert url not in admin_client.get(reverse("admin:alloy_oauth_credential_change",
+                                                   args=[credential.pk])).content.decode()
+
+    def test_not_for_viewers(self, key_connector, django_user_model):
+        from .test_admin_secrets import staff_client
+        credential = Credential.objects.create(connector=key_connector, external_id="x",
+                                               api_key="k")
+        viewer = staff_client(django_user_model, "view")
+        url = reverse("admin:alloy_oauth_credential_replace_secret", args=[credential.pk])
+        assert viewer.get(url).status_code == 403
+        assert url not in viewer.get(reverse("admin:alloy_oauth_credential_change",
+                                             args=[credential.pk])).content.decode()

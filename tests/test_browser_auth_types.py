@@ -117,6 +117,20 @@ def test_operator_adds_a_shared_api_key(page, live_server, operator, oauth_provi
     assert credential.api_key == oauth_provider.api_key
     assert oauth_provider.api_key not in page.content()
 
+    # Replacing it, from the credential's page: checked first as well.
+    page.goto(f"{live_server.url}/admin/alloy_oauth/credential/{credential.pk}/change/")
+    page.click("#alloy-oauth-replace-secret")
+    page.fill("#id_api_key", "also-wrong")
+    page.click("#alloy-oauth-replace-secret-form input[type=submit]")
+    page.wait_for_selector(".errornote")
+    assert "HTTP 401" in page.inner_text(".errornote")
+    assert page.input_value("#id_api_key") == ""
+    page.fill("#id_api_key", oauth_provider.api_key)
+    page.click("#alloy-oauth-replace-secret-form input[type=submit]")
+    page.wait_for_selector("text=The secret was checked and replaced.")
+    credential.refresh_from_db()
+    assert credential.version == 1
+
 
 def test_client_credentials_validated_without_a_popup(page, live_server, operator,
                                                       oauth_provider, tmp_path):
