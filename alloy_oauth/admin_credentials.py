@@ -93,7 +93,8 @@ class CredentialAddForm(forms.ModelForm):
         if missing:
             raise ValidationError(_("A %(type)s connector needs: %(fields)s.") % {
                 "type": connector.get_auth_type_display(), "fields": ", ".join(map(str, missing))})
-        problem = entered_secrets.check(connector, self.secret_values(), config)
+        problem = entered_secrets.check(connector, self.secret_values(),
+                                        cleaned.get("connection_config") or {})
         if problem:
             raise ValidationError(_("Not stored: %(problem)s") % {"problem": problem})
         return cleaned

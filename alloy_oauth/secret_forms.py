@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
-from . import auth_types, entered_secrets
+from . import entered_secrets
 from .models import Connector
 
 #: Longest secret accepted (far beyond any real key, small enough to bound the request).
@@ -60,7 +60,3 @@ class EnteredSecretForm(forms.Form):
     def secret_values(self) -> dict[str, str]:
         return {name: self.cleaned_data.get(name, "")
                 for name in entered_secrets.fields_of(self.connector)}
-
-
-def entered_type(connector: Connector) -> bool:
-    return connector.auth_type in auth_types.ENTERED_TYPES
