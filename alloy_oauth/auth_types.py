@@ -35,6 +35,10 @@ OAUTH_TYPES = frozenset({OAUTH2, CLIENT_CREDENTIALS})
 #: nothing to refresh, checked with the connector's test request before it is stored.
 ENTERED_TYPES = frozenset({API_KEY, BASIC, BEARER})
 
+#: Types whose credentials end users connect themselves (a client credentials connector has
+#: no end users: the authorize URL, the Connections page and the connect button ignore it).
+END_USER_TYPES = frozenset({OAUTH2, *ENTERED_TYPES})
+
 HEADER = "header"
 QUERY = "query"
 

@@ -127,7 +127,8 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
             return _failure(request, "invalid_request", _(
                 "This address has a repeated or oversized parameter."), slug, popup, flow,
                 headless=bool(link))
-    connector = get_object_or_404(Connector, slug=slug, is_active=True)
+    connector = get_object_or_404(Connector, slug=slug, is_active=True,
+                                  auth_type__in=auth_types.END_USER_TYPES)
     if connector.auth_type in auth_types.ENTERED_TYPES:
         # No provider page: the end user enters the secret on our own (key_entry). 307
         # keeps the method and the query.
@@ -335,7 +336,8 @@ def connections(request: HttpRequest) -> HttpResponse:
     rows = []
     # Active connectors, and inactive ones the user still has tokens with (to disconnect).
     for connector in Connector.objects.filter(
-        Q(is_active=True) | Q(pk__in=list(credentials))
+        Q(is_active=True) | Q(pk__in=list(credentials)),
+        auth_type__in=auth_types.END_USER_TYPES,
     ).order_by("name"):
         mine = credentials.get(connector.pk, [])
         if connector.allow_multiple_accounts:

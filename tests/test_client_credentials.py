@@ -168,3 +168,17 @@ def test_the_preflight_action_needs_no_round_trip(admin_client, service_connecto
         "action": "validate_preflight", "_selected_action": [service_connector.pk]},
         follow=True).content.decode()
     assert "the checks passed" in page and "round trip" not in page
+
+
+def test_end_users_never_see_a_client_credentials_connector(service_connector, client,
+                                                           django_user_model, caplog):
+    from django.template import Context, Template
+    from django.urls import reverse
+    client.force_login(django_user_model.objects.create_user("alice"))
+    assert client.get(reverse("alloy_oauth:authorize", args=[service_connector.slug])
+                      ).status_code == 404
+    assert service_connector.name not in client.get(
+        reverse("alloy_oauth:connections")).content.decode()
+    rendered = Template('{% load alloy_oauth %}{% alloy_oauth_connect_button slug %}').render(
+        Context({"slug": service_connector.slug}))
+    assert "authorize" not in rendered and "nothing rendered" in caplog.text

@@ -21,7 +21,7 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .. import authorization, connection_params
+from .. import auth_types, authorization, connection_params
 from ..models import Connector
 
 register = template.Library()
@@ -50,9 +50,10 @@ def alloy_oauth_connect_button(
     allows several accounts per end user."""
     found = connector if isinstance(connector, Connector) else (
         Connector.objects.filter(slug=connector).first())
-    if found is None or not found.is_active:
-        logger.warning("alloy_oauth_connect_button: no active connector %r; nothing rendered.",
-                       str(connector))
+    if found is None or not found.is_active or (
+            found.auth_type not in auth_types.END_USER_TYPES):  # (client credentials)
+        logger.warning("alloy_oauth_connect_button: no active connector %r (that end users "
+                       "connect); nothing rendered.", str(connector))
         return {"slug": ""}
     query: dict[str, Any] = {"next": next} if next else {}
     query.update({str(name): str(value) for name, value in (params or {}).items()
