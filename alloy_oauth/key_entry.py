@@ -73,12 +73,15 @@ class EnterSecretView(View):
             self.owner = {"external_id": connect_link.external_id}
             self.next_url = safe_next_url(request, connect_link.next_url)
             fixed = connect_link.params
-        given = {param.name: params[param.name] for param in self.connector.params
-                 if param.name in params}
-        self.config, errors = self.connector.connection_values({**given, **fixed})
-        if errors:
-            return self.fail("invalid_request", " ".join(errors.values()))
+        # Connection parameters: fixed by the link, else asked for on the form (pre-filled
+        # from the query: ?shop=acme, the connect button's params).
+        self.config = fixed
+        self.ask = {param.name: params.get(param.name, "") for param in self.connector.params
+                    if param.name not in fixed}
         return None
+
+    def form(self, data: Any = None) -> EnteredSecretForm:
+        return EnteredSecretForm(self.connector, data, config=self.config, ask=self.ask)
 
     def fail(self, reason: str, message: str) -> HttpResponse:
         return _failure(self.request, reason, message, self.slug, self.popup, self.flow,
@@ -90,16 +93,17 @@ class EnterSecretView(View):
             "headless": bool(self.link)}, status=status)
 
     def get(self, request: HttpRequest, slug: str) -> HttpResponse:
-        return self.setup_flow(request, slug) or self.page(EnteredSecretForm(self.connector))
+        return self.setup_flow(request, slug) or self.page(self.form())
 
     @sensitive_variables()
     def post(self, request: HttpRequest, slug: str) -> HttpResponse:
         refused = self.setup_flow(request, slug)
         if refused:
             return refused
-        form = EnteredSecretForm(self.connector, request.POST, config=self.config)
+        form = self.form(request.POST)
         if not form.is_valid():
             return self.page(form, status=400)
+        self.config = form.config
         try:
             with transaction.atomic():
                 if self.link:

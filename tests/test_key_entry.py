@@ -152,3 +152,33 @@ def test_disconnect_deletes_the_key(user_client, key_connector, responses):
                      {"csrfmiddlewaretoken": token}, HTTP_ORIGIN="http://testserver")
     credential = Credential.objects.get()
     assert credential.status == "revoked" and credential.api_key == ""
+
+
+def test_connection_parameters_are_asked_with_the_secret(user_client, make_connector,
+                                                         responses):
+    """A Shopify custom app's token: per shop, in X-Shopify-Access-Token."""
+    make_connector(
+        slug="shop-token", auth_type="bearer", auth_url="", token_url="", client_id="",
+        api_base_url="https://{shop}.myshopify.com/admin/api/2024-10",
+        test_request_path="shop.json", token_header="X-Shopify-Access-Token",
+        token_template="{token}",
+        connection_params=[{"name": "shop", "label": "Shop name",
+                            "pattern": "[a-z0-9][a-z0-9-]*"}])
+    url = enter_url("shop-token", shop="acme")
+    html = user_client.get(url).content.decode()
+    assert 'name="param_shop"' in html and 'value="acme"' in html
+    token = csrf(user_client, url)
+    answer = user_client.post(url, {"param_shop": "not a shop!", "access_token": "shpat_1",
+                                    "csrfmiddlewaretoken": token})
+    assert answer.status_code == 400 and not Credential.objects.exists()
+    assert "shpat_1" not in answer.content.decode()
+    responses.get("https://globex.myshopify.com/admin/api/2024-10/shop.json", json={})
+    answer = user_client.post(url, {"param_shop": "globex", "access_token": "shpat_1",
+                                    "csrfmiddlewaretoken": token})
+    assert answer.status_code == 303
+    credential = Credential.objects.get()
+    assert credential.connection_config == {"shop": "globex"}
+    assert responses.calls[0].request.headers["X-Shopify-Access-Token"] == "shpat_1"
+    responses.get("https://globex.myshopify.com/admin/api/2024-10/orders.json", json={})
+    credential.session().get("orders.json")
+    assert responses.calls[1].request.headers["X-Shopify-Access-Token"] == "shpat_1"
