@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# pytest-xdist processes; the tests that start many processes of their own share one
+# (--dist loadgroup, mark xdist_group("processes")). PYTEST_WORKERS=0 runs in this process.
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 .PHONY: demo test test-postgres test-mysql tox bench screenshots clean
 
@@ -31,11 +35,11 @@ demo: $(BIN)/.demo-installed
 	@$(BIN)/python testproject/demo.py
 
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-postgres: $(BIN)/.installed
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/alloy_oauth} \
-		$(BIN)/python -m pytest $(PYTEST_ARGS)
+		$(PYTEST) $(PYTEST_ARGS)
 
 # mysqlclient builds against the client library: apt-get install pkg-config libmariadb-dev.
 MYSQL_EXTRAS := .[test,mysql]
@@ -46,7 +50,7 @@ $(BIN)/.mysql-installed: setup.cfg pyproject.toml | $(BIN)/.installed
 
 test-mysql: $(BIN)/.mysql-installed
 	DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/alloy_oauth} \
-		$(BIN)/python -m pytest $(PYTEST_ARGS)
+		$(PYTEST) $(PYTEST_ARGS)
 
 # Refresh throughput against django-oauth-toolkit and a stub on 127.0.0.1, and the sweep's cost;
 # then the fleet end to end on PostgreSQL + Redis with the documented worker (see bench/).
@@ -56,7 +60,8 @@ bench: $(BIN)/.installed
 
 # Re-take the screenshots in docs/images/ from the browser tests (needs Chromium).
 screenshots: $(BIN)/.installed
-	ALLOY_OAUTH_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_browser_admin.py tests/test_demo.py
+	ALLOY_OAUTH_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_browser_admin.py tests/test_browser_connections_page.py \
+		tests/test_browser_presets.py tests/test_demo.py
 
 tox: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet 'tox>=4'

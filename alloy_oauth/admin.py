@@ -33,6 +33,7 @@ from django.views.decorators.http import require_POST
 
 from . import authorization, connection_params, entered_secrets, protocol, refresh, validation
 from .admin_credentials import CredentialAddMixin
+from .admin_setup import ConnectorSetup
 from .fields import is_undecryptable
 from .forms import BoundedJSONField, ConnectorForm, WebhookEndpointForm
 from .models import (
@@ -46,7 +47,7 @@ from .models import (
 )
 from .redaction import REDACTED, last_four
 from .refresh import Result
-from .views import FLOW_ID, failure_page, no_store
+from .responses import FLOW_ID, failure_page, no_store
 from .webhooks import delivery
 
 #: How long the popup may take to follow the pre-flight's answer.
@@ -150,7 +151,7 @@ def _count_column(status: str, label: Any) -> Any:
 
 
 @admin.register(Connector)
-class ConnectorAdmin(SensitiveFormViews, SecretsHiddenFromViewers):
+class ConnectorAdmin(ConnectorSetup, SensitiveFormViews, SecretsHiddenFromViewers):
     form = ConnectorForm
     change_form_template = "admin/alloy_oauth/connector/change_form.html"
     # The admin builds its form with its own callback, not the form's: the same field options.
@@ -173,7 +174,8 @@ class ConnectorAdmin(SensitiveFormViews, SecretsHiddenFromViewers):
     readonly_fields = ["validated_at", "validation_error", "validation_report_display"]
     actions = ["validate_preflight"]
     fieldsets = [
-        (gettext_lazy("Connector"), {"fields": ["name", "slug", "is_active", "auth_type"]}),
+        (gettext_lazy("Connector"), {"fields": ["name", "slug", "is_active", "logo_url",
+                                              "auth_type"]}),
         (gettext_lazy("OAuth 2.0"), {"fields": [
             "callback_url", "auth_url", "token_url", "client_id", "client_secret", "scope",
         ]}),

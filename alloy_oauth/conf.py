@@ -92,7 +92,8 @@ SETTINGS: tuple[Setting, ...] = (
              "Seconds a pending authorization (the state sent to the provider) stays valid."),
     _seconds("HTTP_TIMEOUT", 10,
              "Seconds one request to a provider may take in all (token, refresh, revocation, "
-             "the pre-flight's probe, Validate's test request, a webhook): connecting, "
+             "the pre-flight's probe, Validate's test request, a webhook, a discovery "
+             "document): connecting, "
              "sending, the status line, the headers and the body, however slowly they come.",
              read=float),
     _seconds("LEASE_SECONDS", 60,
@@ -137,8 +138,9 @@ SETTINGS: tuple[Setting, ...] = (
              "Deliveries one endpoint may have pending; events beyond are recorded as "
              "dropped."),
     Setting("WEBHOOK_ALLOWED_NETWORKS", [], lambda value: list(value or []), _networks,
-            "Networks (CIDR strings) webhook URLs may point into although they are not "
-            "public addresses; others are refused unless DEBUG is on.",
+            "Networks (CIDR strings) webhook URLs and the admin's Fill from issuer may point "
+            "into although they are not public addresses; others are refused unless DEBUG is "
+            "on.",
             example='["10.20.0.0/16", "fd00:1::/64"]'),
     _seconds("WEBHOOK_RETENTION", 30 * 24 * 3600,
              "Seconds finished webhook deliveries are kept (the sweep deletes older ones)."),

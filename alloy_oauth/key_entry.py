@@ -26,15 +26,8 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from . import auth_types, authorization, entered_secrets, headless, protocol
 from .models import AuthorizationRequest, Connector
 from .secret_forms import EnteredSecretForm
-from .views import (
-    CONNECTED_SESSION_KEY,
-    FLOW_ID,
-    HttpResponseSeeOther,
-    _failure,
-    no_store,
-    popup_result,
-    safe_next_url,
-)
+from .responses import FLOW_ID, HttpResponseSeeOther, no_store, safe_next_url
+from .views import CONNECTED_SESSION_KEY, _failure, popup_result
 
 
 @method_decorator(xframe_options_deny, name="dispatch")

@@ -15,13 +15,15 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q, Value
 from django.db.models.functions import NullIf
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import auth_types, connection_params, protocol, querysets
 from .conf import app_settings
-from .fields import EncryptedJSONField, EncryptedTextField, TemplatedURLField, is_undecryptable
+from .fields import (EncryptedJSONField, EncryptedTextField, TemplatedURLField, is_undecryptable,
+                     validate_logo_url)
 from .querysets import CredentialQuerySet
 
 __all__ = ["Connector", "Credential", "CredentialEvent", "WebhookEndpoint", "WebhookDelivery"]
@@ -100,6 +102,12 @@ class Connector(models.Model):
                     "authorizes in a popup. Client credentials: the app itself gets tokens, no "
                     "end user. API key, Basic, Bearer: a secret entered by the operator or by "
                     "the end user in the connect popup."),
+    )
+    logo_url = models.CharField(
+        _("logo"), max_length=500, blank=True, validators=[validate_logo_url],
+        help_text=_("Shown to end users on the Connections page and the connect button: the "
+                    "path of a static file (alloy_oauth/logos/github.svg) or an https URL of an "
+                    "image, square, at least 48 px. Blank: the name's initial."),
     )
 
     auth_url = TemplatedURLField(
@@ -252,6 +260,23 @@ class Connector(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def logo_src(self) -> str:
+        """The ``src`` of the logo: the https URL, or the static file's URL; ``""`` when there
+        is none, or the static file is gone (a manifest storage raises then: the page must
+        still show, with the initial instead)."""
+        if not self.logo_url or self.logo_url.startswith("https://"):
+            return self.logo_url
+        try:
+            return static(self.logo_url)
+        except ValueError:
+            return ""
+
+    @property
+    def logo_initial(self) -> str:
+        """The first letter of the name: the logo of a connector without one."""
+        return self.name[:1].upper()
 
     @property
     def callback_url(self) -> str:

@@ -7,6 +7,7 @@ app_name = "alloy_oauth"
 urlpatterns = [
     path("callback/", views.callback, name="callback"),
     path("connections/", views.connections, name="connections"),
+    path("connections/status/", views.connections_status, name="connections_status"),
     path("<slug:slug>/authorize/", views.authorize, name="authorize"),
     path("<slug:slug>/enter/", key_entry.enter_secret, name="enter_secret"),
     path("<slug:slug>/connected/", views.connected, name="connected"),

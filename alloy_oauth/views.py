@@ -3,22 +3,16 @@ Connections page. Thin: the work is in ``authorization``, ``headless`` and ``ref
 
 from __future__ import annotations
 
-from collections.abc import Callable
-import re
-from functools import wraps
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
-from django.urls import get_script_prefix, reverse
-from django.utils.cache import add_never_cache_headers
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.urls import reverse
 from django.views.decorators.debug import sensitive_variables
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -26,72 +20,15 @@ from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import auth_types, authorization, connection_params, headless, protocol
-from .conf import app_settings
 from .models import AuthorizationRequest, Connector, Credential, callback_url
 from .refresh import Result
+from .responses import (
+    FLOW_ID, MAX_NEXT_LENGTH, HttpResponseSeeOther, failure_page, hide_callback_parameters,
+    oauth_response_headers, safe_next_url, ways_on,
+)
 
-#: Longest ``next`` URL kept.
-MAX_NEXT_LENGTH = 2000
 #: Session key: {connector slug: credential id} of the connections made in this session.
 CONNECTED_SESSION_KEY = "alloy_oauth_connected"
-
-
-class HttpResponseSeeOther(HttpResponseRedirect):
-    status_code = 303
-
-
-def no_store(response: HttpResponse, referrer_policy: str = "no-referrer") -> HttpResponse:
-    """``Cache-Control: no-store`` and a strict ``Referrer-Policy``: the URLs of this flow
-    carry ``state`` and ``code`` (or a connect link), which must not be cached or leak on."""
-    add_never_cache_headers(response)
-    response["Referrer-Policy"] = referrer_policy
-    return response
-
-
-def oauth_response_headers(
-    view: Callable[..., HttpResponse] | None = None, *, referrer_policy: str = "no-referrer"
-) -> Any:
-    """:func:`no_store` on every response of ``view``."""
-
-    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-        @wraps(view)
-        def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-            return no_store(view(request, *args, **kwargs), referrer_policy)
-
-        return wrapped
-
-    return decorate(view) if view is not None else decorate
-
-
-def safe_next_url(request: HttpRequest, value: str | None) -> str:
-    """``value`` when it is a URL on this site, else ``""`` (no open redirects).
-
-    Absolute URLs must be https when the site is (judged by the request, or by an https
-    ``CALLBACK_BASE_URL`` behind a proxy that does not say so).
-    """
-    if not value or len(value) > MAX_NEXT_LENGTH or not value.isprintable():
-        return ""
-    base = app_settings.CALLBACK_BASE_URL or ""
-    if url_has_allowed_host_and_scheme(
-        value, allowed_hosts={request.get_host()},
-        require_https=request.is_secure() or base.startswith("https://"),
-    ):
-        return value
-    return ""
-
-
-def hide_callback_parameters(request: HttpRequest) -> None:
-    """Keep ``code`` and ``state`` out of error reports (Django's 500 page, the e-mails to
-    ADMINS) should anything go wrong after this point: they show the request's query."""
-    redacted = request.GET.copy()
-    for name in redacted:
-        redacted.setlist(name, ["[redacted]"] * len(redacted.getlist(name)))
-    request.GET = redacted
-    request.META["QUERY_STRING"] = redacted.urlencode(safe="[]")
-
-
-#: What a flow id (connect.js's, echoed in the popup's result) may look like.
-FLOW_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 # "same-origin": the confirmation form's POST needs an Origin header (CSRF), and nothing of
@@ -285,6 +222,12 @@ def callback(request: HttpRequest) -> HttpResponse:
             **request.session.get(CONNECTED_SESSION_KEY, {}),
             pending.connector.slug: completed.credential.pk,
         }
+        if pending.next_url and completed.credential.user_id is not None:
+            # Back on the page it started from (popups blocked), which says so if it shows
+            # messages, as the Connections page does. (Not for a headless end user: the
+            # session may be the host's.)
+            messages.success(request, _("Connected to %(name)s.") % {
+                "name": pending.connector}, fail_silently=True)
     return HttpResponseSeeOther(
         pending.next_url or reverse("alloy_oauth:connected", args=[pending.connector.slug])
     )
@@ -328,9 +271,32 @@ def connected(request: HttpRequest, slug: str) -> HttpResponse:
 def connections(request: HttpRequest) -> HttpResponse:
     """The end user's connections: every active connector, with their status at each; for a
     connector that allows several accounts, each account (but disconnected ones) with its
-    own status, and a way to connect another."""
+    own status, and a way to connect another. The page keeps itself up to date by polling
+    :func:`connections_status`."""
+    rows = _connection_rows(request.user)
+    response = render(request, "alloy_oauth/connections.html", {
+        "rows": rows, "status": _status_of(rows),
+    })
+    # Its Disconnect forms need the browser to send an Origin header (Django's CSRF check
+    # refuses "Origin: null", which "no-referrer" gives); the template's meta says the same.
+    response["Referrer-Policy"] = "same-origin"
+    return response
+
+
+@never_cache
+@login_required
+@require_GET
+def connections_status(request: HttpRequest) -> JsonResponse:
+    """What the Connections page shows, as JSON, for its connections.js to notice a change
+    without a reload: per connection its connector, credential id, state and dates; never a token
+    nor a secret. The same owner and protection as the page."""
+    return JsonResponse(_status_of(_connection_rows(request.user)))
+
+
+def _connection_rows(user: Any) -> list[dict[str, Any]]:
+    """The rows of the Connections page (see ``connections.html``)."""
     credentials: dict[int, list[Credential]] = {}
-    for credential in Credential.objects.for_owner(user=request.user).select_related(
+    for credential in Credential.objects.for_owner(user=user).select_related(
             "connector").order_by("pk"):
         credentials.setdefault(credential.connector_id, []).append(credential)
     rows = []
@@ -348,11 +314,26 @@ def connections(request: HttpRequest) -> HttpResponse:
                              "state": "connected" if accounts else "not_connected"})
             continue
         rows.append(_connection_row(connector, mine[0] if mine else None))
-    response = render(request, "alloy_oauth/connections.html", {"rows": rows})
-    # Its Disconnect forms need the browser to send an Origin header (Django's CSRF check
-    # refuses "Origin: null", which "no-referrer" gives); the template's meta says the same.
-    response["Referrer-Policy"] = "same-origin"
-    return response
+    return rows
+
+
+def _status_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON of :func:`connections_status`: one entry per row and per account."""
+    entries = []
+    for row in rows:
+        for shown in [row, *row.get("accounts", [])]:
+            credential = shown.get("credential") if shown["state"] != "not_connected" else None
+            entries.append({
+                "connector": row["connector"].slug,
+                "credential": credential.pk if credential else None,
+                "state": shown["state"],
+                "label": shown.get("label", ""),
+                "expires_at": credential.expires_at if credential else None,
+                "last_refreshed_at": credential.last_refreshed_at if credential else None,
+                "reconnect_by": shown.get("reconnect_by"),
+                "scopes_missing": shown.get("scopes_missing", []),
+            })
+    return {"connections": entries}
 
 
 def _connection_row(connector: Connector, credential: Credential | None) -> dict[str, Any]:
@@ -424,46 +405,3 @@ def _failure(request: HttpRequest, reason: str, message: str, slug: str, popup: 
             "status": "error", "reason": reason, "message": message}, status=status, **ways)
     connector = Connector.objects.filter(slug=slug).first()
     return failure_page(request, reason, message, connector, status=status, **ways)
-
-
-def failure_page(
-    request: HttpRequest, reason: str, message: str, connector: Connector | None,
-    status: int = 400, *, next_url: str = "", retry: bool = False, headless: bool = False,
-) -> HttpResponse:
-    """``alloy_oauth/error.html``: a sentence, a stable reason code, and the ways on
-    (:func:`ways_on`: back, and "Try again" when ``retry`` says it may work)."""
-    context = {
-        "reason": reason,
-        "message": message,
-        "connector": connector,
-        **ways_on(request, connector, next_url=next_url, retry=retry, headless=headless),
-    }
-    return render(request, "alloy_oauth/error.html", context, status=status)
-
-
-def ways_on(request: HttpRequest, connector: Connector | None, *, next_url: str = "",
-            retry: bool = False, headless: bool = False) -> dict[str, Any]:
-    """Where a failure page leads, as template context.
-
-    ``back_url``: where the flow started (its validated ``next_url``, which only the browser
-    that started it is given), else the Connections page for a logged-in user, else the
-    site's root; ``back_to`` says which (``"next"``, ``"connections"``, ``"site"``).
-    ``retry_url``: a new start for the same connector and ``next``, when starting again may
-    work (``retry``) for a logged-in user and the connector is active; it has no start ticket,
-    so the person confirms on the "Continue to …" page first. ``new_link_needed``: the flow
-    came from a headless connect link, which works once: its end user needs a new one.
-    """
-    if next_url:
-        back_to, back_url = "next", next_url
-    elif request.user.is_authenticated:
-        back_to, back_url = "connections", reverse("alloy_oauth:connections")
-    else:
-        back_to, back_url = "site", get_script_prefix()
-    retry_url = None
-    if (retry and not headless and request.user.is_authenticated
-            and connector is not None and connector.is_active):
-        retry_url = reverse("alloy_oauth:authorize", args=[connector.slug])
-        if next_url:
-            retry_url += "?" + urlencode({"next": next_url})
-    return {"back_to": back_to, "back_url": back_url, "retry_url": retry_url,
-            "new_link_needed": headless}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +54,14 @@ def save_screenshot(page: Any, name: str, directory: Path) -> Path:
         IMAGES.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, IMAGES / name)
     return path
+
+
+@contextmanager
+def redrawn(page: Any, timeout: float = 20_000) -> Iterator[None]:
+    """Wait, after the block, until the Connections page has redrawn its table
+    (connections.js's ``alloy-oauth:updated``), as it does instead of reloading."""
+    page.evaluate("""() => { window.__alloyOAuthRedrawn = false;
+        document.addEventListener("alloy-oauth:updated",
+                                  () => { window.__alloyOAuthRedrawn = true; }, {once: true}); }""")
+    yield
+    page.wait_for_function("window.__alloyOAuthRedrawn === true", timeout=timeout)

@@ -164,7 +164,8 @@ def strict_provider(tmp_path_factory: pytest.TempPathFactory,
     database_url = None
     # Named after the suite's own test database, so that two runs on one server (CI's steps,
     # parallel checkouts) never share it.
-    provider_database = f"{connection.settings_dict['NAME']}_strict_provider"
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # (pytest-xdist: one per worker)
+    provider_database = f"{connection.settings_dict['NAME']}_strict_provider{worker}"
     if connection.vendor == "postgresql":
         database_url = _create_postgres_database(provider_database)
     server = ProviderServer(workdir, access_token_lifetime=4, rotate_refresh_tokens=True,

@@ -4,6 +4,8 @@ DATABASE_URL picks the database (default: in-memory SQLite); a postgres:// URL n
 database pytest-django derives its test database from.
 """
 
+from pathlib import Path
+
 import environ
 
 env = environ.Env()
@@ -48,6 +50,8 @@ DATABASES = {"default": env.db("DATABASE_URL", default="sqlite://:memory:")}
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "/static/"
+# A logo for the tests of Connector.logo_url (tests/static/tests/logo.svg).
+STATICFILES_DIRS = [Path(__file__).resolve().parent / "static"]
 LOGIN_URL = "/accounts/login/"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -55,7 +59,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Celery: the in-memory broker by default (a worker thread in the test process); .ci/run sets
 # CELERY_BROKER_URL=redis://… so the same tests run through Redis.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="memory://")
-CELERY_TASK_DEFAULT_QUEUE = env("ALLOY_OAUTH_TEST_QUEUE", default="alloy_oauth_tests")
+# One queue per pytest-xdist worker: each drains and purges its own.
+CELERY_TASK_DEFAULT_QUEUE = env("ALLOY_OAUTH_TEST_QUEUE", default="alloy_oauth_tests") + (
+    f"_{env('PYTEST_XDIST_WORKER', default='')}" if env("PYTEST_XDIST_WORKER", default="")
+    else "")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

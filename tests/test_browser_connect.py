@@ -81,12 +81,28 @@ def test_success_resolves_with_the_credential(connections, oauth_provider, end_u
     assert popup.is_closed()
 
 
-def test_the_connect_button_reloads_the_page_connected(connections, oauth_provider):
-    with connections.expect_popup() as popup_info:
-        connections.click("a[data-alloy-oauth-connect=demo]")
-    with connections.expect_navigation():
-        sign_in_at_provider(popup_info.value, oauth_provider)
-    assert "Connected" in connections.inner_text("tr[data-connector=demo]")
+def test_the_connect_button_reloads_a_host_page_connected(page, live_server, oauth_provider,
+                                                          end_user, dot_connector):
+    """On a page of the host (the Connections page redraws itself instead: see
+    test_browser_connections_page.py)."""
+    site = Client()
+    site.force_login(end_user)
+    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "url": live_server.url,
+                               "value": site.cookies[settings.SESSION_COOKIE_NAME].value}])
+    page.goto(f"{live_server.url}/accounts/login/")  # any page of the site
+    page.add_script_tag(url=f"{live_server.url}/static/alloy_oauth/connect.js")
+    page.evaluate("const button = document.createElement('a');"
+                  "button.href = '/oauth/demo/authorize/'; button.textContent = 'Connect';"
+                  "button.setAttribute('data-alloy-oauth-connect', 'demo');"
+                  "document.body.appendChild(button); window.notReloaded = true")
+    with page.expect_popup() as popup_info:
+        page.click("a[data-alloy-oauth-connect=demo]")
+    popup = popup_info.value
+    popup.click("button[type=submit]")  # "Continue to Demo provider" (no ticket here)
+    with page.expect_navigation():
+        sign_in_at_provider(popup, oauth_provider)
+    assert page.evaluate("window.notReloaded") is None
+    assert Credential.objects.get().status == Credential.Status.ACTIVE
 
 
 def test_closing_the_popup_on_one_of_our_pages_rejects_at_once(connections):
@@ -147,6 +163,7 @@ def test_a_blocked_popup_falls_back_to_a_full_page_redirect(connections, oauth_p
         connections.fill("#id_password", oauth_provider.password)
         connections.click("button[type=submit]")
     assert "Connected" in connections.inner_text("tr[data-connector=demo]")
+    assert connections.inner_text(".alloy-oauth-messages") == "Connected to Demo provider."
     assert Credential.objects.get().status == "active"
 
 

@@ -29,7 +29,9 @@ from alloy_oauth.models import Connector, Credential, CredentialEvent
 
 from .conftest import server_database_url
 
-pytestmark = [pytest.mark.database_server, pytest.mark.django_db(transaction=True)]
+# xdist_group: the tests that start many processes run one at a time, on one xdist worker.
+pytestmark = [pytest.mark.database_server, pytest.mark.django_db(transaction=True),
+              pytest.mark.xdist_group("processes")]
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 CLIENT_PROCESSES = 8
@@ -83,6 +85,7 @@ def test_many_processes_never_reuse_a_refresh_token(strict_provider, django_user
     token_requests_before = len(strict_provider.token_requests())
 
     worker_log = open(tmp_path / "worker.log", "w")
+    clients: list[subprocess.Popen] = []
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", "--beat",
          "--pool=prefork", "--concurrency=2", "--loglevel=INFO",
@@ -90,7 +93,7 @@ def test_many_processes_never_reuse_a_refresh_token(strict_provider, django_user
         env=env, cwd=REPO_DIR, stdout=worker_log, stderr=subprocess.STDOUT,
     )
     try:
-        clients = [
+        clients += [
             subprocess.Popen(
                 [sys.executable, "-m", "tests.concurrency_client", "hammer",
                  "--ids", ",".join(map(str, ids)), "--seconds", str(RUN_SECONDS),
@@ -104,6 +107,10 @@ def test_many_processes_never_reuse_a_refresh_token(strict_provider, django_user
         ]
         results = [run_json(client, timeout=RUN_SECONDS + 60) for client in clients]
     finally:
+        for client in clients:  # one that overran holds a connection to the test database
+            if client.poll() is None:
+                client.kill()
+                client.communicate()
         worker.send_signal(signal.SIGTERM)
         try:
             worker.wait(30)

@@ -211,9 +211,9 @@ def test_connect_button_tag(connector):
         '{% alloy_oauth_connect_button "example" label="Reconnect" next="/s/?a=1" %}'
     ).render(Context({"connector": connector}))
     assert '<script src="/static/alloy_oauth/connect.js" defer></script>' in html
-    assert 'href="/oauth/example/authorize/"' in html and ">Connect Example</a>" in html
+    assert 'href="/oauth/example/authorize/"' in html and "</span> Connect Example</a>" in html
     assert 'href="/oauth/example/authorize/?next=/s/%3Fa%3D1"' in html
-    assert 'data-alloy-oauth-connect="example"' in html and ">Reconnect</a>" in html
+    assert 'data-alloy-oauth-connect="example"' in html and "</span> Reconnect</a>" in html
 
 
 def test_connect_button_without_user_or_session_on_the_request(connector, rf):
@@ -229,7 +229,7 @@ def test_connect_button_by_slug_shows_the_name(connector):
     connector.save()
     html = Template('{% load alloy_oauth %}{% alloy_oauth_connect_button "example" %}').render(
         Context())
-    assert ">Connect GitHub</a>" in html
+    assert "</span> Connect GitHub</a>" in html
 
 
 @pytest.mark.parametrize("slug", ["missing", "example"])

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from .browser import save_screenshot
 from .provider_server import REPO_DIR, free_port
@@ -53,6 +54,7 @@ def wait_until_up(url: str, process: subprocess.Popen, seconds: int = 60) -> Non
     raise AssertionError(f"the demo did not answer at {url}")
 
 
+@pytest.mark.xdist_group("processes")  # see tests/test_concurrency.py
 def test_the_demo_from_a_fresh_clone(fresh_clone, chromium, tmp_path):
     port = free_port()
     env = demo_env(port)
@@ -108,9 +110,12 @@ def test_the_demo_from_a_fresh_clone(fresh_clone, chromium, tmp_path):
         popup.click("button[type=submit]")
         popup.wait_for_selector("input[name=allow]")  # the consent page
         save_screenshot(popup, "connect-popup.png", tmp_path)
-        with page.expect_navigation():  # the popup reports back and the page reloads
-            popup.click("input[name=allow]")
-        assert "Connected" in page.inner_text("tr[data-connector=demo-provider]")
+        assert page.inner_text(".alloy-oauth-notice").startswith("Connecting to Demo Provider")
+        popup.click("input[name=allow]")  # the popup reports back and the page redraws
+        page.wait_for_function("document.querySelector('.alloy-oauth-notice').innerText"
+                               " === 'Connected to Demo Provider.'")
+        # The notice comes first, then the table redraws.
+        expect(page.locator("tr[data-connector=demo-provider]")).to_contain_text("Connected")
 
         # Nobody asks for the token now; the worker refreshes it before it expires.
         database = fresh_clone / "var" / "db.sqlite3"

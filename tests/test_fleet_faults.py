@@ -32,7 +32,8 @@ from alloy_oauth.models import Connector, Credential
 from .test_concurrency import cross_process_broker, process_env
 from .token_endpoint import CLIENT_ID, CLIENT_SECRET, TokenEndpoint, refresh_token
 
-pytestmark = [pytest.mark.database_server, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.database_server, pytest.mark.django_db(transaction=True),
+              pytest.mark.xdist_group("processes")]  # see tests/test_concurrency.py
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 CREDENTIALS = 300

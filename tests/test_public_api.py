@@ -33,5 +33,6 @@ def test_the_documented_task_and_url_names_exist():
     for task in re.findall(r"`(alloy_oauth\.tasks\.\w+)`", API):
         assert task in current_app.tasks, task
     for name in re.findall(r"`(alloy_oauth:\w+)`", API):
-        reverse(name, args=[] if name in ("alloy_oauth:callback", "alloy_oauth:connections")
+        reverse(name, args=[] if name in ("alloy_oauth:callback", "alloy_oauth:connections",
+                                      "alloy_oauth:connections_status")
                 else ["slug"])

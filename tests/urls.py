@@ -6,5 +6,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(template_name="admin/login.html"),
          name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("oauth/", include("alloy_oauth.urls")),
 ]

@@ -4,6 +4,9 @@
     {% alloy_oauth_connect_button "github" %}
     {% alloy_oauth_connect_button connector label="Reconnect" next="/settings/" %}
     {% alloy_oauth_connect_button "shopify" params=shop_params %}   {# {"shop": "acme"} #}
+    {% alloy_oauth_logo connector %}
+    {{ credential.last_refreshed_at|alloy_oauth_ago }}        {# "just now", "5 minutes ago" #}
+    {{ credential.expires_at|alloy_oauth_expiry }}   {# "access expires in 5 minutes" #}
 
 The button opens the connector's consent page in a popup (``AlloyOAuth.connect``) and, by
 default, reloads the page when the connection is made; it dispatches ``alloy-oauth:connected``
@@ -13,13 +16,17 @@ and ``alloy-oauth:error`` events (bubbling, ``event.detail`` = the result) eithe
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from django import template
 from django.templatetags.static import static
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.timesince import timesince, timeuntil
+from django.utils.translation import gettext as _
 
 from .. import auth_types, authorization, connection_params
 from ..models import Connector
@@ -68,9 +75,50 @@ def alloy_oauth_connect_button(
     return {
         "slug": found.slug,
         "name": found.name,
+        "connector": found,
         "label": label,
         "next": next,
         "css_class": css_class,
         "authorize_url": reverse("alloy_oauth:authorize", args=[found.slug])
         + ("?" + urlencode(query, safe="/") if query else ""),
     }
+
+
+@register.inclusion_tag("alloy_oauth/connector_logo.html")
+def alloy_oauth_logo(connector: Connector, size: int = 24) -> dict[str, Any]:
+    """The connector's logo (``Connector.logo_url``) as an ``<img>`` of ``size`` pixels, or
+    its initial in a neutral badge when it has none."""
+    return {"src": connector.logo_src, "initial": connector.logo_initial, "size": size}
+
+
+#: Closer than this to now, a moment is "just now": "0 minutes ago" says nothing.
+JUST_NOW = timedelta(minutes=1)
+
+
+@register.filter
+def alloy_oauth_ago(value: datetime | None) -> str:
+    """``"just now"`` within a minute, else ``"5 minutes ago"`` (``"in 5 minutes"`` for a
+    moment to come: clocks differ)."""
+    if value is None:
+        return ""
+    now = timezone.now()
+    if abs(now - value) < JUST_NOW:
+        return _("just now")
+    if value > now:
+        return _("in %(time)s") % {"time": timeuntil(value, now)}
+    return _("%(time)s ago") % {"time": timesince(value, now)}
+
+
+@register.filter
+def alloy_oauth_expiry(value: datetime | None) -> str:
+    """When an access token expires, as the Connections page says it: "access expires in 5
+    minutes", "access expires in less than a minute", "access expired 5 minutes ago" (the
+    refresh is late) or "access expired just now"."""
+    if value is None:
+        return ""
+    left = value - timezone.now()
+    if left >= JUST_NOW:
+        return _("access expires in %(time)s") % {"time": timeuntil(value)}
+    if left >= timedelta(0):
+        return _("access expires in less than a minute")
+    return _("access expired %(when)s") % {"when": alloy_oauth_ago(value)}

@@ -27,11 +27,18 @@
  * at once. Calling connect() again for a slug whose popup is still open focuses that popup
  * and returns the same Promise.
  *
+ * AlloyOAuth.cancel(slug) closes that popup and rejects its Promise (.reason "cancelled").
+ *
  * Links and buttons with data-alloy-oauth-connect="<slug>" (the {% alloy_oauth_connect_button %}
  * tag) use it on click, dispatch "alloy-oauth:connected" / "alloy-oauth:error" events
  * (event.detail is the result or the Error) and reload the page after a connection unless a
- * listener calls event.preventDefault(). An error's message is also shown in the page's
- * ".alloy-oauth-error" element, if it has one.
+ * listener calls event.preventDefault(). While the popup is open the button has
+ * aria-busy="true". Where the page has them (the Connections page does):
+ * - a ".alloy-oauth-notice" element says "Connecting to {name}…" (its data-connecting) with
+ *   its ".alloy-oauth-cancel" button, then its data-connected or data-cancelled;
+ * - a ".alloy-oauth-error" element shows a failure: its data-failed ("{name}", "{message}"),
+ *   data-closed or data-timeout, else the Error's message.
+ * ({name} is the button's data-alloy-oauth-name; the page's strings are translated.)
  */
 (function (window, document) {
   "use strict";
@@ -100,6 +107,7 @@
       window.location.assign(/[?&](link|next)=/.test(url) ? url : withParam(url, "next", next));
       return new Promise(function () {});
     }
+    var cancel = null;
     var promise = new Promise(function (resolve, reject) {
       var settled = false, channel = null, watch = null, deadline = null;
       // The last same-origin address the popup was seen at: blank until a page of ours is
@@ -116,6 +124,13 @@
         clearTimeout(deadline);
         (ok ? resolve : reject)(value);
       }
+
+      // (A popup cut off by a provider's COOP header cannot be closed from here: the person
+      // closes it; its late result is then ignored, and the page's polling shows it.)
+      cancel = function () {
+        popup.close();
+        finish(false, failure("Cancelled.", "cancelled"));
+      };
 
       function receive(data) {
         if (!data || data.source !== "alloy_oauth" || data.flow !== flow) { return; }
@@ -157,8 +172,14 @@
         }, away ? closedTimeout : GRACE_MS);
       }, 250);
     });
-    inFlight[slug] = { popup: popup, promise: promise };
+    inFlight[slug] = { popup: popup, promise: promise, cancel: cancel };
     return promise;
+  }
+
+  // Stop waiting for slug's connection: close its popup and reject with reason "cancelled".
+  function cancelConnect(slug) {
+    var current = inFlight[slug];
+    if (current) { current.cancel(); }
   }
 
   // Whether a popup that looks closed was cut off from this page by the Cross-Origin-Opener-
@@ -181,6 +202,55 @@
     }).join("");
   }
 
+  // The page's sentence named key (an attribute of element), {name} and {message} filled in.
+  function sentence(element, key, fallback, values) {
+    var text = (element && element.getAttribute("data-" + key)) || fallback;
+    return text.replace(/\{(name|message)\}/g, function (all, name) { return values[name]; });
+  }
+
+  // The notice and error elements of the page, if it has them, kept saying where one is.
+  function reporter(slug, name) {
+    var notice = document.querySelector(".alloy-oauth-notice");
+    var text = notice && notice.querySelector(".alloy-oauth-notice-text");
+    var cancel = notice && notice.querySelector(".alloy-oauth-cancel");
+    var box = document.querySelector(".alloy-oauth-error");
+    var values = { name: name };
+
+    function say(key, fallback, cancellable) {
+      if (!text) { return; }
+      text.textContent = sentence(notice, key, fallback, values);
+      notice.classList.toggle("alloy-oauth-done", key === "connected");
+      notice.hidden = false;
+      if (cancel) {
+        cancel.hidden = !cancellable;
+        cancel.onclick = cancellable ? function () { cancelConnect(slug); } : null;
+      }
+    }
+
+    return {
+      connecting: function () {
+        if (box) { box.hidden = true; }
+        say("connecting", "Connecting to {name}\u2026", true);
+      },
+      connected: function () { say("connected", "Connected to {name}.", false); },
+      failed: function (error) {
+        if (error.reason === "cancelled") {
+          say("cancelled", "Connecting to {name} was cancelled.", false);
+          return;
+        }
+        if (notice) { notice.hidden = true; }
+        if (!box) { return; }
+        // (Only connect.js's own reasons have a sentence of the page; the server's come with
+        // a message of their own.)
+        var own = error.reason === "closed" || error.reason === "timeout";
+        var message = (own && box.getAttribute("data-" + error.reason)) ||
+                      sentence(box, "failed", "{message}", { name: name, message: error.message });
+        box.textContent = message;
+        box.hidden = false;
+      },
+    };
+  }
+
   function onClick(event) {
     var element = event.target.closest && event.target.closest("[data-alloy-oauth-connect]");
     if (!element || event.defaultPrevented || event.button !== 0 || event.metaKey ||
@@ -189,25 +259,28 @@
     }
     event.preventDefault();
     var slug = element.getAttribute("data-alloy-oauth-connect");
-    connect(slug, {
+    var report = reporter(slug, element.getAttribute("data-alloy-oauth-name") || slug);
+    var pending = connect(slug, {
       url: element.getAttribute("href") || undefined,  // with its link or next, if any
       next: element.getAttribute("data-next") || undefined,
-    }).then(function (result) {
+    });
+    element.setAttribute("aria-busy", "true");
+    report.connecting();
+    pending.then(function (result) {
+      element.removeAttribute("aria-busy");
+      report.connected();
       var connected = new CustomEvent("alloy-oauth:connected",
                                       { bubbles: true, cancelable: true, detail: result });
       if (element.dispatchEvent(connected)) { window.location.reload(); }
     }, function (error) {
+      element.removeAttribute("aria-busy");
       var shown = element.dispatchEvent(new CustomEvent("alloy-oauth:error",
                                                         { bubbles: true, cancelable: true,
                                                           detail: error }));
-      var box = document.querySelector(".alloy-oauth-error");
-      if (shown && box) {
-        box.textContent = error.message;
-        box.hidden = false;
-      }
+      if (shown) { report.failed(error); }
     });
   }
 
-  window.AlloyOAuth = { connect: connect };
+  window.AlloyOAuth = { connect: connect, cancel: cancelConnect };
   document.addEventListener("click", onClick);
 })(window, document);

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('alloy_oauth', '0006_connection_params'),
+        ('alloy_oauth', '0007_connector_logo'),
     ]
 
     operations = [
