@@ -1,7 +1,8 @@
 """The authorization-code flow: start it for an end user, finish it at the callback.
 
 The views are thin wrappers around :func:`start` and :func:`complete`; anything else that
-connects an account (the admin's validation, headless connect links) goes through them too.
+starts an authorization (the admin's validation, headless connect links) goes through them
+too. :func:`complete` ends at the token; :func:`store_credential` makes it a connection.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -23,7 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
-from . import connection_params, protocol, validation
+from . import connection_params, protocol
 from .conf import app_settings
 from .models import AuthorizationRequest, Connector, Credential, CredentialEvent
 from .redaction import scrub
@@ -44,7 +45,9 @@ class AuthorizationFailed(Exception):
     ``pending`` is the authorization request, once the callback is known to belong to it.
     ``retry`` says whether starting again may work (the attempt ran out, was finished, ran in
     another browser, was refused by the person, or met a passing failure), unlike a forged or
-    broken answer or the operator's problem; the failure page offers "Try again" then."""
+    broken answer or the operator's problem; the failure page offers "Try again" then.
+    ``at_exchange``: the callback was genuine and the provider's answer (its error, or the
+    code exchange) was the failure."""
 
     def __init__(
         self,
@@ -54,6 +57,7 @@ class AuthorizationFailed(Exception):
         connector: Connector | None = None,
         pending: AuthorizationRequest | None = None,
         retry: bool = False,
+        at_exchange: bool = False,
     ) -> None:
         super().__init__(message)
         self.reason = reason
@@ -61,6 +65,7 @@ class AuthorizationFailed(Exception):
         self.connector = connector
         self.pending = pending
         self.retry = retry
+        self.at_exchange = at_exchange
 
 
 class TooManyPending(Exception):
@@ -69,12 +74,19 @@ class TooManyPending(Exception):
 
 
 @dataclass(frozen=True)
-class Completed:
-    """A finished authorization: a credential stored (connect), or a report (validate)."""
+class Redeemed:
+    """An authorization whose code was exchanged for ``token``. What becomes of the token is
+    the caller's to decide: :func:`store_credential` for an end user's connection, the
+    admin's validation for a Validate credential (``pending.purpose`` says which).
+    ``metadata``: what the connector's metadata fields and callback parameters found."""
 
     pending: AuthorizationRequest
-    credential: Credential | None = None
-    created: bool = False
+    token: protocol.TokenResponse = field(repr=False)
+    metadata: dict[str, Any]
+
+    @property
+    def requested_scopes(self) -> list[str]:
+        return protocol.parse_scopes(self.pending.scope)
 
 
 def browser_binding(session: SessionBase, *, create: bool) -> str | None:
@@ -208,13 +220,14 @@ def start(
 
 
 @sensitive_variables()
-def complete(params: QueryDict, session: SessionBase) -> Completed:
-    """Finish an authorization from the callback's query parameters.
+def complete(params: QueryDict, session: SessionBase) -> Redeemed:
+    """Finish an authorization from the callback's query parameters, up to the token.
 
     Checks, in this order: state present → known → unexpired → not used → same browser
     session; then consumes it with one conditional UPDATE (of two simultaneous callbacks
-    only one wins); then the provider's error, if any; then exchanges the code and stores
-    the credential. Any failure raises :class:`AuthorizationFailed` with nothing stored.
+    only one wins); then the provider's error, if any; then exchanges the code. Any failure
+    raises :class:`AuthorizationFailed`. Nothing is stored but the state's use: the caller
+    decides what the token is for (see :class:`Redeemed`).
     """
     values = _single_values(params)
     state = values.get("state")
@@ -266,27 +279,28 @@ def complete(params: QueryDict, session: SessionBase) -> Completed:
         token = _redeem(values, pending)
     except AuthorizationFailed as failure:
         failure.pending = pending
-        if pending.purpose == AuthorizationRequest.Purpose.VALIDATE:
-            validation.record_failure(connector, failure.message)
+        failure.at_exchange = True
         raise
-    requested = protocol.parse_scopes(pending.scope)
     metadata = {
         **connection_params.token_metadata(connector.metadata_fields, token.extra,
                                            secrets=(token.access_token, token.refresh_token)),
         **connection_params.callback_metadata(connector.callback_params, params),
     }
-    if pending.purpose == AuthorizationRequest.Purpose.VALIDATE:
-        validation.record_round_trip(connector, token, requested,
-                                     config=pending.connection_config, metadata=metadata)
-        logger.info("Authorization %s validated connector %s.", pending.pk, connector.slug)
-        return Completed(pending)
-    credential, created = _store_credential(pending, token, metadata)
+    return Redeemed(pending, token, metadata)
+
+
+def store_credential(redeemed: Redeemed) -> tuple[Credential, bool]:
+    """The end user's connection: create their credential for the connector, or reconnect
+    the existing one (see :func:`_store_credential`); ``credential_connected`` is sent.
+    Returns the credential and whether it is new."""
+    pending = redeemed.pending
+    credential, created = _store_credential(pending, redeemed.token, redeemed.metadata)
     logger.info(
         "Authorization %s for connector %s stored credential %s.",
-        pending.pk, connector.slug, credential.pk,
+        pending.pk, pending.connector.slug, credential.pk,
     )
     send(credential_connected, credential, created=created)
-    return Completed(pending, credential, created)
+    return credential, created
 
 
 #: Code exchange failures that a new attempt may well not meet: a code that expired or was

@@ -240,6 +240,8 @@ def record_round_trip(
         validation_error=error,
         validation_report={**(connector.validation_report or {}), **report},
     )
+    logger.info("Validate credential of connector %s: %s.", connector.slug,
+                "the test request failed" if error else "validated")
     return report
 
 

@@ -19,7 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import auth_types, authorization, connection_params, headless, protocol
+from . import auth_types, authorization, connection_params, headless, protocol, validation
 from .models import AuthorizationRequest, Connector, Credential, callback_url
 from .refresh import Result
 from .responses import (
@@ -195,8 +195,10 @@ def callback(request: HttpRequest) -> HttpResponse:
     params = request.GET
     hide_callback_parameters(request)
     try:
-        completed = authorization.complete(params, request.session)
+        redeemed = authorization.complete(params, request.session)
     except authorization.AuthorizationFailed as exc:
+        if exc.at_exchange and exc.pending.purpose == AuthorizationRequest.Purpose.VALIDATE:
+            validation.record_failure(exc.pending.connector, exc.message)
         pending = exc.pending  # (None unless this browser started it)
         ways: dict[str, Any] = {"retry": exc.retry}
         if pending is not None:
@@ -208,21 +210,28 @@ def callback(request: HttpRequest) -> HttpResponse:
                     "status": "error", "reason": exc.reason, "message": exc.message,
                 }, status=400, **ways)
         return failure_page(request, exc.reason, exc.message, exc.connector, **ways)
-    pending = completed.pending
+    pending = redeemed.pending
+    credential = None
+    if pending.purpose == AuthorizationRequest.Purpose.VALIDATE:
+        # The admin's Validate credential: a report on the token, which is not kept.
+        validation.record_round_trip(pending.connector, redeemed.token,
+                                     redeemed.requested_scopes,
+                                     config=pending.connection_config, metadata=redeemed.metadata)
+    else:
+        credential, created = authorization.store_credential(redeemed)
     if pending.popup:
         result: dict[str, Any] = {"status": "validated"}
-        if completed.credential is not None:
-            result = {"status": "connected", "credential": completed.credential.pk,
-                      "created": completed.created}
+        if credential is not None:
+            result = {"status": "connected", "credential": credential.pk, "created": created}
         return popup_result(request, pending.connector.slug, pending.flow_id, result,
                             next_url=pending.next_url)
-    if completed.credential is not None:
+    if credential is not None:
         # What the default landing page may show to this browser session, and no other.
         request.session[CONNECTED_SESSION_KEY] = {
             **request.session.get(CONNECTED_SESSION_KEY, {}),
-            pending.connector.slug: completed.credential.pk,
+            pending.connector.slug: credential.pk,
         }
-        if pending.next_url and completed.credential.user_id is not None:
+        if pending.next_url and credential.user_id is not None:
             # Back on the page it started from (popups blocked), which says so if it shows
             # messages, as the Connections page does. (Not for a headless end user: the
             # session may be the host's.)
