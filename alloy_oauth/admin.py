@@ -29,9 +29,10 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
-from .admin_setup import ConnectorSetup
-from . import admin_actions, admin_validation, protocol, refresh, validation
+from . import admin_actions, admin_validation, entered_secrets, protocol, refresh, validation
 from .admin_actions import when
+from .admin_credentials import CredentialAddMixin
+from .admin_setup import ConnectorSetup
 from .conf import app_settings
 from .fields import is_undecryptable
 from .forms import BoundedJSONField, ConnectorForm, WebhookEndpointForm
@@ -160,9 +161,14 @@ class ConnectorAdmin(ConnectorSetup, SensitiveFormViews, SecretsHiddenFromViewer
     readonly_fields = ["validated_at", "validation_error", "validation_report_display"]
     actions = ["validate_preflight"]
     fieldsets = [
-        (gettext_lazy("Connector"), {"fields": ["name", "slug", "is_active", "logo_url"]}),
+        (gettext_lazy("Connector"), {"fields": ["name", "slug", "is_active", "logo_url",
+                                              "auth_type"]}),
         (gettext_lazy("OAuth 2.0"), {"fields": [
             "callback_url", "auth_url", "token_url", "client_id", "client_secret", "scope",
+        ]}),
+        (gettext_lazy("API requests"), {"fields": [
+            "api_base_url", "test_request_path", "test_request_statuses", "token_placement",
+            "token_header", "token_template", "token_query_param",
         ]}),
         (gettext_lazy("Refresh configuration"), {"fields": [
             "refresh_url", "refresh_params", "refresh_lead_time", "default_expires_in",
@@ -174,8 +180,7 @@ class ConnectorAdmin(ConnectorSetup, SensitiveFormViews, SecretsHiddenFromViewer
         ]}),
         (gettext_lazy("Advanced"), {"classes": ["collapse"], "fields": [
             "client_auth_method", "use_pkce", "scope_separator", "authorization_params",
-            "token_params", "revocation_url", "issuer", "require_issuer", "api_base_url",
-            "test_request_path",
+            "token_params", "revocation_url", "issuer", "require_issuer",
         ]}),
         (gettext_lazy("Validation"), {"fields": [
             "validated_at", "validation_error", "validation_report_display",
@@ -266,6 +271,9 @@ class ConnectorAdmin(ConnectorSetup, SensitiveFormViews, SecretsHiddenFromViewer
                 self.message_user(request, _("%(connector)s failed the checks: %(problems)s") % {
                     "connector": connector, "problems": " ".join(
                         f"{check.name}: {check.message}" for check in failed)}, messages.ERROR)
+            elif connector.auth_type != Connector.AuthType.OAUTH2:  # no round trip to make
+                self.message_user(request, _("%(connector)s: the checks passed.") % {
+                    "connector": connector}, messages.SUCCESS)
             else:
                 self.message_user(request, _(
                     "%(connector)s: the pre-flight checks passed. To finish, open it and press "
@@ -310,7 +318,7 @@ def _json_table(values: Any) -> str:
 
 
 @admin.register(Credential)
-class CredentialAdmin(ChangedByActionsOnly, SecretsHiddenFromViewers):
+class CredentialAdmin(CredentialAddMixin, ChangedByActionsOnly, SecretsHiddenFromViewers):
     list_display = [
         "owner", "connector", "account", "status_display", "expires_in", "last_refreshed",
         "failures", "last_error_short",
@@ -436,7 +444,7 @@ class CredentialAdmin(ChangedByActionsOnly, SecretsHiddenFromViewers):
         queryset = super().get_queryset(request)
         if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
             # The list shows no token: do not decrypt any.
-            queryset = queryset.defer("access_token", "refresh_token", "token_response")
+            queryset = queryset.defer(*Credential.SECRET_FIELDS, "token_response")
         return queryset
 
     @admin.display(description=gettext_lazy("tokens"))
@@ -448,6 +456,11 @@ class CredentialAdmin(ChangedByActionsOnly, SecretsHiddenFromViewers):
         return self._tokens(obj, tail=False)
 
     def _tokens(self, obj: Credential, *, tail: bool) -> str:
+        entered = entered_secrets.FIELDS.get(obj.connector.auth_type, ("access_token",))
+        if entered != ("access_token",):  # an API key, a user name and password
+            return format_html_join("; ", "{}: {}", [
+                (Credential._meta.get_field(name).verbose_name,
+                 secret_state(getattr(obj, name), tail=tail)) for name in entered])
         return format_html(_("access token: {}; refresh token: {}"),
                            secret_state(obj.access_token, tail=tail),
                            secret_state(obj.refresh_token, tail=tail))

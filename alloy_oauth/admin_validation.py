@@ -30,7 +30,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
-from . import authorization, connection_params, protocol, validation
+from . import auth_types, authorization, connection_params, protocol, validation
 from .models import AuthorizationRequest, Connector, callback_url
 from .responses import FLOW_ID
 
@@ -141,13 +141,20 @@ def validate(model_admin: ModelAdmin, request: HttpRequest, pk: int | None) -> J
     if not all(check.ok for check in checks):
         return _checks_json(checks)
     flow = request.POST.get(FLOW_FIELD, "")
+    flow = flow if FLOW_ID.fullmatch(flow) else ""
+    if draft.auth_type != auth_types.OAUTH2:
+        # No round trip in a popup: the pre-flight was the whole validation (for client
+        # credentials, a token and the test request; an entered secret is checked when entered).
+        validation.remember(request.session, flow, draft, error="",
+                            report=draft.validation_report or {})
+        return _checks_json(checks)
     back = (reverse("admin:alloy_oauth_connector_change", args=[pk]) if pk is not None
             else reverse("admin:alloy_oauth_connector_add"))
     try:
         authorize_url = authorization.start(
             draft, session=request.session, redirect_uri=callback_url(request),
             user=request.user, purpose=AuthorizationRequest.Purpose.VALIDATE, popup=True,
-            flow_id=flow if FLOW_ID.fullmatch(flow) else "", next_url=back,
+            flow_id=flow, next_url=back,
             connection_config=draft.connection_values(config)[0],
             draft=validation.draft_values(draft),
         )

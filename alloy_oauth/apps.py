@@ -10,8 +10,13 @@ class AlloyOAuthConfig(AppConfig):
     def ready(self) -> None:
         from django.core.signals import setting_changed
 
-        from . import checks, credential_methods, keys, tasks
+        import logging
+
+        from . import auth_types, checks, credential_methods, keys, tasks
         from .webhooks import events
+
+        for name in auth_types.URL_LOGGERS:  # keys sent as query parameters stay out of logs
+            logging.getLogger(name).addFilter(auth_types.QUERY_SECRET_FILTER)
 
         checks.register()
         events.connect_receivers(enqueue=tasks.enqueue_webhook_delivery)

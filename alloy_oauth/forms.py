@@ -18,7 +18,7 @@ from django.forms.fields import InvalidJSONInput, JSONString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import connection_params, protocol
+from . import connection_params, connector_auth, protocol
 from .validation import OAUTH_FIELDS
 from .fields import is_undecryptable
 from .models import Connector, WebhookEndpoint
@@ -206,6 +206,7 @@ class ConnectorForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        connector_auth.prepare(self)
         # The stored secret never enters the form, so it can never be rendered back.
         self.initial.pop("client_secret", None)
         self.fields["callback_url"].initial = self.callback_url_value or self.instance.callback_url
@@ -261,6 +262,7 @@ class ConnectorForm(forms.ModelForm):
                 "again. The saved secret is only ever sent to the addresses it was saved "
                 "with."))
         self._clean_connection_params(cleaned)
+        connector_auth.clean(self, cleaned)
         for name in Connector.URL_FIELDS:
             url = cleaned.get(name)
             problem = url and protocol.insecure_url_problem(

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import connection_params, protocol, querysets
+from . import auth_types, connection_params, protocol, querysets
 from .conf import app_settings
 from .fields import (EncryptedJSONField, EncryptedTextField, TemplatedURLField, is_undecryptable,
                      validate_logo_url)
@@ -81,6 +81,18 @@ class Connector(models.Model):
     #: view): active, and validated since their last OAuth change (docs/admin.md).
     LIVE = Q(is_active=True, validated_at__isnull=False)
 
+    class AuthType(models.TextChoices):
+        OAUTH2 = auth_types.OAUTH2, _("OAuth 2.0 (end users authorize)")
+        CLIENT_CREDENTIALS = auth_types.CLIENT_CREDENTIALS, _(
+            "OAuth 2.0 client credentials (no end user)")
+        API_KEY = auth_types.API_KEY, _("API key")
+        BASIC = auth_types.BASIC, _("Basic (user name and password)")
+        BEARER = auth_types.BEARER, _("Bearer token")
+
+    class TokenPlacement(models.TextChoices):
+        HEADER = auth_types.HEADER, _("Header")
+        QUERY = auth_types.QUERY, _("Query parameter")
+
     #: The fields that hold URLs of the provider.
     URL_FIELDS = ("auth_url", "token_url", "refresh_url", "revocation_url", "api_base_url")
 
@@ -92,6 +104,14 @@ class Connector(models.Model):
                     "is offered once it has passed “Validate credential” (see “Live” in the "
                     "list)."),
     )
+    auth_type = models.CharField(
+        _("authentication type"), max_length=32, choices=AuthType.choices,
+        default=AuthType.OAUTH2,
+        help_text=_("How requests to the API are authenticated. OAuth 2.0: each end user "
+                    "authorizes in a popup. Client credentials: the app itself gets tokens, no "
+                    "end user. API key, Basic, Bearer: a secret entered by the operator or by "
+                    "the end user in the connect popup."),
+    )
     logo_url = models.CharField(
         _("logo"), max_length=500, blank=True, validators=[validate_logo_url],
         help_text=_("Shown to end users on the Connections page and the connect button: the "
@@ -100,16 +120,16 @@ class Connector(models.Model):
     )
 
     auth_url = TemplatedURLField(
-        _("auth URL"), max_length=500,
+        _("auth URL"), max_length=500, blank=True,
         help_text=_("The provider's authorization endpoint, where end users grant access. "
                     "Like the other URLs, it may name connection parameters: "
                     "https://{shop}.myshopify.com/admin/oauth/authorize."),
     )
     token_url = TemplatedURLField(
-        _("access token URL"), max_length=500,
+        _("access token URL"), max_length=500, blank=True,
         help_text=_("The provider's token endpoint, where codes are exchanged for tokens."),
     )
-    client_id = models.CharField(_("client ID"), max_length=255)
+    client_id = models.CharField(_("client ID"), max_length=255, blank=True)
     client_secret = EncryptedTextField(_("client secret"), blank=True)
     scope = models.TextField(
         _("scope"), blank=True, help_text=_("Scopes to request, separated by spaces or commas."),
@@ -174,7 +194,36 @@ class Connector(models.Model):
     )
     test_request_path = models.CharField(
         _("test request path"), max_length=500, blank=True,
-        help_text=_("A GET request made with a new token when validating, e.g. /user."),
+        help_text=_("A GET request made with a new token when validating, e.g. /user; "
+                    "for API keys, Basic and Bearer tokens, the check made before one is "
+                    "stored."),
+    )
+    test_request_statuses = models.CharField(
+        _("statuses of a valid test request"), max_length=100, blank=True,
+        help_text=_("HTTP statuses of the test request that mean the secret is valid, "
+                    "separated by commas: 200, 204. Blank: any status below 400."),
+    )
+    token_placement = models.CharField(
+        _("token placement"), max_length=10, choices=TokenPlacement.choices,
+        default=TokenPlacement.HEADER,
+        help_text=_("Where each API request carries the token or key: a header, or a query "
+                    "parameter (only ever sent to the API base URL's host)."),
+    )
+    token_header = models.CharField(
+        _("header name"), max_length=100, default=auth_types.DEFAULT_HEADER, blank=True,
+        help_text=_("The header that carries it: Authorization, X-Shopify-Access-Token, "
+                    "X-Api-Key."),
+    )
+    token_template = models.CharField(
+        _("header value"), max_length=200, default=auth_types.DEFAULT_TEMPLATE, blank=True,
+        help_text=_("The header's value: {token_type} {token} (e.g. “Bearer abc…”; "
+                    "“Basic …” for Basic), {token} alone, Token token={api_key}. An API key is "
+                    "{api_key}; Basic has {username} and {password}."),
+    )
+    token_query_param = models.CharField(
+        _("query parameter"), max_length=100, blank=True,
+        help_text=_("With a query placement: the parameter that carries the token or key, "
+                    "e.g. api_key."),
     )
 
     connection_params = models.JSONField(
@@ -252,6 +301,11 @@ class Connector(models.Model):
         """Offered to end users (see :attr:`LIVE`): active, and validated since its last
         OAuth change (saving a change to an OAuth field clears ``validated_at``)."""
         return self.is_active and self.validated_at is not None
+
+    def placement(self) -> auth_types.Placement:
+        """Where this connector's API requests carry the token or key."""
+        return auth_types.Placement(self.auth_type, self.token_placement, self.token_header,
+                                    self.token_template, self.token_query_param)
 
     def api_url(self, path: str, base: str | None = None) -> str:
         """``path`` under ``base`` (default: ``api_base_url``), keeping the base's own path."""
@@ -411,8 +465,13 @@ class Credential(models.Model):
         db_persist=True,
     )
 
-    access_token = EncryptedTextField(_("access token"))
+    access_token = EncryptedTextField(_("access token"), blank=True, default="")
     refresh_token = EncryptedTextField(_("refresh token"), blank=True, default="")
+    #: An API key, a user name and password (connectors of those types; a Bearer token is
+    #: the access token).
+    api_key = EncryptedTextField(_("API key"), blank=True, default="")
+    username = EncryptedTextField(_("user name"), blank=True, default="")
+    password = EncryptedTextField(_("password"), blank=True, default="")
     token_type = models.CharField(_("token type"), max_length=40, default="Bearer")
     scope = models.TextField(_("granted scope"), blank=True)
     requested_scope = models.TextField(_("requested scope"), blank=True)
@@ -458,6 +517,9 @@ class Credential(models.Model):
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     objects = CredentialQuerySet.as_manager()
+
+    #: The encrypted fields an API request or a refresh may use.
+    SECRET_FIELDS = ("access_token", "refresh_token", "api_key", "username", "password")
 
     class Meta:
         verbose_name = _("credential")
@@ -518,7 +580,16 @@ class Credential(models.Model):
     @property
     def undecryptable(self) -> bool:
         """Whether a token of this credential cannot be decrypted with ``FERNET_KEYS``."""
-        return is_undecryptable(self.access_token) or is_undecryptable(self.refresh_token)
+        return any(is_undecryptable(getattr(self, name)) for name in self.SECRET_FIELDS)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if (self._state.adding and not self.access_token and self.next_refresh_at is None
+                and self.connector.auth_type == auth_types.CLIENT_CREDENTIALS):
+            # No token yet (client credentials: created by the operator or host code): due
+            # now, and expired, so the sweep and get_access_token() fetch one.
+            self.expires_at = self.next_refresh_at = timezone.now()
+            self.requested_scope = self.requested_scope or " ".join(self.connector.scopes)
+        super().save(*args, **kwargs)
 
     @property
     def scopes_missing(self) -> list[str]:

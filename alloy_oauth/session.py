@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from django.views.decorators.debug import sensitive_variables
+from requests.utils import DEFAULT_PORTS
 from requests_oauthlib import OAuth2Session
 
-from . import refresh
+from . import auth_types, refresh
 from .exceptions import CredentialError
 
 __all__ = ["CredentialSession"]
@@ -29,8 +31,10 @@ class CredentialSession(OAuth2Session):
     ``request()``, ``token``, ``access_token``, ``authorized``, ``register_compliance_hook``)
     whose token is the credential's, kept by the refresh engine:
 
-    - every request carries ``Authorization: <token_type> <access token>``, refreshed first
-      when it expires within ``min_valid`` seconds, through the engine's lease (never by
+    - every request carries the token (or the API key, the Basic pair, the bearer token) where
+      the connector puts it: by default ``Authorization: <token_type> <access token>``, or
+      another header from a template, or a query parameter (:mod:`alloy_oauth.auth_types`);
+      an OAuth 2.0 token is refreshed first when it expires within ``min_valid`` seconds, through the engine's lease (never by
       requests-oauthlib's ``auto_refresh_url``/``token_updater``, which would refresh in
       every process at once: providers that rotate refresh tokens revoke the grant when one is
       used twice);
@@ -52,8 +56,12 @@ class CredentialSession(OAuth2Session):
 
     Unlike ``OAuth2Session.request``, nothing here logs the token (requests-oauthlib logs it
     at DEBUG), and plain http is not refused here (the connector's URLs are checked when the
-    operator saves them). requests drops the Authorization header itself when a redirect
-    leaves the host.
+    operator saves them).
+
+    The secret only goes to the API's host: a request to another host (an absolute URL
+    elsewhere, when the connector has an API base URL) is sent without it, and a redirect to
+    another host loses the header that carries it and its query parameter, as requests
+    itself drops ``Authorization``.
     """
 
     def __init__(self, credential: Credential, *, min_valid: int = 60) -> None:
@@ -138,9 +146,13 @@ class CredentialSession(OAuth2Session):
                                             files=files, **kwargs)
         headers = dict(headers or {})
         token = self.credential.get_access_token(min_valid=self.min_valid)
+        if not self.may_carry_secret(url):
+            return requests.Session.request(self, method, url, data=data, headers=headers,
+                                            files=files, **kwargs)
         version = self.credential.version
         response = self._send(method, url, token, headers, data, files, kwargs)
-        if response.status_code != 401:
+        if (response.status_code != 401
+                or self.credential.connector.auth_type not in auth_types.OAUTH_TYPES):
             return response
         self.credential.refresh_from_db()
         if self.credential.version == version:
@@ -163,12 +175,38 @@ class CredentialSession(OAuth2Session):
     @sensitive_variables()
     def _send(self, method: str, url: str, token: str, headers: dict[str, str], data: Any,
               files: Any, kwargs: dict[str, Any]) -> requests.Response:
-        headers = {**headers, "Authorization": f"{self.credential.token_type} {token}"}
+        credential = self.credential
+        headers, params = auth_types.apply(credential.connector.placement, auth_types.Secret(
+            token=token, token_type=credential.token_type, api_key=credential.api_key,
+            username=credential.username, password=credential.password), headers)
+        if params:
+            url = _with_query(url, params)
         # requests-oauthlib's hooks for providers that bend the standard, as it runs them.
         for hook in self.compliance_hook["protected_request"]:
             url, headers, data = hook(url, headers, data)
         return requests.Session.request(self, method, url, headers=headers, data=data,
                                         files=files, **kwargs)
+
+    def may_carry_secret(self, url: str) -> bool:
+        """Whether a request to ``url`` may carry the secret: when the connector has an API
+        base URL, only a request to its host (this account's, its parameters filled in)."""
+        if not self.base_url:
+            return True
+        return _origin(url) == _origin(self.credential.url("api_base_url"))
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest,
+                     response: requests.Response) -> None:
+        """On a redirect to another host, drop every header and query parameter that carries
+        the secret (requests only drops ``Authorization``)."""
+        original_url = response.request.url or ""
+        if self.should_strip_auth(original_url, prepared_request.url or ""):
+            header_names, param_names = auth_types.secret_names(
+                self.credential.connector.placement)
+            for name in header_names:
+                prepared_request.headers.pop(name, None)
+            if param_names:
+                prepared_request.url = _without_query(prepared_request.url or "", param_names)
+        super().rebuild_auth(prepared_request, response)
 
     def absolute_url(self, url: str) -> str:
         """``url`` as it is when absolute, else under this account's API base URL (its
@@ -177,3 +215,23 @@ class CredentialSession(OAuth2Session):
         if "://" in url or not self.base_url:
             return url
         return self.credential.api_url(url)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(scheme)
+
+
+@sensitive_variables()
+def _with_query(url: str, params: dict[str, str]) -> str:
+    """``url`` with ``params`` appended (the caller's own query left as it was written)."""
+    parts = urlsplit(url)
+    query = "&".join(filter(None, [parts.query, urlencode(params)]))
+    return urlunsplit(parts._replace(query=query))
+
+
+def _without_query(url: str, names: set[str]) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in names]
+    return urlunsplit(parts._replace(query=urlencode(query)))

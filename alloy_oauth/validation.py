@@ -1,5 +1,9 @@
 """Validate credential: does a connector's configuration work, before any end user tries it?
 
+For a client credentials connector, the pre-flight asks for a token as the engine will and
+reports on it as on a round trip: no popup. (API keys, Basic and Bearer tokens are checked
+per credential, with the connector's test request, before they are stored.)
+
 1. :func:`preflight`, without any end user: the URLs are acceptable and answer, and the token
    endpoint is asked to redeem a deliberately invalid code with the entered client
    credentials. ``invalid_grant`` then means the client ID and secret were accepted;
@@ -32,7 +36,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
-from . import connection_params, protocol
+from . import api_check, auth_types, connection_params, protocol
 from .conf import app_settings
 from .models import Connector
 from .signals import send_validation_failed
@@ -46,14 +50,15 @@ INVALID_CODE = "alloy-oauth-validation-deliberately-invalid-code"
 #: The connector's fields that decide whether end users can connect: saving a change to one
 #: clears ``validated_at`` (the connector is no longer live until validated again).
 OAUTH_FIELDS = (
-    "auth_url", "token_url", "client_id", "client_secret", "scope", "refresh_url",
+    "auth_type", "auth_url", "token_url", "client_id", "client_secret", "scope", "refresh_url",
     "refresh_params", "client_auth_method", "use_pkce", "scope_separator",
     "authorization_params", "token_params", "issuer", "require_issuer", "connection_params",
 )
 #: What a validation's outcome is about: the OAuth fields, and what else its round trip uses
 #: (revocation, the test request, the metadata it reports).
 VALIDATED_FIELDS = (*OAUTH_FIELDS, "revocation_url", "api_base_url", "test_request_path",
-                    "metadata_fields", "callback_params")
+                    "test_request_statuses", "metadata_fields", "callback_params",
+                    "token_placement", "token_header", "token_template", "token_query_param")
 #: Where the round trips' outcomes wait in the operator's session, by popup flow id.
 SESSION_KEY = "alloy_oauth_validations"
 #: How many outcomes the session keeps (the newest).
@@ -124,20 +129,52 @@ def preflight(connector: Connector, *, redirect_uri: str,
     checks = _parameter_checks(connector, config)
     if all(check.ok for check in checks):
         checks += _url_checks(connector, config)
+    token = None
     if all(check.ok for check in checks):
-        checks.append(_auth_endpoint_answers(connector, config))
-        checks.append(_client_credentials_accepted(connector, redirect_uri, config))
+        if connector.auth_type == auth_types.CLIENT_CREDENTIALS:
+            token_check, token = _client_credentials_token(connector, config)
+            checks.append(token_check)
+        elif connector.auth_type == auth_types.OAUTH2:
+            checks.append(_auth_endpoint_answers(connector, config))
+            checks.append(_client_credentials_accepted(connector, redirect_uri, config))
     failed = [check for check in checks if not check.ok]
     report = {"preflight": [asdict(check) for check in checks],
               "checked_at": timezone.now().isoformat(timespec="seconds")}
     if config:
         report["connection_config"] = config
-    # Passing keeps an earlier validation: the round trip is still to come.
     message = " ".join(check.message for check in failed)
-    _record(connector, message, validation_error=message, validation_report=report,
-            **({"validated_at": None} if failed else {}))
+    if failed:
+        outcome: dict[str, Any] = {"validated_at": None}
+    elif connector.auth_type in auth_types.ENTERED_TYPES:
+        # API key, Basic, Bearer: no round trip to come (each secret is checked when entered).
+        outcome = {"validated_at": timezone.now()}
+    else:
+        outcome = {}  # passing keeps an earlier validation: the round trip is still to come
+    _record(connector, message, validation_error=message, validation_report=report, **outcome)
     connector.validation_report = report  # (the round trip's report adds to it)
+    if token is not None:
+        # Client credentials: the token is the round trip, without any popup.
+        round_trip = record_round_trip(connector, token, connector.scopes, config=config)
+        if round_trip.get("error"):
+            checks.append(Check(_("Test request"), False, round_trip["error"]))
     return checks
+
+
+@sensitive_variables()
+def _client_credentials_token(connector: Connector, config: dict[str, str]
+                              ) -> tuple[Check, protocol.TokenResponse | None]:
+    """Ask for a client credentials token (RFC 6749 §4.4), as the engine will."""
+    label = _("Client credentials token")
+    try:
+        token = protocol.client_credentials_token(
+            connector.oauth_client(connector.url("token_url", config)),
+            scopes=connector.scopes, scope_separator=connector.scope_separator,
+            extra_params=connector.token_params)
+    except protocol.OAuthError as exc:
+        return Check(label, False, _("The token endpoint issued no token: %(error)s") % {
+            "error": exc}), None
+    return Check(label, True, _("The token endpoint issued a %(type)s token.") % {
+        "type": token.token_type}), token
 
 
 def _parameter_checks(connector: Connector, config: dict[str, str]) -> list[Check]:
@@ -273,7 +310,7 @@ def record_round_trip(
         report["test_request"], error = _test_request(connector, token, config or {}, metadata)
     report["revoked"], report["revocation"] = _revoke(connector, token, config or {})
     warnings = []
-    if not token.refresh_token and token.expires_in:
+    if not token.refresh_token and token.expires_in and connector.auth_type == auth_types.OAUTH2:
         warnings.append(_("The provider sent no refresh token: credentials will need "
                           "reconnecting when their access token expires."))
     if report["revoked"] is False:
@@ -283,8 +320,8 @@ def record_round_trip(
     report = {**(connector.validation_report or {}), **report}
     if error:
         report["error"] = error
-    _record(connector, validated_at=None if error else timezone.now(), validation_error=error,
-            validation_report=report)
+    _record(connector, error, validated_at=None if error else timezone.now(),
+            validation_error=error, validation_report=report)
     logger.info("Validate credential of connector %s: %s.", connector.slug or "(new)",
                 "the test request failed" if error else "validated")
     return report
@@ -302,34 +339,12 @@ def record_failure(connector: Connector, message: str) -> dict[str, Any]:
 @sensitive_variables()
 def _test_request(connector: Connector, token: protocol.TokenResponse, config: dict[str, str],
                   metadata: dict[str, Any]) -> tuple[dict, str]:
-    """GET the test request path with the new token, through the same transport as the
-    token requests (https rule, no redirects, one deadline); only the status is read. Its
-    URL is under the round trip's own API base URL (connection parameters and metadata)."""
-    try:
-        base = connector.url("api_base_url", config, metadata)
-    except connection_params.ParameterError as exc:
-        return {"url": connector.api_base_url, "error": exc.message}, _(
-            "The test request's URL cannot be built: %(error)s") % {"error": exc.message}
-    url = connector.api_url(connector.test_request_path, base=base)
-    problem = protocol.insecure_url_problem(url, allow_http=settings.DEBUG)
-    if problem:
-        return {"url": url, "error": problem}, _("The test request URL %(problem)s.") % {
-            "problem": problem}
-    try:
-        answer = protocol.send_request(
-            "GET", url, headers={"Authorization": f"{token.token_type} {token.access_token}",
-                                 "Accept": "application/json"},
-            timeout=app_settings.HTTP_TIMEOUT, allow_http=settings.DEBUG, what="test request",
-            read_body=False,
-        )
-    except protocol.OAuthError as exc:
-        return {"url": url, "error": str(exc)}, _(
-            "The test request GET %(url)s failed: %(error)s") % {"url": url, "error": exc}
-    if answer.status < 400:
-        return {"url": url, "status": answer.status}, ""
-    return {"url": url, "status": answer.status}, _(
-        "The test request GET %(url)s answered HTTP %(status)s.") % {
-        "url": url, "status": answer.status}
+    """GET the test request path with the new token placed as the connector says (see
+    :mod:`alloy_oauth.api_check`), under the round trip's own API base URL (connection
+    parameters and metadata)."""
+    result = api_check.check(connector, auth_types.Secret(
+        token=token.access_token, token_type=token.token_type), config=config, metadata=metadata)
+    return result.as_report(), result.error
 
 
 @sensitive_variables()

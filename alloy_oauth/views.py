@@ -19,7 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import authorization, connection_params, headless, protocol, validation
+from . import auth_types, authorization, connection_params, headless, protocol, validation
 from .models import AuthorizationRequest, Connector, Credential, callback_url
 from .refresh import Result
 from .responses import (
@@ -64,7 +64,13 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
             return _failure(request, "invalid_request", _(
                 "This address has a repeated or oversized parameter."), slug, popup, flow,
                 headless=bool(link))
-    connector = get_object_or_404(Connector, Connector.LIVE, slug=slug)
+    connector = get_object_or_404(Connector, Connector.LIVE, slug=slug,
+                                  auth_type__in=auth_types.END_USER_TYPES)
+    if connector.auth_type in auth_types.ENTERED_TYPES:
+        # No provider page: the end user enters the secret on our own (key_entry). 307
+        # keeps the method and the query.
+        return HttpResponseRedirect(reverse("alloy_oauth:enter_secret", args=[slug]) + (
+            "?" + request.GET.urlencode() if request.GET else ""), preserve_request=True)
     owner: dict[str, Any] = {"user": request.user}
     next_url = safe_next_url(request, params.get("next"))
     fixed: dict[str, str] = {}
@@ -309,7 +315,8 @@ def _connection_rows(user: Any) -> list[dict[str, Any]]:
     rows = []
     # Live connectors, and others the user still has tokens with (to disconnect).
     for connector in Connector.objects.filter(
-        Connector.LIVE | Q(pk__in=list(credentials))
+        Connector.LIVE | Q(pk__in=list(credentials)),
+        auth_type__in=auth_types.END_USER_TYPES,
     ).order_by("name"):
         mine = credentials.get(connector.pk, [])
         if connector.allow_multiple_accounts:

@@ -112,6 +112,9 @@ OAUTH2_PROVIDER = {
     "SCOPES": {"read": "Read your profile", "write": "Change your profile"},
     "DEFAULT_SCOPES": ["read"],
 }
+#: The API key the provider's /provider/api/key/ accepts (tests of API key connectors).
+PROVIDER_API_KEY = env("PROVIDER_API_KEY", default="provider-api-key")
+
 if env("PROVIDER_ISSUER", default=""):
     # RFC 9207: the authorization response names its issuer (iss).
     OAUTH2_PROVIDER["OIDC_ISS_ENDPOINT"] = env("PROVIDER_ISSUER")

@@ -54,6 +54,11 @@ class ProviderServer:
     issuer: str = ""
     client_id: str = "alloy-oauth-test-client"
     client_secret: str = "s3cr+t/with%2F:colon"
+    #: A client of the client credentials grant (RFC 6749 §4.4) at the same provider.
+    service_client_id: str = "alloy-oauth-service-client"
+    service_client_secret: str = "serv+ice/secret%2F:x"
+    #: What the provider's /provider/api/key/ accepts.
+    api_key: str = "provider-api-key-value"
     username: str = "provider-user"
     password: str = "provider-password"
     port: int = field(default_factory=free_port)
@@ -78,6 +83,14 @@ class ProviderServer:
     @property
     def me_url(self) -> str:
         return self.base_url + "/provider/api/me/"
+
+    @property
+    def api_key_url(self) -> str:
+        return self.base_url + "/provider/api/key/"
+
+    @property
+    def basic_url(self) -> str:
+        return self.base_url + "/provider/api/basic/"
 
     @property
     def login_url(self) -> str:
@@ -120,6 +133,7 @@ class ProviderServer:
             PROVIDER_REFRESH_TOKEN_REUSE_PROTECTION=str(int(self.reuse_protection)),
             PROVIDER_REFRESH_TOKEN_GRACE_PERIOD_SECONDS=str(self.grace_period),
             PROVIDER_ISSUER=self.issuer,
+            PROVIDER_API_KEY=self.api_key,
         )
         return env
 
@@ -141,6 +155,8 @@ class ProviderServer:
             f"--client-secret={self.client_secret}",  # (name=value: a value may begin with -)
             # RFC 8252 §7.3: any port is accepted for a registered loopback IP redirect URI.
             "--redirect-uri=http://127.0.0.1/oauth/callback/",
+            f"--service-client-id={self.service_client_id}",
+            f"--service-client-secret={self.service_client_secret}",
             f"--username={self.username}",
             f"--password={self.password}",
         )

@@ -39,6 +39,9 @@ SECRETS = {
     "PKCE verifier": "pkce-verifier-LMN654",
     "webhook signing secret": "webhook-secret-value-GHJ321xyz",
     "previous webhook signing secret": "webhook-previous-secret-TUV987",
+    "API key": "api-key-value-DEF246",
+    "Basic password": "basic-password-KLM135",
+    "bearer token": "bearer-token-WXY864",
 }
 
 
@@ -53,6 +56,13 @@ def planted(connector, django_user_model):
         scope="read write", expires_at=timezone.now() + timedelta(hours=1),
     )
     CredentialEvent.objects.create(credential=credential, kind="connected", detail="Connected.")
+    for auth_type, secrets in (("api_key", {"api_key": SECRETS["API key"]}),
+                               ("basic", {"username": "basic-user",
+                                          "password": SECRETS["Basic password"]}),
+                               ("bearer", {"access_token": SECRETS["bearer token"]})):
+        entered = Connector.objects.create(name=auth_type, slug=auth_type, auth_type=auth_type,
+                                           api_base_url="https://api.example")
+        Credential.objects.create(connector=entered, user=user, **secrets)
     AuthorizationRequest.objects.create(
         connector=connector, user=user, state_hash="0" * 64,
         code_verifier=SECRETS["PKCE verifier"], redirect_uri="http://testserver/oauth/callback/",

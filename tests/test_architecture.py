@@ -17,7 +17,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "alloy_oauth"
 LAYERS: list[tuple[str, list[str]]] = [
     ("foundations: no model, no request", [
         "alloy_oauth", "alloy_oauth.conf", "alloy_oauth.redaction", "alloy_oauth.protocol*",
-        "alloy_oauth.connection_params*", "alloy_oauth.beat", "alloy_oauth.exceptions"]),
+        "alloy_oauth.connection_params*", "alloy_oauth.beat", "alloy_oauth.exceptions",
+        "alloy_oauth.auth_types"]),
     ("data", ["alloy_oauth.fields", "alloy_oauth.querysets", "alloy_oauth.models"]),
     ("data access beyond the ORM, signals, read-only summaries", [
         "alloy_oauth.sql", "alloy_oauth.signals", "alloy_oauth.health", "alloy_oauth.metrics"]),
@@ -25,12 +26,13 @@ LAYERS: list[tuple[str, list[str]]] = [
         "alloy_oauth.refresh*", "alloy_oauth.authorization", "alloy_oauth.validation",
         "alloy_oauth.headless", "alloy_oauth.keys", "alloy_oauth.session",
         "alloy_oauth.credential_methods", "alloy_oauth.webhooks*", "alloy_oauth.discovery",
-        "alloy_oauth.presets*",
+        "alloy_oauth.presets*", "alloy_oauth.api_check", "alloy_oauth.entered_secrets",
         "alloy_oauth.tickets"]),
     ("interfaces: web, admin, Celery, commands, checks", [
         "alloy_oauth.views", "alloy_oauth.responses", "alloy_oauth.urls", "alloy_oauth.admin*",
         "alloy_oauth.forms", "alloy_oauth.tasks", "alloy_oauth.templatetags*",
-        "alloy_oauth.management*", "alloy_oauth.checks"]),
+        "alloy_oauth.management*", "alloy_oauth.checks", "alloy_oauth.secret_forms",
+        "alloy_oauth.key_entry", "alloy_oauth.connector_auth"]),
     ("the app's wiring", ["alloy_oauth.apps"]),
 ]
 

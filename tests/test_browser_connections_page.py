@@ -180,7 +180,8 @@ def test_polling_stops_while_hidden_and_backs_off_on_errors(page, connections): 
 def test_logos_and_the_initial(page, connections, dot_connector, tmp_path):  # noqa: F811
     Connector.objects.filter(pk=dot_connector.pk).update(logo_url="tests/logo.svg")
     Connector.objects.create(name="Zeta", slug="zeta", auth_url="https://zeta.example/a",
-                             token_url="https://zeta.example/t", client_id="z")
+                             token_url="https://zeta.example/t", client_id="z",
+                             validated_at=timezone.now())  # (live: offered to end users)
     connections.reload()
     logos = connections.locator("tr[data-connector=demo] img.alloy-oauth-logo")
     assert logos.count() == 2  # by the name, and in the Connect button

@@ -6,6 +6,7 @@ providers through the same few functions. One module per job:
 
 - :mod:`.client`: what is sent (the authorization URL, state and PKCE, the token, refresh and
   revocation requests, client authentication);
+- :mod:`.client_credentials`: the client credentials grant (RFC 6749 §4.4);
 - :mod:`.transport`: the HTTP exchange, through which every request to a provider goes
   (which URLs may carry OAuth traffic, one total deadline per request, the body's limits,
   the pooled session, transport failures);
@@ -41,6 +42,7 @@ from .client import (
     revoke_token,
     token_request,
 )
+from .client_credentials import client_credentials_token
 from .errors import (
     CLIENT_ERRORS,
     IN_DOUBT_STATUSES,
@@ -75,7 +77,8 @@ __all__ = [
     "MAX_RETRY_AFTER", "PUBLIC_TOKEN_PARAMS", "REAUTHORIZE_ERRORS",
     "RESERVED_AUTHORIZATION_PARAMS", "RESERVED_TOKEN_PARAMS", "RETRYABLE_CLIENT_STATUSES",
     "TRANSIENT_ERRORS", "Answer", "ClientConfig", "ClientSecretBasic", "ErrorKind", "OAuthError",
-    "TokenResponse", "authorization_url", "basic_credentials", "exchange_code", "hash_state",
+    "TokenResponse", "authorization_url", "basic_credentials", "client_credentials_token",
+    "exchange_code", "hash_state",
     "insecure_url_problem", "is_loopback_host", "new_pkce_pair", "new_state", "parse_scopes",
     "parse_token_response", "pkce_challenge", "probe_url", "refresh_access_token",
     "require_secure_url", "revoke_token", "send_request", "token_request",

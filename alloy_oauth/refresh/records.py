@@ -122,7 +122,8 @@ class Record:
 def success(credential: Credential, lease: Lease, token: protocol.TokenResponse,
             now: datetime) -> Record:
     connector = credential.connector
-    values = connector.token_values(token, requested_scopes=credential.scope.split())
+    values = connector.token_values(token, requested_scopes=(
+        credential.scope or credential.requested_scope).split())
     # Merged, the refresh's values winning: fields sent only at the code exchange (Slack's
     # authed_user, an id_token) stay, and metadata the refresh does not repeat is kept.
     values["token_response"] = {**_dict(credential.token_response), **token.extra}
@@ -245,6 +246,17 @@ def without_refresh_token(credential: Credential, lease: Lease, now: datetime) -
               CredentialEvent.Kind.REAUTH_REQUIRED, message, now),
         Outcome(Result.REAUTH_REQUIRED, credential.pk, message),
         credential_reauth_required, {"reason": message})
+
+
+def not_refreshable(credential: Credential, lease: Lease, now: datetime) -> Record:
+    """A secret entered by a person (an API key, a password, a bearer token): there is
+    nothing to refresh, and nothing is scheduled."""
+    return Record(
+        credential, lease,
+        Write(credential.pk, {"lease_token": lease.token},
+              {"lease_until": None, "lease_token": "", "next_refresh_at": None}, None, "", now),
+        Outcome(Result.NOT_REFRESHABLE, credential.pk,
+                "Its secret was entered by a person: there is nothing to refresh."))
 
 
 def retry_delay(failures: int, retry_after: int | None = None) -> int:

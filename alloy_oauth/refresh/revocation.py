@@ -9,7 +9,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from .. import connection_params, protocol
+from .. import auth_types, connection_params, protocol
 from ..models import Credential, CredentialEvent
 from ..signals import credential_reauth_required, credential_revoked, send
 from . import eligibility, leases, records
@@ -38,7 +38,10 @@ def _revoke(credential_id: int) -> Outcome:
     lease, credential = leased
     connector = credential.connector
     token = credential.refresh_token or credential.access_token
-    if connector.revocation_url and token:
+    # Only a token issued by the provider's token endpoint can be revoked there (RFC 7009):
+    # an API key, a password or a pasted bearer token is only deleted here.
+    revocable = connector.auth_type in auth_types.OAUTH_TYPES and bool(token)
+    if connector.revocation_url and revocable:
         try:
             # This account's own endpoints (its connection parameters filled in).
             revocation_url = credential.url("revocation_url")
@@ -71,10 +74,11 @@ def _revoke(credential_id: int) -> Outcome:
             detail = "Revoked at the provider; tokens deleted."
     else:
         detail = ("Tokens deleted. The connector has no revocation URL, so the grant may still "
-                  "be valid at the provider." if token else "Tokens deleted.")
+                  "be valid at the provider." if revocable else "Secrets deleted.")
     now = timezone.now()
     values = dict(
         status=Credential.Status.REVOKED, access_token="", refresh_token="", token_response={},
+        api_key="", username="", password="",
         expires_at=None, next_refresh_at=None, lease_until=None, lease_token="",
         failure_count=0, last_error="", version=credential.version + 1, updated_at=now,
     )

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from .. import connection_params, metrics, protocol
+from .. import auth_types, connection_params, metrics, protocol
 from ..conf import app_settings
 from ..fields import is_undecryptable
 from ..models import Credential
@@ -113,14 +113,22 @@ def acquire_or_explain(
 
 
 def without_request(credential: Credential, lease: Lease) -> records.Record | None:
-    """The outcome when no request can be sent: a secret that cannot be decrypted, or no
-    refresh token at all. ``None`` when the request can go."""
+    """The outcome when no request can be sent: a secret that cannot be decrypted, a secret
+    entered by a person (an API key: nothing to refresh), or no refresh token at all (a
+    client-credentials token needs none). ``None`` when the request can go."""
     if credential.undecryptable or is_undecryptable(credential.connector.client_secret):
         return records.failure(credential, lease, protocol.OAuthError(
             protocol.ErrorKind.CONFIGURATION, UNDECRYPTABLE_MESSAGE), timezone.now())
-    if not credential.refresh_token:
+    if credential.connector.auth_type in auth_types.ENTERED_TYPES:
+        return records.not_refreshable(credential, lease, timezone.now())
+    if not credential.refresh_token and not _client_credentials(credential):
         return records.without_refresh_token(credential, lease, timezone.now())
     return None
+
+
+def _client_credentials(credential: Credential) -> bool:
+    """A token of the client itself (RFC 6749 §4.4): "refreshed" by asking for a new one."""
+    return credential.connector.auth_type == auth_types.CLIENT_CREDENTIALS
 
 
 @metrics.timed_request
@@ -136,11 +144,17 @@ def request(credential: Credential, lease: Lease) -> records.Record:
         return records.failure(credential, lease, protocol.OAuthError(
             protocol.ErrorKind.CONFIGURATION, exc.message), timezone.now())
     try:
-        token = protocol.refresh_access_token(
-            connector.oauth_client(token_url),
-            refresh_token=credential.refresh_token,
-            extra_params=connector.refresh_params,
-        )
+        if _client_credentials(credential):
+            token = protocol.client_credentials_token(
+                connector.oauth_client(token_url), scopes=connector.scopes,
+                scope_separator=connector.scope_separator,
+                extra_params=connector.token_params)
+        else:
+            token = protocol.refresh_access_token(
+                connector.oauth_client(token_url),
+                refresh_token=credential.refresh_token,
+                extra_params=connector.refresh_params,
+            )
     except protocol.OAuthError as error:
         return records.failure(credential, lease, error, timezone.now())
     except Exception as exc:

@@ -28,7 +28,7 @@ from django.utils.html import format_html
 from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext as _
 
-from .. import authorization, connection_params
+from .. import auth_types, authorization, connection_params
 from ..models import Connector
 
 register = template.Library()
@@ -57,10 +57,11 @@ def alloy_oauth_connect_button(
     allows several accounts per end user."""
     found = connector if isinstance(connector, Connector) else (
         Connector.objects.filter(slug=connector).first())
-    if found is None or not found.is_live:
-        logger.warning("alloy_oauth_connect_button: no live connector %r (unknown, inactive or "
-                       "not validated); nothing rendered.",
-                       str(connector))
+    if found is None or not found.is_live or (
+            found.auth_type not in auth_types.END_USER_TYPES):  # (client credentials)
+        logger.warning("alloy_oauth_connect_button: no live connector %r that end users connect "
+                       "(unknown, inactive, not validated, or client credentials); nothing "
+                       "rendered.", str(connector))
         return {"slug": ""}
     query: dict[str, Any] = {"next": next} if next else {}
     query.update({str(name): str(value) for name, value in (params or {}).items()

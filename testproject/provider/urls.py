@@ -11,6 +11,8 @@ urlpatterns = [
          name="provider-authorize"),
     path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
     path("api/me/", views.MeView.as_view(), name="provider-me"),
+    path("api/key/", views.ApiKeyView.as_view(), name="provider-api-key"),
+    path("api/basic/", views.BasicView.as_view(), name="provider-basic"),
     # The same server per tenant (see views.TENANTS): the account is in the URL.
     path("t/<slug:tenant>/o/authorize/", views.TenantAuthorizationView.as_view(),
          name="provider-tenant-authorize"),

@@ -1,8 +1,12 @@
+import base64
 import hashlib
+import hmac
 import json
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from django.conf import settings
+from django.contrib.auth import authenticate
 from django.http import Http404, HttpRequest, JsonResponse
 from django.utils.decorators import method_decorator
 from django.views import View
@@ -25,7 +29,38 @@ class MeView(View):
             response = JsonResponse({"error": "invalid_token"}, status=401)
             response["WWW-Authenticate"] = 'Bearer error="invalid_token"'
             return response
+        if oauth_request.user is None:  # a client credentials token: the client itself
+            return JsonResponse({"client_id": oauth_request.client.client_id})
         return JsonResponse({"username": oauth_request.user.get_username()})
+
+
+class ApiKeyView(View):
+    """A protected API endpoint for API keys: the ``PROVIDER_API_KEY`` setting in the
+    ``X-Api-Key`` header or the ``api_key`` query parameter; 401 otherwise."""
+
+    def get(self, request: HttpRequest) -> JsonResponse:
+        given = request.headers.get("X-Api-Key") or request.GET.get("api_key", "")
+        if not given or not hmac.compare_digest(given, settings.PROVIDER_API_KEY):
+            return JsonResponse({"error": "invalid_api_key"}, status=401)
+        return JsonResponse({"key": "valid"})
+
+
+class BasicView(View):
+    """A protected API endpoint for HTTP Basic: the provider's users and passwords."""
+
+    def get(self, request: HttpRequest) -> JsonResponse:
+        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+        try:
+            username, _, password = base64.b64decode(encoded).decode().partition(":")
+        except ValueError:
+            username = password = ""
+        user = (authenticate(request, username=username, password=password)
+                if scheme.lower() == "basic" else None)
+        if user is None:
+            response = JsonResponse({"error": "invalid_credentials"}, status=401)
+            response["WWW-Authenticate"] = 'Basic realm="provider"'
+            return response
+        return JsonResponse({"username": user.get_username()})
 
 
 # --- tenants: URLs that depend on the connection ---------------------------------------------

@@ -52,7 +52,10 @@
   validate.addEventListener("click", function () {
     // Open the popup now, while the click still counts as the user's gesture: a popup opened
     // after the pre-flight's round trip would be blocked.
-    var popup = window.open("", "alloy_oauth_validate", "width=600,height=700");
+    // Only OAuth 2.0 connectors (end users authorize) have a round trip in a popup.
+    var authType = form.querySelector("[name=auth_type]");
+    var popup = !authType || authType.value === "oauth2" ?
+      window.open("", "alloy_oauth_validate", "width=600,height=700") : null;
     if (popup) { popup.document.write("<p style='font-family:sans-serif'>" + validate.getAttribute("data-checking") + "</p>"); }
     validate.disabled = true;
     proof.value = "";
@@ -79,6 +82,11 @@
         return;
       }
       show(result.checks, validate.getAttribute("data-checking"));
+      if (!result.authorize_url) {  // no round trip to make: the pre-flight was all of it
+        proof.value = flow;  // Save keeps the validation of these values
+        finished(true, result.checks);
+        return;
+      }
       if (!popup) {  // blocked: going there in this window would lose the page's edits
         finished(false, result.checks);
         status.textContent = validate.getAttribute("data-popup-blocked");

@@ -1,6 +1,7 @@
 """Seed the demo (idempotent): an operator, an end user, the provider's client application
-and the connector to it. Run by testproject/demo.py (make demo)."""
+and the connector to it, and an API key connector to its API. Run by testproject/demo.py (make demo)."""
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
@@ -55,4 +56,15 @@ class Command(BaseCommand):
             "validation_report": {"warning": "Set up by demo_seed, not validated in the "
                                              "admin: press “Validate credential” to check it."},
         })
-        self.stdout.write("Demo data ready.")
+        # An API key connector: end users enter the key in the connect popup (docs/auth-types.md).
+        Connector.objects.update_or_create(slug="demo-api-key", defaults={
+            "name": "Demo API (API key)",
+            "auth_type": Connector.AuthType.API_KEY,
+            "api_base_url": f"{base}/api/",
+            "test_request_path": "key/",
+            "token_header": "X-Api-Key",
+            "token_template": "{api_key}",
+            "is_active": True,
+        })
+        self.stdout.write(f"Demo data ready. The demo API's key (to enter when connecting "
+                          f"Demo API): {settings.PROVIDER_API_KEY}")

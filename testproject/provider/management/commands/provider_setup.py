@@ -17,6 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("--username", required=True)
         parser.add_argument("--password", required=True)
         parser.add_argument("--name", default="alloy_oauth test project")
+        parser.add_argument("--service-client-id", default="",
+                            help="Also register a client of the client credentials grant.")
+        parser.add_argument("--service-client-secret", default="")
         parser.add_argument("--skip-authorization", action=argparse.BooleanOptionalAction,
                             default=True, help="Skip the consent page (tests) or show it (demo).")
 
@@ -38,3 +41,16 @@ class Command(BaseCommand):
         app.algorithm = ""
         app.save()
         self.stdout.write(f"Provider application {app.client_id} ready for user {user.username}.")
+        if options["service_client_id"]:
+            service = Application.objects.filter(
+                client_id=options["service_client_id"]).first() or Application(
+                client_id=options["service_client_id"])
+            service.name = options["name"] + " (service)"
+            service.user = user
+            service.client_type = Application.CLIENT_CONFIDENTIAL
+            service.authorization_grant_type = Application.GRANT_CLIENT_CREDENTIALS
+            service.client_secret = options["service_client_secret"]
+            service.redirect_uris = ""
+            service.algorithm = ""
+            service.save()
+            self.stdout.write(f"Provider service application {service.client_id} ready.")
