@@ -302,6 +302,7 @@ class Connector(models.Model):
         OAuth change (saving a change to an OAuth field clears ``validated_at``)."""
         return self.is_active and self.validated_at is not None
 
+    @property
     def placement(self) -> auth_types.Placement:
         """Where this connector's API requests carry the token or key."""
         return auth_types.Placement(self.auth_type, self.token_placement, self.token_header,
