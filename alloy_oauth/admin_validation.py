@@ -145,9 +145,9 @@ def validate(model_admin: ModelAdmin, request: HttpRequest, pk: int | None) -> J
     if draft.auth_type != auth_types.OAUTH2:
         # No round trip in a popup: the pre-flight was the whole validation (for client
         # credentials, a token and the test request; an entered secret is checked when entered).
-        validation.remember(request.session, flow, draft, error="",
-                            report=draft.validation_report or {})
-        return _checks_json(checks)
+        report = draft.validation_report or {}
+        validation.remember(request.session, flow, draft, error="", report=report)
+        return JsonResponse({"ok": True, "checks": report_rows(report)})
     back = (reverse("admin:alloy_oauth_connector_change", args=[pk]) if pk is not None
             else reverse("admin:alloy_oauth_connector_add"))
     try:

@@ -155,6 +155,7 @@ def preflight(connector: Connector, *, redirect_uri: str,
     if token is not None:
         # Client credentials: the token is the round trip, without any popup.
         round_trip = record_round_trip(connector, token, connector.scopes, config=config)
+        connector.validation_report = round_trip
         if round_trip.get("error"):
             checks.append(Check(_("Test request"), False, round_trip["error"]))
     return checks

@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from alloy_oauth.models import Connector, Credential, CredentialEvent
 
@@ -48,9 +49,11 @@ def test_no_entered_secret_or_service_token_anywhere(oauth_provider, live_server
     api = oauth_provider.base_url + "/provider/api"
     keyed = Connector.objects.create(
         name="Keyed", slug="keyed", auth_type="api_key", api_base_url=api,
-        test_request_path="key/", token_placement="query", token_query_param="api_key")
+        test_request_path="key/", token_placement="query", token_query_param="api_key",
+        validated_at=timezone.now())  # (live: offered to end users)
     basic = Connector.objects.create(name="Basic", slug="basic", auth_type="basic",
-                                     api_base_url=api, test_request_path="basic/")
+                                     api_base_url=api, test_request_path="basic/",
+                                     validated_at=timezone.now())
     service = Connector.objects.create(
         name="Service", slug="service", auth_type="oauth2_client_credentials",
         token_url=oauth_provider.token_url, client_id=oauth_provider.service_client_id,

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from alloy_oauth import discovery
 from alloy_oauth.forms import ConnectorForm
@@ -226,6 +227,7 @@ def test_django_oauth_toolkits_document_makes_a_working_connector(discoverable_p
     form = ConnectorForm(data=data)
     assert form.is_valid(), form.errors
     connector = form.save()
+    Connector.objects.filter(pk=connector.pk).update(validated_at=timezone.now())  # (live)
     # An end user connects with it: PKCE, client_secret_basic and the iss the provider sends.
     site = Client()
     site.force_login(django_user_model.objects.create_user("alice", password="pw"))
