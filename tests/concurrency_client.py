@@ -28,7 +28,7 @@ def hammer(args: argparse.Namespace) -> dict:
     retried = []
     calls, rejected, errors = 0, [], []
     deadline = time.monotonic() + args.seconds
-    # The first credential is left to the sweep (it refreshes 2 s before expiry; asking for
+    # The first credential is left to the sweep (it refreshes 3 s before expiry; asking for
     # 1 s lets it go first), the others are refreshed on demand as often as not.
     sessions = {pk: Credential.objects.get(pk=pk).session(
                     min_valid=1 if pk == args.ids[0] else args.min_valid)

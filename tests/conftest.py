@@ -172,7 +172,7 @@ def strict_provider(tmp_path_factory: pytest.TempPathFactory,
     provider_database = f"{connection.settings_dict['NAME']}_strict_provider{worker}"
     if connection.vendor == "postgresql":
         database_url = _create_postgres_database(provider_database)
-    server = ProviderServer(workdir, access_token_lifetime=4, rotate_refresh_tokens=True,
+    server = ProviderServer(workdir, access_token_lifetime=6, rotate_refresh_tokens=True,
                             reuse_protection=True, grace_period=0,
                             database_url=database_url).start()
     try:

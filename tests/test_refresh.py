@@ -474,6 +474,28 @@ class TestOnDemand:
         with pytest.raises(TokenRefreshFailed, match="has expired and could not be refreshed"):
             credential.get_access_token()
 
+    def test_a_new_token_already_expired_is_said_as_such(self, credential, responses,
+                                                          monkeypatch):
+        Credential.objects.filter(pk=credential.pk).update(
+            expires_at=timezone.now() - timedelta(seconds=5))
+        credential.refresh_from_db()
+        responses.post(TOKEN_URL, json={"access_token": "brief", "expires_in": 60,
+                                        "refresh_token": "r2"})
+        # The process is starved for longer than the new token lasts, between the refresh
+        # and reading it back: as on_demand's clock sees it, 61 s pass.
+        from alloy_oauth.refresh import on_demand
+
+        class Later:
+            @staticmethod
+            def now():
+                return timezone.now() + timedelta(seconds=61)
+
+        monkeypatch.setattr(on_demand, "timezone", Later)
+        with pytest.raises(TokenRefreshFailed, match="was refreshed, but the new one expired"
+                                                     r" \(at .* UTC\) before it could be used"):
+            credential.get_access_token()
+        assert "brief" not in str(credential.last_error)
+
     def test_operator_problem_keeps_serving_a_valid_token(self, credential, responses):
         responses.post(TOKEN_URL, json={"error": "invalid_client"}, status=401)
         assert credential.get_access_token(min_valid=300) == OLD_ACCESS

@@ -32,6 +32,14 @@ def access_token(credential: Credential, *, min_valid: int) -> str:
     if _valid_for(credential, min_valid) or _valid_for(credential, 0):
         # Still valid, if for less than asked: better than failing while the provider is down.
         return credential.access_token
+    if not credential.last_error and credential.expires_at is not None:
+        # Refreshed (here or elsewhere), and yet expired already: the provider's tokens last
+        # less than this process took to read one back (a starved machine, a clock skew).
+        raise TokenRefreshFailed(
+            credential,
+            f"The {credential.connector} access token was refreshed, but the new one expired "
+            f"(at {credential.expires_at:%Y-%m-%d %H:%M:%S} UTC) before it could be used.",
+        )
     raise TokenRefreshFailed(
         credential,
         f"The {credential.connector} access token has expired and could not be refreshed: "
