@@ -12,6 +12,8 @@
 - ``alloy_oauth.W005``: no ``CALLBACK_BASE_URL`` while ``ALLOWED_HOSTS`` accepts any host.
 - ``alloy_oauth.W007``: an active connector is not validated (never, or not since its last
   OAuth change), so end users are not offered it (database check).
+- ``alloy_oauth.W008``: an API key, Basic or Bearer connector has no test request, so
+  entered secrets are stored unchecked (database check).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from django.conf import settings
 from django.core import checks
 from django.db import DatabaseError, connections
 
-from . import connection_params
+from . import auth_types, connection_params
 from .conf import DEFAULTS, SETTINGS, user_settings
 from .protocol import insecure_url_problem
 
@@ -47,6 +49,7 @@ def register() -> None:
     checks.register(check_sessions)
     checks.register(check_connector_urls, checks.Tags.database)
     checks.register(check_connectors_validated, checks.Tags.database)
+    checks.register(check_entered_secrets_checked, checks.Tags.database)
 
 
 def check_fernet_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -217,3 +220,23 @@ def check_connectors_validated(
         id="alloy_oauth.W007",
     ) for connector in _connectors(databases, "slug", "is_active", "validated_at")
         if connector.is_active and connector.validated_at is None]
+
+
+def check_entered_secrets_checked(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """API key, Basic and Bearer connectors without a test request: a secret is checked with
+    that request before it is stored (docs/auth-types.md); without one, a typo is stored as
+    given and only the host's first API call finds it. A database check, like W004."""
+    return [checks.Warning(
+        f"Connector {connector.slug!r} ({connector.get_auth_type_display()}) has no test "
+        "request: the secrets operators and end users enter are stored without being checked.",
+        hint="Set its API base URL and test request path (a GET the API answers with 2xx for "
+             "a valid secret and 401/403 for a wrong one, e.g. /me), and the statuses that "
+             "mean valid if they are not below 400.",
+        obj=connector,
+        id="alloy_oauth.W008",
+    ) for connector in _connectors(databases, "slug", "auth_type", "api_base_url",
+                                   "test_request_path")
+        if connector.auth_type in auth_types.ENTERED_TYPES
+        and not (connector.api_base_url and connector.test_request_path)]

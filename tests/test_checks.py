@@ -201,3 +201,22 @@ class TestConnectorsValidated:
     def test_all_good(self, make_connector):
         make_connector()
         assert alloy_checks.check_connectors_validated(databases=["default"]) == []
+
+
+class TestEnteredSecretsChecked:
+    def test_an_entered_secret_type_without_a_test_request(self, make_connector):
+        unchecked = make_connector(slug="unchecked", auth_type="api_key",
+                                   api_base_url="https://api.example", test_request_path="")
+        make_connector(slug="checked", auth_type="basic", api_base_url="https://api.example",
+                       test_request_path="/me")
+        make_connector(slug="oauth")  # (its tokens come from the provider: nothing to check)
+        messages = alloy_checks.check_entered_secrets_checked(databases=["default"])
+        assert ids(messages) == ["alloy_oauth.W008"]
+        assert messages[0].obj == unchecked
+        assert "'unchecked' (API key) has no test request" in messages[0].msg
+        assert "test request path" in messages[0].hint
+
+    def test_registered_as_a_database_check(self, make_connector):
+        make_connector(auth_type="bearer")
+        call_command("check", databases=["default"])  # a warning does not raise
+        assert alloy_checks.check_entered_secrets_checked(databases=None) == []
