@@ -467,7 +467,7 @@ class CredentialAdmin(CredentialAddMixin, ChangedByActionsOnly, SecretsHiddenFro
 
     @admin.action(description=gettext_lazy("Refresh now"), permissions=["change"])
     def refresh_now(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
-        outcomes = [refresh.refresh_credential(pk, force=True, wait=True)
+        outcomes = [refresh.refresh_one(pk, force=True, wait=True)
                     for pk in queryset.values_list("pk", flat=True)]
         self._report(request, outcomes, done=Result.REFRESHED, verb=_("refreshed"))
 

@@ -154,7 +154,7 @@ class CredentialAddMixin(admin.ModelAdmin):
         transaction.on_commit(lambda: self._fetch_first_token(request, obj.pk))
 
     def _fetch_first_token(self, request: HttpRequest, credential_id: int) -> None:
-        outcome = refresh.refresh_credential(credential_id, wait=True)
+        outcome = refresh.refresh_one(credential_id, wait=True)
         if outcome.result is refresh.Result.REFRESHED:
             self.message_user(request, _("A token was fetched from the token endpoint."),
                               messages.SUCCESS)

@@ -88,7 +88,7 @@ def refresh_credential(self, credential_id: int) -> str:  # type: ignore[no-unty
     """Refresh one credential if it is still due; transient failures are retried after the
     engine's backoff (the sweep would pick them up too)."""
     try:
-        outcome = refresh.refresh_credential(credential_id)
+        outcome = refresh.refresh_one(credential_id)
     except Credential.DoesNotExist:
         logger.info("Credential %s no longer exists; nothing to refresh.", credential_id)
         return "gone"

@@ -179,7 +179,7 @@ def refreshed(credential_id: int) -> None:
     """One refresh through the engine, forced, which must succeed."""
     from alloy_oauth import refresh
 
-    outcome = refresh.refresh_credential(credential_id, force=True)
+    outcome = refresh.refresh_one(credential_id, force=True)
     assert outcome.result is refresh.Result.REFRESHED, outcome
 
 
@@ -339,7 +339,7 @@ def measure_phases(credentials: list) -> dict[str, float]:
     try:
         start = time.perf_counter()
         for credential in credentials:
-            refresh.refresh_credential(credential.pk, force=True)
+            refresh.refresh_one(credential.pk, force=True)
         total = time.perf_counter() - start
     finally:
         for step, (owner, name) in steps.items():

@@ -53,7 +53,7 @@ def hammer(args: argparse.Namespace) -> dict:
 def refresh_once(args: argparse.Namespace) -> dict:
     from alloy_oauth import refresh
 
-    outcome = refresh.refresh_credential(args.id, force=True)
+    outcome = refresh.refresh_one(args.id, force=True)
     return {"result": str(outcome.result)}
 
 

@@ -183,7 +183,7 @@ def test_each_outcome_is_classified_as_for_one_refresh(provider_connector, endpo
     # a token nobody extends (the batch's own stopped with it), and nobody may send now.
     row = stored(hanging)
     assert row.lease_until > timezone.now() and row.lease_token
-    assert refresh.refresh_credential(hanging.pk, force=True).result is Result.BUSY
+    assert refresh.refresh_one(hanging.pk, force=True).result is Result.BUSY
     assert signals == {"refreshed": 1, "failed, will retry": 2}
 
 

@@ -134,7 +134,7 @@ class TestRenewal:
     def test_down_provider_is_retried(self, service_connector, responses):
         responses.post(TOKEN_URL, status=503)
         credential = Credential.objects.create(connector=service_connector, external_id="s")
-        outcome = refresh.refresh_credential(credential.pk)
+        outcome = refresh.refresh_one(credential.pk)
         assert outcome.result is Result.RETRY
         credential.refresh_from_db()
         assert credential.status == Credential.Status.ACTIVE and credential.failure_count == 1

@@ -254,7 +254,7 @@ class TestUnencodableTokens:
         caplog.set_level("DEBUG")
         credential = _due_credential(connector)
         responses.post(TOKEN_URL, body=self.BODY, content_type="application/json")
-        outcome = refresh.refresh_credential(credential.pk)
+        outcome = refresh.refresh_one(credential.pk)
         assert outcome.result is refresh.Result.RETRY
         credential.refresh_from_db()
         assert credential.status == "active" and credential.failure_count == 1
@@ -308,7 +308,7 @@ class TestBasicCredentialsAreScrubbed:
         caplog.set_level("DEBUG")
         credential = _due_credential(connector)
         responses.add_callback("POST", TOKEN_URL, callback=self.echo)
-        refresh.refresh_credential(credential.pk)
+        refresh.refresh_one(credential.pk)
         said = _everything_said(caplog, credential)
         assert "bad header [redacted]" in said
         for form in self.forms(connector):

@@ -124,7 +124,7 @@ class TestUndecryptable:
     def test_the_sweep_flags_them_without_calling_the_provider(self, lost_key, responses):
         from alloy_oauth import tasks
 
-        outcome = refresh.refresh_credential(lost_key[0].pk)
+        outcome = refresh.refresh_one(lost_key[0].pk)
         assert outcome.result is refresh.Result.FAILED
         credential = Credential.objects.get(pk=lost_key[0].pk)
         assert credential.status == "error" and "FERNET_KEYS" in credential.last_error

@@ -72,7 +72,7 @@ def test_a_scripted_run(connector, make_connector, responses, admin_client):
 
     responses.add_callback("POST", TOKEN_URL, callback=provider)
     credentials = [make(connector, f"c{index}") for index in range(5)]
-    outcomes = [refresh.refresh_credential(c.pk).result for c in credentials]
+    outcomes = [refresh.refresh_one(c.pk).result for c in credentials]
     assert outcomes == ["refreshed", "refreshed", "retry", "reauth_required", "failed"]
     after = {r: value("alloy_oauth_refreshes_total", connector="example", result=r)
              for r in results}

@@ -121,11 +121,11 @@ def test_no_secret_anywhere(oauth_provider, live_server, admin_client, django_us
         connector.save()
         secrets.update({"a-wrong-secret-value", basic_header(oauth_provider,
                                                               "a-wrong-secret-value")})
-        assert refresh.refresh_credential(credential.pk, force=True).result is (
+        assert refresh.refresh_one(credential.pk, force=True).result is (
             refresh.Result.FAILED)
         connector.client_secret = oauth_provider.client_secret
         connector.save()
-        assert refresh.refresh_credential(credential.pk, force=True).result is (
+        assert refresh.refresh_one(credential.pk, force=True).result is (
             refresh.Result.REFRESHED)
         admin_pages()
 

@@ -333,7 +333,7 @@ class TestHttpTimeoutIsTheWholeRequest:
                 access_token="a", refresh_token="r",
                 next_refresh_at=timezone.now() - timedelta(seconds=1))
             started = time.monotonic()
-            outcome = refresh.refresh_credential(credential.pk)
+            outcome = refresh.refresh_one(credential.pk)
             elapsed = time.monotonic() - started
         assert outcome.result is refresh.Result.RETRY
         credential.refresh_from_db()

@@ -6,7 +6,7 @@ flight at once: every request is sent under the credential's lease (:mod:`.lease
 under the one rule of :mod:`.eligibility`, and every outcome is written fenced by that lease
 (:mod:`.records`). See ``docs/refresh.md``.
 
-- :func:`refresh_credential` (:mod:`.single`): one credential, now (web requests, the admin,
+- :func:`refresh_one` (:mod:`.single`): one credential, now (web requests, the admin,
   ``manage.py alloy_oauth_refresh``, the ``refresh_credential`` task);
 - :func:`refresh_batch` (:mod:`.batch`): many at once, for the sweep's batches;
 - :func:`revoke_credential`, :func:`mark_reauth_required` (:mod:`.revocation`);
@@ -19,7 +19,7 @@ from .on_demand import access_token, refresh_for_caller
 from .outcomes import Outcome, Result
 from .records import retry_delay
 from .revocation import mark_reauth_required, revoke_credential
-from .single import UNDECRYPTABLE_MESSAGE, refresh_credential
+from .single import UNDECRYPTABLE_MESSAGE, refresh_one
 from .sweep import due_credential_ids
 
 # Public (docs/api.md): what credential.refresh() and .revoke() return. The functions above

@@ -14,7 +14,7 @@ from ..exceptions import ReauthorizationRequired, TokenRefreshFailed
 from ..models import Credential
 from . import leases
 from .outcomes import Outcome
-from .single import UNDECRYPTABLE_MESSAGE, refresh_credential
+from .single import UNDECRYPTABLE_MESSAGE, refresh_one
 
 
 @sensitive_variables()
@@ -48,11 +48,11 @@ def access_token(credential: Credential, *, min_valid: int) -> str:
 
 
 def refresh_for_caller(credential: Credential, **options: Any) -> Outcome:
-    """:func:`.single.refresh_credential` on behalf of host code (``get_access_token``, the
+    """:func:`.single.refresh_one` on behalf of host code (``get_access_token``, the
     API session, ``credential.refresh()``): a database that refuses becomes
     TokenRefreshFailed."""
     try:
-        return refresh_credential(credential.pk, **options)
+        return refresh_one(credential.pk, **options)
     except OperationalError as exc:
         raise TokenRefreshFailed(
             credential,

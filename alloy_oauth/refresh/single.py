@@ -42,7 +42,7 @@ UNDECRYPTABLE_MESSAGE = (
 )
 
 
-def refresh_credential(
+def refresh_one(
     credential_id: int,
     *,
     force: bool = False,

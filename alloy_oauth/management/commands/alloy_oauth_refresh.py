@@ -54,7 +54,7 @@ class Command(BaseCommand):
         counts: Counter[str] = Counter()
         for done, credential_id in enumerate(ids, start=1):
             try:
-                outcome = refresh.refresh_credential(
+                outcome = refresh.refresh_one(
                     credential_id, force=options["force"], wait=True
                 )
             except Credential.DoesNotExist:
