@@ -131,8 +131,8 @@ class TestBeatEntry:
 def test_a_real_worker_driven_by_beat_refreshes_before_expiry(
     celery_worker, strict_provider, django_user_model, settings, tmp_path
 ):
-    """Beat sweeps every second; the worker refreshes each token (4 s lifetime at the
-    provider) before it expires, with nobody asking for it."""
+    """Beat sweeps every second; the worker refreshes each token (a few seconds' lifetime at
+    the provider) before it expires, with nobody asking for it."""
     from celery.beat import EmbeddedService
 
     settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": "http://127.0.0.1", "SWEEP_INTERVAL": 1}
@@ -174,9 +174,9 @@ def test_a_real_worker_driven_by_beat_refreshes_before_expiry(
     expiry = credential.expires_at
     for refreshed_at, new_expiry in refreshes:
         # Each refresh was asked for before the token it replaced expired. (When it was sent:
-        # a new token expires its 4 s lifetime after its request left. The provider's own
+        # a new token expires its lifetime after its request left. The provider's own
         # time to answer, 0.3 s here and seconds on a loaded machine, is not the sweep's.)
-        sent_at = new_expiry - timedelta(seconds=4)
+        sent_at = new_expiry - timedelta(seconds=strict_provider.access_token_lifetime)
         assert sent_at < expiry, f"refreshed only after the token had expired: {refreshes}"
         expiry = new_expiry
     credential.refresh_from_db()
