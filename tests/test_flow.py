@@ -667,8 +667,8 @@ def test_simultaneous_callbacks_exchange_the_code_once(
     def attempt() -> None:
         barrier.wait()
         try:
-            authorization.complete(QueryDict(urlencode({"state": params["state"], "code": "c"})),
-                                   session)
+            authorization.store_credential(authorization.complete(
+                QueryDict(urlencode({"state": params["state"], "code": "c"})), session))
             outcomes.append("connected")
         except authorization.AuthorizationFailed as exc:
             outcomes.append(exc.reason)
