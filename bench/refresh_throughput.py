@@ -32,7 +32,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -219,7 +220,8 @@ def measure_against_provider(refreshes: int, rounds: int) -> dict:
             Connector.objects.create(
                 name="Provider", slug="provider", auth_url=provider.auth_url,
                 token_url=provider.token_url, client_id=provider.client_id,
-                client_secret=provider.client_secret, scope="read")
+                client_secret=provider.client_secret, scope="read",
+                validated_at=datetime.now(dt_timezone.utc))  # live: end users may connect
             engines, bares = (
                 get_user_model().objects.create_user(f"{name}-{secrets.token_hex(4)}")
                 for name in ("engine", "bare"))
