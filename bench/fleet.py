@@ -15,7 +15,7 @@ What runs, all on 127.0.0.1:
   child per core), with DATABASE_URL, CELERY_BROKER_URL, FERNET_KEYS, SECRET_KEY (and
   ALLOY_OAUTH_SWEEP_INTERVAL, and ALLOY_OAUTH_REFRESH_CONCURRENCY with ``--concurrency``)
   in its environment;
-- the token endpoint of tests/token_endpoint.py in its own process (asyncio, keep-alive,
+- the token endpoint of tests/support/token_endpoint.py in its own process (asyncio, keep-alive,
   ``--latency-ms``), which rotates refresh tokens and counts any presented twice.
 
 ``--credentials`` credentials, one grant each at the endpoint, are made due. Then the sweep
@@ -78,7 +78,7 @@ from urllib.parse import urlsplit, urlunsplit
 from throwaway_db import REPO_DIR, throwaway_database
 
 sys.path.insert(0, str(REPO_DIR))
-from tests.token_endpoint import (  # noqa: E402
+from tests.support.token_endpoint import (  # noqa: E402
     CLIENT_ID,
     CLIENT_SECRET,
     TokenEndpoint,

@@ -211,7 +211,7 @@ def measure_against_provider(refreshes: int, rounds: int) -> dict:
     from django.test import Client, override_settings
 
     from alloy_oauth.models import Connector, Credential
-    from tests.provider_server import ProviderServer
+    from tests.support.provider_server import ProviderServer
 
     with tempfile.TemporaryDirectory() as workdir:
         provider = ProviderServer(Path(workdir))

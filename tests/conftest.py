@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from alloy_oauth.models import Connector
 
-from .browser import chromium, page  # noqa: F401 - fixtures
-from .celery_app import app as celery_app  # noqa: F401 - the current Celery app of the suite
-from .provider_server import ProviderServer
+from tests.support.browser import chromium, page  # noqa: F401 - fixtures
+from tests.support.celery_app import app as celery_app  # noqa: F401 - the current Celery app of the suite
+from tests.support.provider_server import ProviderServer
 
 #: Set by .ci/run: a skipped test fails the run (CI has every service).
 NO_SKIPS = os.environ.get("ALLOY_OAUTH_NO_SKIPS") == "1"

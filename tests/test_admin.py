@@ -9,7 +9,7 @@ from django.utils import timezone
 from alloy_oauth.forms import ConnectorForm
 from alloy_oauth.models import AuthorizationRequest, Connector, Credential, CredentialEvent
 
-from .connector_page import press_validate, state_of, stub_preflight, validate_url
+from tests.support.connector_page import press_validate, state_of, stub_preflight, validate_url
 
 pytestmark = pytest.mark.django_db
 

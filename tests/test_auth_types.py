@@ -11,7 +11,7 @@ import pytest
 from alloy_oauth import auth_types
 from alloy_oauth.models import Connector, Credential
 
-from .api_server import ApiServer
+from tests.support.api_server import ApiServer
 
 API = "https://api.example/v1"
 

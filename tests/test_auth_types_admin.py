@@ -14,7 +14,7 @@ from django.urls import reverse
 from alloy_oauth.forms import ConnectorForm
 from alloy_oauth.models import Connector, Credential
 
-from .connector_page import press_validate
+from tests.support.connector_page import press_validate
 from .conftest import TOKEN_URL
 from .test_admin import VALID
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from alloy_oauth.models import Connector, Credential
 
-from .browser import save_screenshot
+from tests.support.browser import save_screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from alloy_oauth.models import Connector, Credential
 
-from .browser import redrawn, save_screenshot
+from tests.support.browser import redrawn, save_screenshot
 from .test_browser_admin import log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,7 +11,7 @@ from django.test import Client
 
 from alloy_oauth.models import Credential
 
-from .browser import redrawn
+from tests.support.browser import redrawn
 
 from .test_browser_admin import log_in, operator  # noqa: F401 - fixture
 from .test_browser_connect import end_user, sign_in_at_provider  # noqa: F401 - fixture

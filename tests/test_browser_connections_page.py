@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from alloy_oauth.models import Connector, Credential
 
-from .browser import save_screenshot
+from tests.support.browser import save_screenshot
 from .test_browser_admin import log_in, operator  # noqa: F401 - fixture
 from .test_browser_connect import (  # noqa: F401 - fixtures
     connections, dot_connector, end_user, sign_in_at_provider)

@@ -10,7 +10,7 @@ from django.test import Client
 
 from alloy_oauth.models import Connector, Credential
 
-from .browser import save_screenshot
+from tests.support.browser import save_screenshot
 from .test_browser_admin import log_in, operator, sign_in_at_the_provider  # noqa: F401
 from .test_browser_connect import dot_connector, end_user  # noqa: F401 - fixtures
 from .test_browser_forms import assert_revoked_at_the_provider, connected_credential, site  # noqa: F401

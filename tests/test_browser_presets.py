@@ -8,8 +8,8 @@ import pytest
 from alloy_oauth.models import Connector
 from alloy_oauth.presets import get_preset
 
-from .browser import save_screenshot
-from .document_server import DocumentServer
+from tests.support.browser import save_screenshot
+from tests.support.document_server import DocumentServer
 from .test_browser_admin import log_in, operator  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -20,7 +20,7 @@ from alloy_oauth import protocol
 from alloy_oauth.models import AuthorizationRequest, Credential
 
 from .conftest import TOKEN_URL
-from .tickets import authorize_url
+from tests.support.tickets import authorize_url
 
 POOL = 400  # live states started by the end user's browser
 

@@ -53,7 +53,7 @@ def process_env(**alloy_oauth: object) -> dict[str, str]:
     """The environment of a host process (web or worker) on the suite's test database."""
     env = dict(os.environ)
     env.update(
-        DJANGO_SETTINGS_MODULE="tests.settings",
+        DJANGO_SETTINGS_MODULE="tests.support.settings",
         DATABASE_URL=server_database_url(connection.settings_dict["NAME"]),
         ALLOY_OAUTH_JSON=json.dumps(alloy_oauth),
         PYTHONPATH=str(REPO_DIR),
@@ -88,7 +88,7 @@ def test_many_processes_never_reuse_a_refresh_token(strict_provider, django_user
     worker_log = open(tmp_path / "worker.log", "w")
     clients: list[subprocess.Popen] = []
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", "--beat",
+        [sys.executable, "-m", "celery", "-A", "tests.support.celery_app", "worker", "--beat",
          "--pool=prefork", "--concurrency=2", "--loglevel=INFO",
          "--schedule", str(tmp_path / "celerybeat-schedule")],
         env=env, cwd=REPO_DIR, stdout=worker_log, stderr=subprocess.STDOUT,
@@ -96,7 +96,7 @@ def test_many_processes_never_reuse_a_refresh_token(strict_provider, django_user
     try:
         clients += [
             subprocess.Popen(
-                [sys.executable, "-m", "tests.concurrency_client", "hammer",
+                [sys.executable, "-m", "tests.support.concurrency_client", "hammer",
                  "--ids", ",".join(map(str, ids)), "--seconds", str(RUN_SECONDS),
                  # Half ask for more than the sweep's lead time (they refresh first), half
                  # for less (the sweep usually refreshes for them).
@@ -187,7 +187,7 @@ def test_a_worker_killed_holding_the_lease_delays_nobody_longer_than_the_lease(
         expires_at=timezone.now() + timedelta(seconds=30),
     )
     victim = subprocess.Popen(
-        [sys.executable, "-m", "tests.concurrency_client", "refresh", "--id", str(credential.pk)],
+        [sys.executable, "-m", "tests.support.concurrency_client", "refresh", "--id", str(credential.pk)],
         env=process_env(LEASE_SECONDS=lease_seconds, HTTP_TIMEOUT=1), cwd=REPO_DIR,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )

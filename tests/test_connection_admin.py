@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from alloy_oauth.models import AuthorizationRequest, Connector, Credential
 
-from .connector_page import press_validate
+from tests.support.connector_page import press_validate
 from .test_admin import VALID, form
 
 pytestmark = pytest.mark.django_db

@@ -19,7 +19,7 @@ from django.utils import timezone
 from alloy_oauth import authorization, connection_params, headless, protocol, refresh
 from alloy_oauth.models import AuthorizationRequest, Connector, Credential
 
-from .tickets import authorize_url
+from tests.support.tickets import authorize_url
 
 pytestmark = pytest.mark.django_db
 

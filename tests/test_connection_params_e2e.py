@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from alloy_oauth.models import Connector, Credential
 
-from .connector_page import press_validate
-from .tickets import authorize_url
+from tests.support.connector_page import press_validate
+from tests.support.tickets import authorize_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -17,7 +17,7 @@ from alloy_oauth import headless
 from alloy_oauth.models import AuthorizationRequest, Credential
 
 from .conftest import TOKEN_URL
-from .tickets import authorize_url, ticket
+from tests.support.tickets import authorize_url, ticket
 
 pytestmark = pytest.mark.django_db
 

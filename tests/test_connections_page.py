@@ -146,7 +146,7 @@ class TestAccountBar:
         assert 'action="/accounts/logout/"' in page and "Log out" in page
 
     def test_without_a_logout_url_only_the_name(self, site, connector, settings):
-        settings.ROOT_URLCONF = "tests.urls_without_logout"
+        settings.ROOT_URLCONF = "tests.support.urls_without_logout"
         page = site.get("/oauth/connections/").content.decode()
         assert "Signed in as Alice Liddell" in page and "Log out" not in page
 

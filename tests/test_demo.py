@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from .browser import save_screenshot
-from .provider_server import REPO_DIR, free_port
+from tests.support.browser import save_screenshot
+from tests.support.provider_server import REPO_DIR, free_port
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from alloy_oauth import discovery
 from alloy_oauth.forms import ConnectorForm
 from alloy_oauth.models import Connector, Credential
 
-from .document_server import DocumentServer
-from .provider_server import ProviderServer
+from tests.support.document_server import DocumentServer
+from tests.support.provider_server import ProviderServer
 
 #: The test server is on 127.0.0.1, which discovery refuses unless its network is allowed.
 ALLOW_LOOPBACK = {"WEBHOOK_ALLOWED_NETWORKS": ["127.0.0.0/8"], "HTTP_TIMEOUT": 2}

@@ -30,7 +30,7 @@ from django.utils import timezone
 from alloy_oauth.models import Connector, Credential
 
 from .test_concurrency import cross_process_broker, process_env
-from .token_endpoint import CLIENT_ID, CLIENT_SECRET, TokenEndpoint, refresh_token
+from tests.support.token_endpoint import CLIENT_ID, CLIENT_SECRET, TokenEndpoint, refresh_token
 
 pytestmark = [pytest.mark.database_server, pytest.mark.django_db(transaction=True),
               pytest.mark.xdist_group("processes")]  # see tests/test_concurrency.py
@@ -66,10 +66,10 @@ def test_faults_and_killed_worker_processes_lose_nothing(broker, tmp_path):
     logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("worker", "beat")}
     # As docs/deploying.md shows them: a worker (prefork, its default concurrency) and a beat.
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", "--loglevel=INFO"],
+        [sys.executable, "-m", "celery", "-A", "tests.support.celery_app", "worker", "--loglevel=INFO"],
         env=env, cwd=REPO_DIR, stdout=logs["worker"], stderr=subprocess.STDOUT)
     beat = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "tests.celery_app", "beat", "--loglevel=INFO",
+        [sys.executable, "-m", "celery", "-A", "tests.support.celery_app", "beat", "--loglevel=INFO",
          "--schedule", str(tmp_path / "celerybeat-schedule")],
         env=env, cwd=REPO_DIR, stdout=logs["beat"], stderr=subprocess.STDOUT)
     killed = stuck = None

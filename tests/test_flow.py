@@ -19,8 +19,8 @@ from alloy_oauth.models import AuthorizationRequest, Credential, CredentialEvent
 from alloy_oauth.signals import credential_connected
 
 from .conftest import TOKEN_URL
-from .connector_page import press_validate, stub_preflight
-from .tickets import authorize_url
+from tests.support.connector_page import press_validate, stub_preflight
+from tests.support.tickets import authorize_url
 
 TOKEN_BODY = {"access_token": "access-token-value", "token_type": "bearer", "expires_in": 3600,
               "refresh_token": "refresh-token-value", "scope": "read write"}

@@ -16,7 +16,7 @@ from alloy_oauth.models import Connector, Credential
 
 from .conftest import TOKEN_URL
 from .test_flow import browser, callback, start, user  # noqa: F401 - fixtures
-from .tickets import authorize_url
+from tests.support.tickets import authorize_url
 
 NOW = datetime.fromisoformat("2026-11-29T12:00:00+00:00")
 

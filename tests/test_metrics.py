@@ -133,7 +133,7 @@ def test_who_may_scrape(db, admin_client, settings, django_user_model):
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True,
-        timeout=120, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
+        timeout=120, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.support.settings",
                           "DATABASE_URL": "sqlite://:memory:", **env})
 
 

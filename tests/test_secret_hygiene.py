@@ -30,8 +30,8 @@ from alloy_oauth.models import (
 from alloy_oauth.signals import credential_refreshed
 from alloy_oauth.webhooks import EVENT_TYPES
 
-from .local_server import LocalServer
-from .tickets import authorize_url
+from tests.support.local_server import LocalServer
+from tests.support.tickets import authorize_url
 
 WEBHOOK_SECRET = "webhook-signing-secret-5b1d0c9e7a"
 

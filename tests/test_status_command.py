@@ -112,7 +112,7 @@ def test_exit_status_from_the_command_line(tmp_path):
     """What cron sees: 0 when healthy, 1 when a threshold is crossed, with the line on
     standard error."""
     database = tmp_path / "db.sqlite3"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.support.settings",
            "DATABASE_URL": f"sqlite:///{database}"}
     root = Path(__file__).resolve().parent.parent
 

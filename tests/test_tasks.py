@@ -16,7 +16,7 @@ from alloy_oauth.beat import SWEEP_ENTRY, SWEEP_TASK, beat_schedule
 from alloy_oauth.models import AuthorizationRequest, Connector, Credential
 from alloy_oauth.signals import credential_refreshed
 
-from .celery_app import app as celery_app
+from tests.support.celery_app import app as celery_app
 from .conftest import TOKEN_URL
 
 

@@ -1,4 +1,4 @@
-"""The fleet benchmark's token endpoint (tests/token_endpoint.py): it rotates refresh tokens,
+"""The fleet benchmark's token endpoint (tests/support/token_endpoint.py): it rotates refresh tokens,
 catches a reused one, serves hundreds of connections at once with keep-alive, injects seeded
 faults, and the refresh engine works against it."""
 
@@ -16,7 +16,7 @@ import requests
 from alloy_oauth import refresh
 from alloy_oauth.models import Connector, Credential
 
-from .token_endpoint import CLIENT_ID, CLIENT_SECRET, TokenEndpoint, refresh_token
+from tests.support.token_endpoint import CLIENT_ID, CLIENT_SECRET, TokenEndpoint, refresh_token
 
 AUTH = (CLIENT_ID, CLIENT_SECRET)
 

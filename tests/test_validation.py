@@ -15,7 +15,7 @@ import requests
 from alloy_oauth import protocol, validation
 from alloy_oauth.models import Connector, Credential
 
-from .connector_page import press_validate
+from tests.support.connector_page import press_validate
 from .test_transport import raw_server, response, trickle
 
 REVOCATION_URL = "https://provider.example/oauth/revoke"

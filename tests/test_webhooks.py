@@ -26,7 +26,7 @@ from alloy_oauth.signals import (
 )
 from alloy_oauth.webhooks import delivery, events, signing, verify
 
-from .local_server import LocalServer, documented_verifier
+from tests.support.local_server import LocalServer, documented_verifier
 
 SECRET = "whsec-test-0123456789abcdefghijkl"
 ALLOW_LOOPBACK = {"WEBHOOK_ALLOWED_NETWORKS": ["127.0.0.0/8"], "HTTP_TIMEOUT": 1,

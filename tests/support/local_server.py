@@ -10,10 +10,11 @@ import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-EVENTS_DOC = Path(__file__).resolve().parent.parent / "docs" / "events.md"
+from . import REPO_DIR
+
+EVENTS_DOC = REPO_DIR / "docs" / "events.md"
 
 
 def documented_verifier() -> Any:

@@ -22,7 +22,7 @@ refused, unauthorized, faults; connections accepted; connections open and reques
 with their peaks);
 ``/stats?generations=1`` adds each grant's current generation. ``POST /stall?on=1`` holds
 every token request before it is processed, until ``POST /stall?on=0``. Run it by hand with
-``python tests/token_endpoint.py --grants 10 --latency-ms 200``: its first line of output is
+``python tests/support/token_endpoint.py --grants 10 --latency-ms 200``: its first line of output is
 ``{"port": …}``. It stops when terminated, when its standard input (a pipe) closes, which
 happens when the process that started it dies, or after ``lifetime`` seconds.
 """
@@ -45,7 +45,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-REPO_DIR = Path(__file__).resolve().parent.parent
+REPO_DIR = Path(__file__).resolve().parents[2]  # (also run as a script: no package imports)
 CLIENT_ID = "fleet-client"
 CLIENT_SECRET = "fleet-secret"
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
@@ -116,7 +116,7 @@ class TokenEndpoint:
         return self
 
     def stop(self) -> None:
-        from tests.provider_server import terminate  # (not needed by the server itself)
+        from tests.support.provider_server import terminate  # (not needed by the server itself)
 
         if self.process is None:
             return

@@ -1,4 +1,4 @@
-"""A separate OS process for the concurrency tests (python -m tests.concurrency_client …).
+"""A separate OS process for the concurrency tests (python -m tests.support.concurrency_client …).
 
 Reads its database and broker from the environment (DATABASE_URL, …) like a real web or
 worker process of the host project, and prints one JSON line on stdout when done.
@@ -69,7 +69,7 @@ def main() -> None:
     once.add_argument("--id", type=int, required=True)
     args = parser.parse_args()
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.support.settings")
     import django
 
     django.setup()

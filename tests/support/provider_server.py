@@ -21,7 +21,8 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-REPO_DIR = Path(__file__).resolve().parent.parent
+from . import REPO_DIR
+
 MANAGE = REPO_DIR / "testproject" / "manage.py"
 
 

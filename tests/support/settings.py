@@ -32,7 +32,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
-ROOT_URLCONF = "tests.urls"
+ROOT_URLCONF = "tests.support.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -50,7 +50,7 @@ DATABASES = {"default": env.db("DATABASE_URL", default="sqlite://:memory:")}
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "/static/"
-# A logo for the tests of Connector.logo_url (tests/static/tests/logo.svg).
+# A logo for the tests of Connector.logo_url (tests/support/static/tests/logo.svg).
 STATICFILES_DIRS = [Path(__file__).resolve().parent / "static"]
 LOGIN_URL = "/accounts/login/"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,4 +1,4 @@
-"""tests.urls without a URL named "logout": the account bar shows the name only."""
+"""tests.support.urls without a URL named "logout": the account bar shows the name only."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views

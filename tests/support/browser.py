@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
+from . import REPO_DIR
+
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
+IMAGES = REPO_DIR / "docs" / "images"
 
 
 def chromium_path() -> str | None:
