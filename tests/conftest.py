@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,35 +13,13 @@ from django.utils import timezone
 from alloy_oauth.models import Connector
 
 from tests.support.browser import chromium, page  # noqa: F401 - fixtures
-from tests.support.celery_app import app as celery_app  # noqa: F401 - the current Celery app of the suite
+from tests.support.celery_app import app as celery_app  # noqa: F401 - the suite's Celery app
+from tests.support.databases import create_postgres_database, drop_postgres_database
+from tests.support.example_provider import AUTH_URL, TOKEN_URL
 from tests.support.provider_server import ProviderServer
 
 #: Set by .ci/run: a skipped test fails the run (CI has every service).
 NO_SKIPS = os.environ.get("ALLOY_OAUTH_NO_SKIPS") == "1"
-
-TOKEN_URL = "https://provider.example/oauth/token"
-
-
-def read_http_request(conn: socket.socket) -> bytes:
-    """Read one whole HTTP request from ``conn`` (headers and Content-Length body), for the
-    tests' raw socket servers: closing a socket with unread input resets the connection, and
-    the client would see a reset instead of the answer under test."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                   if line.lower().startswith(b"content-length:")), 0)
-    while len(body) < length:
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return head + b"\r\n\r\n" + body
-AUTH_URL = "https://provider.example/oauth/authorize"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -171,7 +148,7 @@ def strict_provider(tmp_path_factory: pytest.TempPathFactory,
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # (pytest-xdist: one per worker)
     provider_database = f"{connection.settings_dict['NAME']}_strict_provider{worker}"
     if connection.vendor == "postgresql":
-        database_url = _create_postgres_database(provider_database)
+        database_url = create_postgres_database(provider_database)
     server = ProviderServer(workdir, access_token_lifetime=6, rotate_refresh_tokens=True,
                             reuse_protection=True, grace_period=0,
                             database_url=database_url).start()
@@ -180,42 +157,7 @@ def strict_provider(tmp_path_factory: pytest.TempPathFactory,
     finally:
         server.stop()
         if database_url:
-            _drop_postgres_database(provider_database)
-
-
-def server_database_url(database: str) -> str:
-    """A URL to another database on the server the suite runs on (PostgreSQL or MySQL)."""
-    params = connection.settings_dict
-    mysql = connection.vendor == "mysql"
-    user = params.get("USER") or ("root" if mysql else "postgres")
-    password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
-    host = params.get("HOST") or "127.0.0.1"
-    port = params.get("PORT") or (3306 if mysql else 5432)
-    scheme = "mysql" if mysql else "postgres"
-    return f"{scheme}://{user}{password}@{host}:{port}/{database}"
-
-
-def _admin_cursor():  # type: ignore[no-untyped-def]
-    import psycopg
-
-    params = connection.settings_dict
-    return psycopg.connect(
-        host=params.get("HOST") or "127.0.0.1", port=params.get("PORT") or 5432,
-        user=params.get("USER") or "postgres", password=params.get("PASSWORD") or None,
-        dbname="postgres", autocommit=True,
-    )
-
-
-def _create_postgres_database(name: str) -> str:
-    with _admin_cursor() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return server_database_url(name)
-
-
-def _drop_postgres_database(name: str) -> None:
-    with _admin_cursor() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            drop_postgres_database(provider_database)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "alloy_oauth"
+from tests.support import REPO_DIR
+
+PACKAGE = REPO_DIR / "alloy_oauth"
 
 #: Lowest first. A module may import its own layer and those below.
 LAYERS: list[tuple[str, list[str]]] = [

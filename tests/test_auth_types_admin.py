@@ -15,7 +15,7 @@ from alloy_oauth.forms import ConnectorForm
 from alloy_oauth.models import Connector, Credential
 
 from tests.support.connector_page import press_validate
-from .conftest import TOKEN_URL
+from tests.support.example_provider import TOKEN_URL
 from .test_admin import VALID
 
 pytestmark = pytest.mark.django_db

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from alloy_oauth import protocol
 from alloy_oauth.models import AuthorizationRequest, Credential
 
-from .conftest import TOKEN_URL
+from tests.support.example_provider import TOKEN_URL
 from tests.support.tickets import authorize_url
 
 POOL = 400  # live states started by the end user's browser

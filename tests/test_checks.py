@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from django.core import checks
@@ -13,7 +12,9 @@ from alloy_oauth import checks as alloy_checks
 from alloy_oauth.conf import SETTINGS, app_settings
 from alloy_oauth.models import Connector
 
-CONFIGURATION_DOCS = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+from tests.support import REPO_DIR
+
+CONFIGURATION_DOCS = (REPO_DIR / "docs" / "configuration.md"
                       ).read_text()
 
 

@@ -16,7 +16,7 @@ from alloy_oauth.models import Credential
 from alloy_oauth.refresh import Result
 from alloy_oauth.signals import credential_refreshed
 
-from .conftest import TOKEN_URL
+from tests.support.example_provider import TOKEN_URL
 
 
 @pytest.fixture

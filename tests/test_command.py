@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from alloy_oauth.models import Credential
 
-from .conftest import TOKEN_URL
+from tests.support.example_provider import TOKEN_URL
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,6 @@ import threading
 import time
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -27,13 +26,13 @@ from django.utils import timezone
 from alloy_oauth import refresh
 from alloy_oauth.models import Connector, Credential, CredentialEvent
 
-from .conftest import server_database_url
+from tests.support import REPO_DIR
+from tests.support.databases import server_database_url
 
 # xdist_group: the tests that start many processes run one at a time, on one xdist worker.
 pytestmark = [pytest.mark.database_server, pytest.mark.django_db(transaction=True),
               pytest.mark.xdist_group("processes")]
 
-REPO_DIR = Path(__file__).resolve().parent.parent
 CLIENT_PROCESSES = 8
 RUN_SECONDS = 18
 
@@ -187,7 +186,8 @@ def test_a_worker_killed_holding_the_lease_delays_nobody_longer_than_the_lease(
         expires_at=timezone.now() + timedelta(seconds=30),
     )
     victim = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.concurrency_client", "refresh", "--id", str(credential.pk)],
+        [sys.executable, "-m", "tests.support.concurrency_client", "refresh",
+         "--id", str(credential.pk)],
         env=process_env(LEASE_SECONDS=lease_seconds, HTTP_TIMEOUT=1), cwd=REPO_DIR,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )

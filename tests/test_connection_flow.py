@@ -188,7 +188,7 @@ class TestMetadata:
     def test_a_connector_without_parameters_keeps_exchange_only_fields(
             self, browser, connector, responses):
         """The defect of issue 13: a refresh replaced the token response."""
-        from .conftest import TOKEN_URL
+        from tests.support.example_provider import TOKEN_URL
 
         responses.post(TOKEN_URL, json={**token_body(), "authed_user": {"id": "U9"}})
         response = browser.get(authorize_url(browser, "example"))

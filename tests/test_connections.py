@@ -16,7 +16,7 @@ from django.utils import timezone
 from alloy_oauth import headless
 from alloy_oauth.models import AuthorizationRequest, Credential
 
-from .conftest import TOKEN_URL
+from tests.support.example_provider import TOKEN_URL
 from tests.support.tickets import authorize_url, ticket
 
 pytestmark = pytest.mark.django_db

@@ -20,7 +20,7 @@ from alloy_oauth.fields import validate_logo_url
 from alloy_oauth.models import Credential
 from alloy_oauth.templatetags.alloy_oauth import alloy_oauth_ago, alloy_oauth_expiry
 
-from .conftest import TOKEN_URL
+from tests.support.example_provider import TOKEN_URL
 from .test_connections import open_link
 from .test_flow import TOKEN_BODY, callback, start
 

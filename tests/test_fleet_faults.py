@@ -30,12 +30,12 @@ from django.utils import timezone
 from alloy_oauth.models import Connector, Credential
 
 from .test_concurrency import cross_process_broker, process_env
+from tests.support import REPO_DIR
 from tests.support.token_endpoint import CLIENT_ID, CLIENT_SECRET, TokenEndpoint, refresh_token
 
 pytestmark = [pytest.mark.database_server, pytest.mark.django_db(transaction=True),
               pytest.mark.xdist_group("processes")]  # see tests/test_concurrency.py
 
-REPO_DIR = Path(__file__).resolve().parent.parent
 CREDENTIALS = 300
 SETTINGS = {"SWEEP_INTERVAL": 1, "SWEEP_BATCH_SIZE": 25, "REFRESH_CONCURRENCY": 10,
             "HTTP_TIMEOUT": 1, "LEASE_SECONDS": 4, "RETRY_BACKOFF": 1, "RETRY_BACKOFF_MAX": 2}
@@ -66,11 +66,12 @@ def test_faults_and_killed_worker_processes_lose_nothing(broker, tmp_path):
     logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("worker", "beat")}
     # As docs/deploying.md shows them: a worker (prefork, its default concurrency) and a beat.
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "tests.support.celery_app", "worker", "--loglevel=INFO"],
+        [sys.executable, "-m", "celery", "-A", "tests.support.celery_app", "worker",
+         "--loglevel=INFO"],
         env=env, cwd=REPO_DIR, stdout=logs["worker"], stderr=subprocess.STDOUT)
     beat = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "tests.support.celery_app", "beat", "--loglevel=INFO",
-         "--schedule", str(tmp_path / "celerybeat-schedule")],
+        [sys.executable, "-m", "celery", "-A", "tests.support.celery_app", "beat",
+         "--loglevel=INFO", "--schedule", str(tmp_path / "celerybeat-schedule")],
         env=env, cwd=REPO_DIR, stdout=logs["beat"], stderr=subprocess.STDOUT)
     killed = stuck = None
     try:

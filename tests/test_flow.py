@@ -18,7 +18,7 @@ from alloy_oauth import authorization, protocol
 from alloy_oauth.models import AuthorizationRequest, Credential, CredentialEvent
 from alloy_oauth.signals import credential_connected
 
-from .conftest import TOKEN_URL
+from tests.support.example_provider import TOKEN_URL
 from tests.support.connector_page import press_validate, stub_preflight
 from tests.support.tickets import authorize_url
 

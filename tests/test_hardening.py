@@ -14,7 +14,7 @@ from django.utils import timezone
 from alloy_oauth import protocol, refresh
 from alloy_oauth.models import Connector, Credential
 
-from .conftest import TOKEN_URL
+from tests.support.example_provider import TOKEN_URL
 from .test_flow import browser, callback, start, user  # noqa: F401 - fixtures
 from tests.support.tickets import authorize_url
 

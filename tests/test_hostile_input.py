@@ -10,7 +10,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from alloy_oauth import authorization, protocol
 from alloy_oauth.models import AuthorizationRequest, Credential
 
-from .conftest import TOKEN_URL
+from tests.support.example_provider import TOKEN_URL
 from .test_flow import authorize, browser, callback, start, user  # noqa: F401 - fixtures
 
 

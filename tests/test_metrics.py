@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -22,9 +21,9 @@ from alloy_oauth import metrics, refresh
 from alloy_oauth.metrics import metrics_view
 from alloy_oauth.models import Credential, WebhookDelivery, WebhookEndpoint
 
-from .conftest import TOKEN_URL
+from tests.support import REPO_DIR
+from tests.support.example_provider import TOKEN_URL
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def value(name: str, **labels: str) -> float:
@@ -132,7 +131,7 @@ def test_who_may_scrape(db, admin_client, settings, django_user_model):
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=REPO_DIR, capture_output=True, text=True,
         timeout=120, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.support.settings",
                           "DATABASE_URL": "sqlite://:memory:", **env})
 

@@ -24,7 +24,9 @@ from alloy_oauth.presets import (
     model_field_names,
 )
 
-PROVIDERS_DOC = Path(__file__).resolve().parent.parent / "docs" / "providers.md"
+from tests.support import REPO_DIR
+
+PROVIDERS_DOC = REPO_DIR / "docs" / "providers.md"
 TABLE_START = "<!-- presets table: generated from alloy_oauth/presets/providers.toml -->"
 TABLE_END = "<!-- end of presets table -->"
 #: What the issue asks for at least.

@@ -14,7 +14,8 @@ import requests
 from alloy_oauth import protocol
 from alloy_oauth.protocol import ErrorKind, OAuthError
 
-from .conftest import TOKEN_URL, read_http_request
+from tests.support.example_provider import TOKEN_URL
+from tests.support.raw_http import read_http_request
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 CLIENT = protocol.ClientConfig(token_url=TOKEN_URL, client_id="client-id",

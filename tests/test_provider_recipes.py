@@ -5,15 +5,16 @@ issue 13: Shopify, Salesforce, Microsoft single-tenant, Zoho by region, QuickBoo
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from alloy_oauth.forms import ConnectorForm
 
+from tests.support import REPO_DIR
+
 pytestmark = pytest.mark.django_db
 
-RECIPES = Path(__file__).resolve().parent.parent / "docs" / "providers.md"
+RECIPES = REPO_DIR / "docs" / "providers.md"
 #: The table's words for the form's fields.
 FIELDS = {
     "Auth URL": "auth_url", "Access token URL": "token_url", "Scope": "scope",

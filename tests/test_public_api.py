@@ -7,11 +7,12 @@ from __future__ import annotations
 import importlib
 import re
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
-API = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
+from tests.support import REPO_DIR
+
+API = (REPO_DIR / "docs" / "api.md").read_text()
 DOCUMENTED: dict[str, set[str]] = defaultdict(set)
 for name in re.findall(r"^\| `(alloy_oauth\.[\w.]+)` \|", API, re.M):
     module, _, attribute = name.rpartition(".")

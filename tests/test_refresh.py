@@ -28,7 +28,7 @@ from alloy_oauth.signals import (
     credential_refreshed,
 )
 
-from .conftest import TOKEN_URL
+from tests.support.example_provider import TOKEN_URL
 
 API = "https://api.provider.example/v1"
 OLD_ACCESS, OLD_REFRESH = "old-access-token", "old-refresh-token"

@@ -21,7 +21,8 @@ from alloy_oauth.models import AuthorizationRequest, Credential
 from alloy_oauth.refresh import Result
 from alloy_oauth.signals import credential_refresh_failed
 
-from .conftest import TOKEN_URL, read_http_request
+from tests.support.example_provider import TOKEN_URL
+from tests.support.raw_http import read_http_request
 from .test_refresh import OLD_ACCESS, credential, stored  # noqa: F401 - fixture
 
 API = "https://api.provider.example"

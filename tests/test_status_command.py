@@ -9,13 +9,14 @@ import subprocess
 import sys
 from datetime import timedelta
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from alloy_oauth.models import Credential, CredentialEvent
+
+from tests.support import REPO_DIR
 
 
 def make(connector, name, **fields) -> Credential:
@@ -114,10 +115,9 @@ def test_exit_status_from_the_command_line(tmp_path):
     database = tmp_path / "db.sqlite3"
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.support.settings",
            "DATABASE_URL": f"sqlite:///{database}"}
-    root = Path(__file__).resolve().parent.parent
 
     def manage(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "django", *args], cwd=root, env=env,
+        return subprocess.run([sys.executable, "-m", "django", *args], cwd=REPO_DIR, env=env,
                               capture_output=True, text=True, timeout=120)
 
     assert manage("migrate", "-v", "0").returncode == 0

@@ -17,7 +17,7 @@ from alloy_oauth.models import AuthorizationRequest, Connector, Credential
 from alloy_oauth.signals import credential_refreshed
 
 from tests.support.celery_app import app as celery_app
-from .conftest import TOKEN_URL
+from tests.support.example_provider import TOKEN_URL
 
 
 def make_credential(connector, name, **fields) -> Credential:

@@ -1,6 +1,6 @@
-"""The fleet benchmark's token endpoint (tests/support/token_endpoint.py): it rotates refresh tokens,
-catches a reused one, serves hundreds of connections at once with keep-alive, injects seeded
-faults, and the refresh engine works against it."""
+"""The fleet benchmark's token endpoint (tests/support/token_endpoint.py): it rotates refresh
+tokens, catches a reused one, serves hundreds of connections at once with keep-alive, injects
+seeded faults, and the refresh engine works against it."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ import pytest
 from alloy_oauth import protocol
 from alloy_oauth.protocol import ErrorKind, OAuthError, transport
 
-from .conftest import read_http_request
+from tests.support.raw_http import read_http_request
 
 JSON_TOKEN = b'{"access_token": "at", "token_type": "Bearer"}'
 

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from alloy_oauth.models import AuthorizationRequest, Connector
 
-from .conftest import AUTH_URL, TOKEN_URL
+from tests.support.example_provider import AUTH_URL, TOKEN_URL
 from tests.support.connector_page import page_values, press_validate, state_of, stub_preflight
 
 pytestmark = pytest.mark.django_db
