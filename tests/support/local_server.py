@@ -9,10 +9,11 @@ import re
 import threading
 import time
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from . import REPO_DIR
+from .http_server import LoopbackServer
 
 EVENTS_DOC = REPO_DIR / "docs" / "events.md"
 
@@ -28,39 +29,22 @@ def documented_verifier() -> Any:
     return namespace["verify_alloy_oauth_webhook"]
 
 
-class LocalServer:
+class LocalServer(LoopbackServer):
     """Answers each request with the next of ``answers`` (then with ``default``): a status,
     ``(status, json_body)``, ``("sleep", seconds, status)`` or ``("redirect", url)``. Every
     request is kept in ``requests`` (method, path, headers, body, and with a ``secret`` set,
     whether its signature verified)."""
 
     def __init__(self, secret: str | None = None, default: Any = 200) -> None:
+        super().__init__()
         self.secret = secret
         self.default = default
         self.answers: deque[Any] = deque()
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.verify = documented_verifier() if secret else None
-        server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                server.handle(self, body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def handle(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
+    def on_post(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
         with self.lock:
             answer = self.answers.popleft() if self.answers else self.default
             record = {"path": handler.path, "headers": dict(handler.headers), "body": body,
@@ -79,26 +63,10 @@ class LocalServer:
         elif isinstance(answer, tuple):
             answer, payload = answer[0], json.dumps(answer[1]).encode()
             headers = {"Content-Type": "application/json"}
-        try:
-            handler.send_response(answer)
-            for name, value in headers.items():
-                handler.send_header(name, value)
-            handler.send_header("Content-Length", str(len(payload)))
-            handler.end_headers()
-            handler.wfile.write(payload)
-        except OSError:  # the client gave up (a timeout under test)
-            pass
+        self.reply(handler, answer, payload, headers)
 
     def wait_for(self, count: int, timeout: float = 30) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while len(self.requests) < count and time.monotonic() < deadline:
             time.sleep(0.05)
         return self.requests
-
-    def __enter__(self) -> LocalServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
