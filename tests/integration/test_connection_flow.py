@@ -498,7 +498,7 @@ def test_the_migration_keeps_one_credential_per_owner(django_user_model):
     """0006: existing credentials get account_key "", so one per owner still holds."""
     from django.db import IntegrityError, transaction
 
-    from .test_models import TestMigrations
+    from tests.unit.test_models import TestMigrations
 
     user = django_user_model.objects.create_user("u")
     with TestMigrations.at("0005_events_webhooks_metrics") as old:

@@ -11,7 +11,8 @@ from alloy_oauth import authorization, protocol
 from alloy_oauth.models import AuthorizationRequest, Credential
 
 from tests.support.example_provider import TOKEN_URL
-from .test_flow import authorize, browser, callback, start, user  # noqa: F401 - fixtures
+from tests.integration.test_flow import (  # noqa: F401 - fixtures
+    authorize, browser, callback, start, user)
 
 
 @pytest.mark.parametrize("stub", [

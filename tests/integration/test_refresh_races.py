@@ -23,7 +23,7 @@ from alloy_oauth.signals import credential_refresh_failed
 
 from tests.support.example_provider import TOKEN_URL
 from tests.support.raw_http import read_http_request
-from .test_refresh import OLD_ACCESS, credential, stored  # noqa: F401 - fixture
+from tests.unit.test_refresh import OLD_ACCESS, credential, stored  # noqa: F401 - fixture
 
 API = "https://api.provider.example"
 

@@ -58,7 +58,7 @@ class TestIssuer:
                         iss="https://whoever.example").status_code == 303
 
     def test_the_form_wants_an_issuer_when_it_is_required(self, db):
-        from .test_admin import form
+        from tests.unit.test_admin import form
 
         f = form(require_issuer="on", issuer="")
         assert not f.is_valid() and "issuer" in f.errors

@@ -22,7 +22,7 @@ from alloy_oauth.templatetags.alloy_oauth import alloy_oauth_ago, alloy_oauth_ex
 
 from tests.support.example_provider import TOKEN_URL
 from .test_connections import open_link
-from .test_flow import TOKEN_BODY, callback, start
+from tests.integration.test_flow import TOKEN_BODY, callback, start
 
 pytestmark = pytest.mark.django_db
 

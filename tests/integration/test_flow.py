@@ -445,7 +445,7 @@ class TestFailurePagesLeadOn:
     def test_a_failed_headless_flow(self, client, connector):
         from alloy_oauth import headless
 
-        from .test_connections import open_link
+        from tests.unit.test_connections import open_link
 
         response = open_link(client, headless.connect_url(connector, "c-42", next_url="/shop/"))
         state = parse_qs(urlsplit(response["Location"]).query)["state"][0]

@@ -15,7 +15,7 @@ from tests.support.browser import redrawn
 
 from .test_browser_admin import log_in, operator  # noqa: F401 - fixture
 from .test_browser_connect import end_user, sign_in_at_provider  # noqa: F401 - fixture
-from .test_connection_params_e2e import tenant_connector  # noqa: F401 - fixture
+from tests.integration.test_connection_params_e2e import tenant_connector  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
