@@ -10,8 +10,10 @@ from pathlib import Path
 
 import environ
 
+from testproject.base_settings import *  # noqa: F403 - the shared project
+from testproject.base_settings import DJANGO_APPS, MIDDLEWARE, TEMPLATES, env
+
 REPO_DIR = Path(__file__).resolve().parent.parent
-env = environ.Env()
 if (REPO_DIR / ".env").is_file():
     env.read_env(REPO_DIR / ".env")
 VAR_DIR = Path(env("ALLOY_OAUTH_VAR_DIR", default=str(REPO_DIR / "var")))
@@ -21,44 +23,14 @@ SECRET_KEY = env("SECRET_KEY", default="insecure-dev-key-for-the-testproject-onl
 FERNET_KEYS = env.list("FERNET_KEYS", default=[]) or None
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
-INSTALLED_APPS = [
-    "django.contrib.admin",
-    "django.contrib.auth",
-    "django.contrib.contenttypes",
-    "django.contrib.sessions",
-    "django.contrib.messages",
-    "django.contrib.staticfiles",
-    "oauth2_provider",
-    "testproject.provider",
-    "alloy_oauth",
-]
-
-MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-]
+INSTALLED_APPS = [*DJANGO_APPS, "oauth2_provider", "testproject.provider", "alloy_oauth"]
+# A site on the web: the security headers too.
+MIDDLEWARE = ["django.middleware.security.SecurityMiddleware", *MIDDLEWARE,
+              "django.middleware.clickjacking.XFrameOptionsMiddleware"]
 
 ROOT_URLCONF = "testproject.urls"
 WSGI_APPLICATION = "testproject.wsgi.application"
-TEMPLATES = [
-    {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [REPO_DIR / "testproject" / "templates"],
-        "APP_DIRS": True,
-        "OPTIONS": {
-            "context_processors": [
-                "django.template.context_processors.request",
-                "django.contrib.auth.context_processors.auth",
-                "django.contrib.messages.context_processors.messages",
-            ],
-        },
-    },
-]
+TEMPLATES = [{**TEMPLATES[0], "DIRS": [REPO_DIR / "testproject" / "templates"]}]
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -67,12 +39,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # write lock fails at once with "database is locked"; IMMEDIATE ones wait for the lock.
     DATABASES["default"].setdefault("OPTIONS", {}).update(transaction_mode="IMMEDIATE",
                                                           timeout=20)
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-USE_TZ = True
-TIME_ZONE = "UTC"
-STATIC_URL = "/static/"
 STATICFILES_DIRS = [REPO_DIR / "testproject" / "static"]
-LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 # Two instances of this project on one host (the app and the provider, as in the tests)
 # must not overwrite each other's cookies: cookies ignore the port.
@@ -98,8 +65,6 @@ if CELERY_BROKER_URL.startswith("filesystem"):
         "data_folder_out": str(VAR_DIR / "broker"),
         "processed_folder": str(VAR_DIR / "broker-processed"),
     }
-CELERY_TASK_SERIALIZER = "json"
-CELERY_ACCEPT_CONTENT = ["json"]
 
 # The built-in OAuth 2.0 provider (django-oauth-toolkit) that plays the third party.
 OAUTH2_PROVIDER = {
