@@ -60,8 +60,8 @@ bench: $(BIN)/.installed
 
 # Re-take the screenshots in docs/images/ from the browser tests (needs Chromium).
 screenshots: $(BIN)/.installed
-	ALLOY_OAUTH_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_browser_admin.py tests/test_browser_connections_page.py \
-		tests/test_browser_presets.py tests/test_demo.py
+	ALLOY_OAUTH_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/browser/test_browser_admin.py tests/browser/test_browser_connections_page.py \
+		tests/browser/test_browser_presets.py tests/browser/test_demo.py
 
 tox: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet 'tox>=4'

@@ -7,7 +7,7 @@ and rewrites ciphertext as stored. They are built from the models' own metadata 
 ORM's own compiler and converters (``Query.alias_map``, ``is_sliced``, ``combinator``,
 ``Field.get_col``, ``cast_db_type``, ``SQLCompiler.compile``, ``get_converters`` and
 ``apply_converters``: what ``RawQuerySet`` uses, not documented API), so
-``tests/test_sql.py`` checks each statement against the ORM, and each internal it relies
+``tests/unit/test_sql.py`` checks each statement against the ORM, and each internal it relies
 on, on every Django version of the tox matrix: a change of those internals fails there,
 loudly, not in production.
 """

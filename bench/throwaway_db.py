@@ -13,7 +13,8 @@ REPO_DIR = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def throwaway_database(database_url: str, settings: str = "tests.support.settings") -> Iterator[Any]:
+def throwaway_database(database_url: str,
+                       settings: str = "tests.support.settings") -> Iterator[Any]:
     """Set Django up on ``settings`` (which reads DATABASE_URL) and a test database next to
     ``database_url``'s (made now, dropped on the way out); yields the connection."""
     os.environ["DATABASE_URL"] = database_url

@@ -54,7 +54,7 @@ def wait_until_up(url: str, process: subprocess.Popen, seconds: int = 60) -> Non
     raise AssertionError(f"the demo did not answer at {url}")
 
 
-@pytest.mark.xdist_group("processes")  # see tests/test_concurrency.py
+@pytest.mark.xdist_group("processes")  # see tests/integration/test_concurrency.py
 def test_the_demo_from_a_fresh_clone(fresh_clone, chromium, tmp_path):
     port = free_port()
     env = demo_env(port)

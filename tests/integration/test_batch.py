@@ -1,5 +1,5 @@
 """The sweep's batches: many credentials refreshed at once by one process, with every
-guarantee of one refresh (tests/test_refresh.py) for each of them."""
+guarantee of one refresh (tests/unit/test_refresh.py) for each of them."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ from tests.support import REPO_DIR
 from tests.support.token_endpoint import CLIENT_ID, CLIENT_SECRET, TokenEndpoint, refresh_token
 
 pytestmark = [pytest.mark.database_server, pytest.mark.django_db(transaction=True),
-              pytest.mark.xdist_group("processes")]  # see tests/test_concurrency.py
+              pytest.mark.xdist_group("processes")]  # see tests/integration/test_concurrency.py
 
 CREDENTIALS = 300
 SETTINGS = {"SWEEP_INTERVAL": 1, "SWEEP_BATCH_SIZE": 25, "REFRESH_CONCURRENCY": 10,

@@ -206,7 +206,7 @@ def test_docs_list_every_preset():
     if os.environ.get("ALLOY_OAUTH_UPDATE_DOCS") == "1":
         PROVIDERS_DOC.write_text(expected)
         text = expected
-    assert text == expected, "run ALLOY_OAUTH_UPDATE_DOCS=1 pytest tests/test_presets.py"
+    assert text == expected, "run ALLOY_OAUTH_UPDATE_DOCS=1 pytest tests/unit/test_presets.py"
 
 
 # --- the add page --------------------------------------------------------------------------
