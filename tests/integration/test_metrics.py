@@ -41,7 +41,7 @@ def scraped(client: Client, **headers: str) -> dict[tuple[str, tuple], float]:
 
 @pytest.fixture(autouse=True)
 def metrics_url(settings):
-    settings.ROOT_URLCONF = "tests.test_metrics"
+    settings.ROOT_URLCONF = __name__
 
 
 def make(connector, name, **fields) -> Credential:
