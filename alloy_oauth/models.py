@@ -130,7 +130,7 @@ class Connector(models.Model):
         help_text=_("The provider's token endpoint, where codes are exchanged for tokens."),
     )
     client_id = models.CharField(_("client ID"), max_length=255, blank=True)
-    client_secret = EncryptedTextField(_("client secret"), blank=True)
+    client_secret = EncryptedTextField(_("client secret"), blank=True, null=True)
     scope = models.TextField(
         _("scope"), blank=True, help_text=_("Scopes to request, separated by spaces or commas."),
     )
@@ -466,13 +466,13 @@ class Credential(models.Model):
         db_persist=True,
     )
 
-    access_token = EncryptedTextField(_("access token"), blank=True, default="")
-    refresh_token = EncryptedTextField(_("refresh token"), blank=True, default="")
+    access_token = EncryptedTextField(_("access token"), blank=True, null=True, default="")
+    refresh_token = EncryptedTextField(_("refresh token"), blank=True, null=True, default="")
     #: An API key, a user name and password (connectors of those types; a Bearer token is
     #: the access token).
-    api_key = EncryptedTextField(_("API key"), blank=True, default="")
-    username = EncryptedTextField(_("user name"), blank=True, default="")
-    password = EncryptedTextField(_("password"), blank=True, default="")
+    api_key = EncryptedTextField(_("API key"), blank=True, null=True, default="")
+    username = EncryptedTextField(_("user name"), blank=True, null=True, default="")
+    password = EncryptedTextField(_("password"), blank=True, null=True, default="")
     token_type = models.CharField(_("token type"), max_length=40, default="Bearer")
     scope = models.TextField(_("granted scope"), blank=True)
     requested_scope = models.TextField(_("requested scope"), blank=True)
@@ -686,7 +686,7 @@ class AuthorizationRequest(models.Model):
     credential = models.ForeignKey(
         "Credential", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
     )
-    code_verifier = EncryptedTextField(blank=True)
+    code_verifier = EncryptedTextField(blank=True, null=True)
     redirect_uri = models.TextField()
     scope = models.TextField(blank=True)
     next_url = models.TextField(blank=True)
@@ -750,8 +750,8 @@ class WebhookEndpoint(models.Model):
     secret = EncryptedTextField(_("signing secret"))
     #: The secret replaced last: deliveries carry a signature with it too until
     #: ``previous_secret_expires_at``, so the receiver can switch without losing any.
-    previous_secret = EncryptedTextField(_("previous signing secret"), blank=True, default="",
-                                         editable=False)
+    previous_secret = EncryptedTextField(_("previous signing secret"), blank=True, null=True,
+                                         default="", editable=False)
     previous_secret_expires_at = models.DateTimeField(
         _("previous secret signs until"), null=True, blank=True, editable=False)
     #: Event types (``alloy_oauth.webhooks.EVENT_TYPES``) sent to this endpoint.
