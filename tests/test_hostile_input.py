@@ -148,12 +148,7 @@ class TestErrorReports:
         return ["the-code-SECRET", params["state"], verifier, "client-secret-value",
                 "access-token-SECRET", "refresh-token-SECRET"]
 
-    def test_mail_to_admins(self, browser, connector, crash_after_the_exchange, settings):
-        import django
-
-        # Django 6 takes plain addresses; 5.2 (name, address) pairs.
-        settings.ADMINS = (["ops@example.com"] if django.VERSION >= (6,)
-                           else [("Ops", "ops@example.com")])
+    def test_mail_to_admins(self, browser, connector, crash_after_the_exchange, admins):
         params = start(browser)
         browser.raise_request_exception = False
         assert callback(browser, state=params["state"], code="the-code-SECRET").status_code == 500
