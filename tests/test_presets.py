@@ -264,11 +264,12 @@ def test_the_add_page_links_the_presets_recipe(operator_client, settings):
     settings.ALLOY_OAUTH = {"PROVIDER_RECIPES_URL": "https://docs.example/providers.html"}
     add = reverse("admin:alloy_oauth_connector_add")
     page = operator_client.get(add + "?preset=zendesk").content.decode()
-    assert 'href="https://docs.example/providers.html#recipe-zendesk"' in page
+    assert ('id="alloy-oauth-preset-recipe" '
+            'href="https://docs.example/providers.html#recipe-zendesk"') in page
     assert 'data-anchor-prefix="recipe-"' in page  # for the script, when another is picked
     page = operator_client.get(add).content.decode()  # no preset yet: the link waits, hidden
     assert 'id="alloy-oauth-preset-recipe-help" hidden' in page
-    assert 'href="https://docs.example/providers.html"' in page
+    assert 'id="alloy-oauth-preset-recipe" href="https://docs.example/providers.html" ' in page
 
 
 @pytest.mark.django_db
