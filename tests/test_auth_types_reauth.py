@@ -163,8 +163,12 @@ class TestRefusedSecret:
         alice = django_user_model.objects.create_user("alice")
         credential = make_credential("api_key", api_base_url=api.url, user=alice)
         client.force_login(alice)
-        state = lambda: {entry["credential"]: entry["state"] for entry in json.loads(  # noqa: E731
-            client.get("/oauth/connections/status/").content)["connections"]}[credential.pk]
+
+        def state() -> str:
+            entries = json.loads(client.get("/oauth/connections/status/").content)
+            return {entry["credential"]: entry["state"]
+                    for entry in entries["connections"]}[credential.pk]
+
         assert state() == "connected"
         credential.session().get("protected")
         assert state() == "reconnect"
