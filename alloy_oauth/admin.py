@@ -94,6 +94,8 @@ class SecretsHiddenFromViewers(StyledAdmin):
 
     #: A field of the page → the display (a method of the admin) a viewer sees instead.
     viewer_displays: dict[str, str] = {}
+    #: Fields that only ask something of whoever saves: not on a viewer's page.
+    viewer_hidden: tuple[str, ...] = ()
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)
@@ -106,7 +108,8 @@ class SecretsHiddenFromViewers(StyledAdmin):
                 return type(name)(swap(each) for each in name)
             return self.viewer_displays.get(name, name)
 
-        return [(title, {**options, "fields": [swap(name) for name in options["fields"]]})
+        return [(title, {**options, "fields": [swap(name) for name in options["fields"]
+                                               if name not in self.viewer_hidden]})
                 for title, options in fieldsets]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
@@ -153,6 +156,7 @@ class ConnectorAdmin(ConnectorSetup, SensitiveFormViews, SecretsHiddenFromViewer
         "token_params": "token_params_for_viewers",
         "refresh_params": "refresh_params_for_viewers",
     }
+    viewer_hidden = ("confirm_api_host",)
     list_display = ["name", "slug", "live_status", "active_count", "reauth_count",
                     "error_count", "revoked_count"]
     list_filter = ["is_active"]
@@ -167,8 +171,8 @@ class ConnectorAdmin(ConnectorSetup, SensitiveFormViews, SecretsHiddenFromViewer
             "callback_url", "auth_url", "token_url", "client_id", "client_secret", "scope",
         ]}),
         (gettext_lazy("API requests"), {"fields": [
-            "api_base_url", "test_request_path", "test_request_statuses", "token_placement",
-            "token_header", "token_template", "token_query_param",
+            "api_base_url", "confirm_api_host", "test_request_path", "test_request_statuses",
+            "token_placement", "token_header", "token_template", "token_query_param",
         ]}),
         (gettext_lazy("Refresh configuration"), {"fields": [
             "refresh_url", "refresh_params", "refresh_lead_time", "default_expires_in",

@@ -8,6 +8,7 @@ import math
 from datetime import timedelta
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
@@ -16,12 +17,12 @@ from django.db import models
 from django.utils import timezone
 from django.forms.fields import InvalidJSONInput, JSONString
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
-from . import connection_params, connector_auth, protocol
+from . import auth_types, connection_params, connector_auth, protocol
 from .validation import OAUTH_FIELDS
 from .fields import is_undecryptable
-from .models import Connector, WebhookEndpoint
+from .models import Connector, Credential, WebhookEndpoint
 from .webhooks import EVENT_TYPES
 from .webhooks.delivery import url_problem
 
@@ -181,6 +182,41 @@ class CopyableInput(forms.TextInput):
     template_name = "alloy_oauth/widgets/copyable.html"
 
 
+class HostConfirmation(forms.CheckboxInput):
+    """The tick box that confirms the API base URL's new host. Hidden, and empty, until the
+    form asks for it (:attr:`confirms` set); then its value is the host it confirms, so a tick
+    given for another host (the URL edited again before saving) confirms nothing."""
+
+    confirms = ""
+
+    @property
+    def is_hidden(self) -> bool:
+        return not self.confirms
+
+    def format_value(self, value: Any) -> str | None:
+        return self.confirms or None
+
+    def get_context(self, name: str, value: Any, attrs: Any) -> dict[str, Any]:
+        context = super().get_context(name, bool(self.confirms) and value == self.confirms,
+                                      attrs)
+        context["widget"]["type"] = "checkbox" if self.confirms else "hidden"
+        return context
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> str:
+        return data.get(name, "")
+
+
+def _api_host(url: str) -> tuple[Any, str]:
+    """Where an API base URL sends secrets, as compared (scheme, host and port, the default
+    port written out) and as shown (``https://api.example.com``); a URL that starts with a
+    placeholder (``{metadata.instance_url}/services``) is its own host."""
+    parts = urlsplit(url)
+    if not parts.netloc:
+        shown = url.split("/", 1)[0]
+        return shown, shown
+    return auth_types.origin(url), f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
 class ConnectorForm(forms.ModelForm):
     #: Set by the admin from the request (see :func:`alloy_oauth.models.callback_url`).
     callback_url_value = ""
@@ -198,6 +234,10 @@ class ConnectorForm(forms.ModelForm):
         strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
     )
+    #: Asked for when the API base URL moves to another host while credentials are stored
+    #: (:meth:`_confirm_api_host`).
+    confirm_api_host = forms.CharField(label=gettext_lazy("New API host confirmed"),
+                                       required=False, widget=HostConfirmation)
 
     class Meta:
         model = Connector
@@ -263,6 +303,7 @@ class ConnectorForm(forms.ModelForm):
                 "with."))
         self._clean_connection_params(cleaned)
         connector_auth.clean(self, cleaned)
+        self._confirm_api_host(cleaned)
         for name in Connector.URL_FIELDS:
             url = cleaned.get(name)
             problem = url and protocol.insecure_url_problem(
@@ -284,6 +325,40 @@ class ConnectorForm(forms.ModelForm):
                 self.add_error(name, _("Remove %(names)s: the OAuth flow sets these "
                                        "parameters itself.") % {"names": ", ".join(clash)})
         return cleaned
+
+    def _confirm_api_host(self, cleaned: dict[str, Any]) -> None:
+        """Every stored credential's secret (access token, API key, password) goes to the API
+        base URL's host: moving it to another one needs the operator's explicit tick, which
+        names the host and how many credentials. Not when no credential holds a secret, nor
+        when the URL is set for the first time (it only narrows where secrets go) or cleared
+        (then only host code's absolute URLs say where requests go)."""
+        before, after = self.instance.api_base_url, cleaned.get("api_base_url")
+        if not (self.instance.pk and before and after):
+            return
+        (old_key, old), (new_key, new) = _api_host(before), _api_host(after)
+        if old_key == new_key:
+            return
+        count = self.instance.credentials.exclude(status=Credential.Status.REVOKED).count()
+        if not count or cleaned.get("confirm_api_host") == new:
+            return
+        field = self.fields["confirm_api_host"]
+        field.widget.confirms = new
+        field.label = ngettext(
+            "Yes, send the stored credential's secret to %(host)s",
+            "Yes, send the stored secrets of %(count)d credentials to %(host)s",
+            count) % {"count": count, "host": new}
+        # (The page shows the bound field's label, which cleaning has made already.)
+        self["confirm_api_host"].label = field.label
+        self.add_error("confirm_api_host", ngettext(
+            "The API base URL now points to another host: %(new)s instead of %(old)s. From now "
+            "on, the credential stored for this connector sends its secret (access token, API "
+            "key or password) to %(new)s with every API request. If that host belongs to the "
+            "API, tick the box below and press Save.",
+            "The API base URL now points to another host: %(new)s instead of %(old)s. From now "
+            "on, each of the %(count)d credentials stored for this connector sends its secret "
+            "(access token, API key or password) to %(new)s with every API request. If that "
+            "host belongs to the API, tick the box below and press Save.",
+            count) % {"count": count, "new": new, "old": old})
 
     def _clean_connection_params(self, cleaned: dict[str, Any]) -> None:
         """The shapes of connection_params, metadata_fields and callback_params, and every
