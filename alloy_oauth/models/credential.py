@@ -228,6 +228,10 @@ class Credential(models.Model):
         reconnect, and ``TokenRefreshFailed`` when the token has expired and cannot be
         refreshed right now. While a refresh is impossible, a token that is still valid (for
         less than ``min_valid``) is returned rather than nothing.
+
+        An API key credential gives its key, a Bearer one its token; a Basic one has no token
+        and raises ``alloy_oauth.exceptions.NoAccessToken`` (use :meth:`session`, or
+        ``username`` and ``password``). See docs/auth-types.md.
         """
         return credential_methods().access_token(self, min_valid=min_valid)
 
