@@ -18,14 +18,13 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
-from django.core import signing
 from django.db import IntegrityError, transaction
 from django.http import QueryDict
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
-from . import connection_params, protocol
+from . import connection_params, protocol, tickets
 from .conf import app_settings
 from .models import AuthorizationRequest, Connector, Credential, CredentialEvent
 from .redaction import scrub
@@ -33,8 +32,6 @@ from .signals import credential_connected, send
 
 logger = logging.getLogger(__name__)
 
-#: Session key of the per-browser secret that pending authorizations are bound to.
-BINDING_SESSION_KEY = "alloy_oauth_binding"
 #: Longest callback parameter accepted; real codes and states are far shorter.
 MAX_PARAM_LENGTH = 4096
 _CALLBACK_PARAMS = ("state", "code", "error", "error_description", "error_uri", "iss")
@@ -90,55 +87,6 @@ class Redeemed:
         return protocol.parse_scopes(self.pending.scope)
 
 
-def browser_binding(session: SessionBase, *, create: bool) -> str | None:
-    """The hash of this browser session's binding secret (made on first use when ``create``).
-
-    A secret kept *in* the session, rather than the session key, survives key rotation
-    (``cycle_key`` on login) and works with every session backend; logging out or in as
-    someone else flushes it, which is what we want.
-    """
-    secret = session.get(BINDING_SESSION_KEY)
-    if not secret:
-        if not create:
-            return None
-        secret = secrets.token_urlsafe(32)
-        session[BINDING_SESSION_KEY] = secret
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-#: How long a page's connect button may skip the confirmation (see :func:`issue_ticket`).
-START_TICKET_MAX_AGE = 3600
-
-
-def start_purpose(slug: str, user_pk: Any) -> str:
-    """What a start ticket is for: this connector, for this user (a ticket planted in a
-    session from before a login is worth nothing to whoever logs in)."""
-    return f"authorize:{slug}:{user_pk}"
-
-
-def issue_ticket(session: SessionBase, purpose: str) -> str:
-    """Proof that a page of this site, rendered for this browser session, offers
-    ``purpose`` (:func:`start_purpose`).
-
-    Another site can neither read one nor make one, so a start that carries a valid ticket
-    was asked for on one of our pages, not by a link from elsewhere (or through the login
-    page's ``next``). Signed with the browser binding as salt: it holds no secret.
-    """
-    binding = browser_binding(session, create=True)
-    return signing.dumps(purpose, salt=f"alloy_oauth.ticket:{binding}")
-
-
-def is_ticket(session: SessionBase, purpose: str, ticket: str, *, max_age: int) -> bool:
-    binding = browser_binding(session, create=False)
-    if binding is None or not ticket:
-        return False
-    try:
-        return signing.loads(ticket, salt=f"alloy_oauth.ticket:{binding}",
-                             max_age=max_age) == purpose
-    except signing.BadSignature:
-        return False
-
-
 def start(
     connector: Connector,
     *,
@@ -174,7 +122,7 @@ def start(
         auth_url, allow_http=settings.DEBUG, what=_("The connector's auth URL")
     )
     now = timezone.now()
-    binding = browser_binding(session, create=True)
+    binding = tickets.browser_binding(session, create=True)
     pending_now = AuthorizationRequest.objects.filter(consumed_at__isnull=True, expires_at__gt=now)
     limit = app_settings.MAX_PENDING_AUTHORIZATIONS
     if pending_now.filter(session_binding=binding).count() >= limit or (
@@ -247,7 +195,7 @@ def complete(params: QueryDict, session: SessionBase) -> Redeemed:
         pending.connector = Connector(pk=pending.connector_id, **pending.draft)
     connector = pending.connector
     now = timezone.now()
-    binding = browser_binding(session, create=False)
+    binding = tickets.browser_binding(session, create=False)
     same_browser = binding is not None and hmac.compare_digest(binding, pending.session_binding)
     # Only the browser that started it may see its popup mode, flow id and next URL.
     mine = pending if same_browser else None

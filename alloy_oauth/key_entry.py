@@ -23,7 +23,7 @@ from django.views import View
 from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from . import auth_types, authorization, entered_secrets, headless, protocol
+from . import auth_types, entered_secrets, headless, protocol, tickets
 from .models import AuthorizationRequest, Connector
 from .secret_forms import EnteredSecretForm
 from .responses import FLOW_ID, HttpResponseSeeOther, no_store, safe_next_url
@@ -123,7 +123,7 @@ class EnterSecretView(View):
             connector=self.connector, external_id=self.owner["external_id"],
             link_hash=headless.link_hash(self.link),
             state_hash=protocol.hash_state(secrets.token_urlsafe(32)), redirect_uri="",
-            session_binding=authorization.browser_binding(self.request.session, create=True),
+            session_binding=tickets.browser_binding(self.request.session, create=True),
             expires_at=now, consumed_at=now)
 
 

@@ -19,7 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import auth_types, authorization, connection_params, headless, protocol, validation
+from . import auth_types, authorization, connection_params, headless, protocol, tickets, validation
 from .models import AuthorizationRequest, Connector, Credential, callback_url
 from .refresh import Result
 from .responses import (
@@ -43,7 +43,7 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
     Parameters: ``next`` (a page of this site), ``popup=1`` (the callback then answers with a
     page that reports to the opening window), ``flow`` (connect.js's id for this attempt).
     A GET goes straight to the provider only with a ``ticket`` from one of our own pages
-    (the connect button carries one, see :func:`authorization.issue_ticket`); a headless
+    (the connect button carries one, see :func:`tickets.issue_ticket`); a headless
     link, a navigation from another site, or a plain link first asks the person in front of
     the browser to confirm (a POST with CSRF): otherwise any site could silently connect
     whatever provider account the browser is signed in to, also through the login page.
@@ -93,10 +93,10 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
                                         submitted=request.method == "POST")
     cross_site = request.headers.get("Sec-Fetch-Site") == "cross-site"
     if config is None or (request.method == "GET" and (
-            link or cross_site or not authorization.is_ticket(
-                request.session, authorization.start_purpose(slug, request.user.pk),
+            link or cross_site or not tickets.is_ticket(
+                request.session, tickets.start_purpose(slug, request.user.pk),
                 params.get("ticket", ""),
-                max_age=authorization.START_TICKET_MAX_AGE,
+                max_age=tickets.START_TICKET_MAX_AGE,
             ))):
         # The confirmation, with the connection parameters still to be given (or corrected).
         names = {field["name"] for field in fields}
