@@ -19,7 +19,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import auth_types, authorization, connection_params, headless, protocol, tickets, validation
+from . import (
+    auth_types, authorization, connection_params, credential_store, headless, protocol, tickets,
+    validation,
+)
 from .models import AuthorizationRequest, Connector, Credential, callback_url
 from .refresh import Result
 from .responses import (
@@ -222,7 +225,7 @@ def callback(request: HttpRequest) -> HttpResponse:
         validation.remember(request.session, pending.flow_id, pending.connector,
                             error=report.get("error", ""), report=report)
     else:
-        credential, created = authorization.store_credential(redeemed)
+        credential, created = credential_store.store_credential(redeemed)
     if pending.popup:
         result: dict[str, Any] = {"status": "validated"}
         if credential is not None:

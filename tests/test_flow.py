@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from alloy_oauth import authorization, protocol, tickets
+from alloy_oauth import authorization, credential_store, protocol, tickets
 from alloy_oauth.models import AuthorizationRequest, Credential, CredentialEvent
 from alloy_oauth.signals import credential_connected
 
@@ -667,7 +667,7 @@ def test_simultaneous_callbacks_exchange_the_code_once(
     def attempt() -> None:
         barrier.wait()
         try:
-            authorization.store_credential(authorization.complete(
+            credential_store.store_credential(authorization.complete(
                 QueryDict(urlencode({"state": params["state"], "code": "c"})), session))
             outcomes.append("connected")
         except authorization.AuthorizationFailed as exc:
