@@ -26,8 +26,10 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from . import auth_types, entered_secrets, headless, protocol, tickets
 from .models import AuthorizationRequest, Connector
 from .secret_forms import EnteredSecretForm
-from .responses import FLOW_ID, HttpResponseSeeOther, no_store, safe_next_url
-from .views import CONNECTED_SESSION_KEY, _failure, popup_result
+from .responses import (
+    FLOW_ID, HttpResponseSeeOther, start_failure, no_store, popup_result, safe_next_url,
+)
+from .views import CONNECTED_SESSION_KEY
 
 
 @method_decorator(xframe_options_deny, name="dispatch")
@@ -77,8 +79,8 @@ class EnterSecretView(View):
         return EnteredSecretForm(self.connector, data, config=self.config, ask=self.ask)
 
     def fail(self, reason: str, message: str) -> HttpResponse:
-        return _failure(self.request, reason, message, self.slug, self.popup, self.flow,
-                        next_url=getattr(self, "next_url", ""), headless=bool(self.link))
+        return start_failure(self.request, reason, message, self.slug, self.popup, self.flow,
+                             next_url=getattr(self, "next_url", ""), headless=bool(self.link))
 
     def page(self, form: EnteredSecretForm, status: int = 200) -> HttpResponse:
         return render(self.request, "alloy_oauth/enter_secret.html", {
