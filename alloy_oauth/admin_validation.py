@@ -7,7 +7,7 @@
    for them (their draft kept encrypted with the pending authorization) and the page's popup
    goes to the provider.
 2. The callback keeps the round trip's outcome in the operator's session
-   (:func:`validation.remember`); the popup tells the page, which asks :func:`result`.
+   (:func:`validation.finish`); the popup tells the page, which asks :func:`result`.
 3. :func:`keep_validated`, on Save: values that are exactly those the round trip validated
    (same fingerprint) stay validated; any other change to an OAuth field clears the
    validation (``ConnectorForm.save``), and the connector stops being live.
@@ -146,7 +146,7 @@ def validate(model_admin: ModelAdmin, request: HttpRequest, pk: int | None) -> J
         # No round trip in a popup: the pre-flight was the whole validation (for client
         # credentials, a token and the test request; an entered secret is checked when entered).
         report = draft.validation_report or {}
-        validation.remember(request.session, flow, draft, error="", report=report)
+        validation.finish(request.session, flow, draft, report)
         return JsonResponse({"ok": True, "checks": report_rows(report)})
     back = (reverse("admin:alloy_oauth_connector_change", args=[pk]) if pk is not None
             else reverse("admin:alloy_oauth_connector_add"))

@@ -202,9 +202,8 @@ def callback(request: HttpRequest) -> HttpResponse:
         redeemed = authorization.complete(params, request.session)
     except authorization.AuthorizationFailed as exc:
         if exc.at_exchange and exc.pending.purpose == AuthorizationRequest.Purpose.VALIDATE:
-            report = validation.record_failure(exc.pending.connector, exc.message)
-            validation.remember(request.session, exc.pending.flow_id, exc.pending.connector,
-                                error=exc.message, report=report)
+            validation.finish(request.session, exc.pending.flow_id, exc.pending.connector,
+                              validation.record_failure(exc.pending.connector, exc.message))
         pending = exc.pending  # (None unless this browser started it)
         ways: dict[str, Any] = {"retry": exc.retry}
         if pending is not None:
@@ -220,11 +219,10 @@ def callback(request: HttpRequest) -> HttpResponse:
     credential = None
     if pending.purpose == AuthorizationRequest.Purpose.VALIDATE:
         # The admin's Validate credential: a report on the token, which is not kept.
-        report = validation.record_round_trip(
-            pending.connector, redeemed.token, redeemed.requested_scopes,
-            config=pending.connection_config, metadata=redeemed.metadata)
-        validation.remember(request.session, pending.flow_id, pending.connector,
-                            error=report.get("error", ""), report=report)
+        validation.finish(request.session, pending.flow_id, pending.connector,
+                          validation.record_round_trip(
+                              pending.connector, redeemed.token, redeemed.requested_scopes,
+                              config=pending.connection_config, metadata=redeemed.metadata))
     else:
         credential, created = credential_store.store_credential(redeemed)
     if pending.popup:
