@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -39,8 +40,8 @@ def _json_table(values: Any) -> str:
     """A JSON object as a small table of its keys and values (``—`` when empty)."""
     if not isinstance(values, dict) or not values:
         return "—"
-    return format_html('<table class="alloy-oauth-values">{}</table>', format_html_join(
-        "", "<tr><th>{}</th><td>{}</td></tr>", sorted(values.items())))
+    return render_to_string("admin/alloy_oauth/credential/values.html", {
+        "values": [(key, str(value)) for key, value in sorted(values.items())]})
 
 
 class CredentialAdmin(CredentialAddMixin, ChangedByActionsOnly, SecretsHiddenFromViewers):
@@ -82,13 +83,9 @@ class CredentialAdmin(CredentialAddMixin, ChangedByActionsOnly, SecretsHiddenFro
         events = obj.events.order_by("-created_at", "-id")[:self.EVENTS_SHOWN]
         if not events:
             return "—"
-        return format_html(
-            '<table class="alloy-oauth-events"><thead><tr><th>{}</th><th>{}</th><th>{}</th>'
-            "</tr></thead><tbody>{}</tbody></table>",
-            _("time"), _("event"), _("detail"), format_html_join(
-                "", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                ((when(event.created_at), event.get_kind_display(), event.detail or "—")
-                 for event in events)))
+        return render_to_string("admin/alloy_oauth/credential/events.html", {"events": [
+            {"when": when(event.created_at), "kind": event.get_kind_display(),
+             "detail": event.detail} for event in events]})
 
     def get_urls(self) -> list[Any]:
         return [

@@ -25,7 +25,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from django.utils.html import format_html, format_html_join
+from django.template.loader import render_to_string
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
@@ -99,11 +99,8 @@ def report_rows(report: dict[str, Any]) -> list[dict[str, str]]:
 
 def report_table(report: dict[str, Any]) -> str:
     """:func:`report_rows` as the HTML table of the connector page's "last validation"."""
-    return format_html('<table class="alloy-oauth-report">{}</table>', format_html_join(
-        "", '<tr class="alloy-oauth-{}"><th>{}</th><td class="alloy-oauth-symbol">{}</td>'
-            "<td>{}</td></tr>",
-        ((row["state"], row["name"], row["symbol"], row["message"])
-         for row in report_rows(report))))
+    return render_to_string("admin/alloy_oauth/connector/validation_report.html",
+                            {"rows": report_rows(report)})
 
 
 def _checks_json(checks: list[validation.Check], **more: Any) -> JsonResponse:
