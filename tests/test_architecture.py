@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "alloy_oauth.headless", "alloy_oauth.keys", "alloy_oauth.session",
         "alloy_oauth.credential_methods", "alloy_oauth.webhooks*", "alloy_oauth.discovery",
         "alloy_oauth.presets*", "alloy_oauth.api_check", "alloy_oauth.entered_secrets",
-        "alloy_oauth.tickets"]),
+        "alloy_oauth.tickets", "alloy_oauth.credential_store"]),
     ("interfaces: web, admin, Celery, commands, checks", [
         "alloy_oauth.views", "alloy_oauth.responses", "alloy_oauth.urls", "alloy_oauth.admin*",
         "alloy_oauth.forms", "alloy_oauth.tasks", "alloy_oauth.templatetags*",

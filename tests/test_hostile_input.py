@@ -7,7 +7,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from alloy_oauth import authorization, protocol
+from alloy_oauth import authorization, credential_store, protocol
 from alloy_oauth.models import AuthorizationRequest, Credential
 
 from .conftest import TOKEN_URL
@@ -141,7 +141,7 @@ class TestErrorReports:
         def crash(pending, token, metadata):
             raise RuntimeError("unexpected")
 
-        monkeypatch.setattr(authorization, "_store_credential", crash)
+        monkeypatch.setattr(credential_store, "_store_credential", crash)
 
     def secrets(self, params):
         verifier = AuthorizationRequest.objects.get().code_verifier
