@@ -24,7 +24,8 @@ from .admin_base import (
 )
 from .admin_setup import ConnectorSetup
 from .conf import app_settings
-from .forms import BoundedJSONField, ConnectorForm
+from .bounded_json import BoundedJSONField
+from .forms import ConnectorForm
 from .models import Connector, Credential, callback_url
 
 

@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "alloy_oauth.tickets", "alloy_oauth.credential_store"]),
     ("interfaces: web, admin, Celery, commands, checks", [
         "alloy_oauth.views", "alloy_oauth.responses", "alloy_oauth.urls", "alloy_oauth.admin*",
-        "alloy_oauth.forms", "alloy_oauth.tasks", "alloy_oauth.templatetags*",
+        "alloy_oauth.forms", "alloy_oauth.bounded_json", "alloy_oauth.tasks", "alloy_oauth.templatetags*",
         "alloy_oauth.management*", "alloy_oauth.checks", "alloy_oauth.secret_forms",
         "alloy_oauth.key_entry", "alloy_oauth.connector_auth"]),
     ("the app's wiring", ["alloy_oauth.apps"]),
