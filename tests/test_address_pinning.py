@@ -84,18 +84,19 @@ def https_url(server: Any, host: str) -> str:
 
 
 @pytest.fixture
-def resolver(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
-    """Host name → the addresses it resolves to, one per lookup, the last one from then on;
-    other names (and IP addresses) resolve as usual."""
-    answers: dict[str, list[str]] = {}
+def resolver(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
+    """Host name → its answers, one per lookup, the last one from then on: an address, or a
+    tuple of addresses; other names (and IP addresses) resolve as usual."""
+    answers: dict[str, list[Any]] = {}
     real = socket.getaddrinfo
 
     def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
         if host not in answers:
             return real(host, port, *args, **kwargs)
         queue = answers[host]
-        address = queue.pop(0) if len(queue) > 1 else queue[0]
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port)))]
+        answer = queue.pop(0) if len(queue) > 1 else queue[0]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port)))
+                for address in (answer if isinstance(answer, tuple) else (answer,))]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     return answers
@@ -152,6 +153,26 @@ def test_a_webhook_to_a_name_that_rebinds_to_loopback_is_not_sent(connector, rec
     assert "points to 127.0.0.1, which is not a public address" in row.last_error
     assert SECRET not in row.last_error
     assert receiver.requests == []
+
+
+def test_one_refused_address_refuses_the_host(documents, resolver, settings):
+    settings.ALLOY_OAUTH = LOOPBACK_ALLOWED
+    resolver["hooks.example"] = [("127.0.0.1", "10.0.0.1")]
+    url = https_url(documents, "hooks.example") + OAUTH
+    with pytest.raises(protocol.OAuthError, match="points to 10.0.0.1"):
+        protocol.send_request("GET", url, timeout=2, allow_http=False,
+                              address_policy=delivery.address_problem)
+    assert documents.requested == []
+
+
+def test_an_address_that_refuses_the_connection_is_followed_by_the_next(documents, resolver,
+                                                                         settings):
+    settings.ALLOY_OAUTH = LOOPBACK_ALLOWED
+    resolver["hooks.example"] = [("127.0.0.2", "127.0.0.1")]  # nothing listens on 127.0.0.2
+    url = https_url(documents, "hooks.example") + OAUTH
+    documents.routes[OAUTH] = {"issuer": "x"}
+    assert protocol.send_request("GET", url, timeout=2, allow_http=False,
+                                 address_policy=delivery.address_problem).status == 200
 
 
 def test_a_kept_alive_connection_to_a_refused_address_is_not_reused(documents, resolver,

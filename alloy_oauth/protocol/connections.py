@@ -45,7 +45,7 @@ from urllib3.exceptions import NameResolutionError, NewConnectionError
 request_deadline: ContextVar[float | None] = ContextVar("alloy_oauth_deadline", default=None)
 
 #: Why a connection may not go to an IP address, or ``None`` when it may.
-AddressPolicy = Callable[[str], "str | None"]
+AddressPolicy = Callable[[str], str | None]
 #: The policy of the current thread's request, if it has one (set by
 #: :func:`~.transport.send_request`).
 address_policy: ContextVar[AddressPolicy | None] = ContextVar("alloy_oauth_address_policy",
@@ -148,11 +148,14 @@ class _DeadlineConnection:
     port: int
 
     def connect(self) -> None:
+        self._shorten_timeout()
+        super().connect()  # type: ignore[misc]
+        self.sock = _DeadlineSocket(self.sock)
+
+    def _shorten_timeout(self) -> None:
         if request_deadline.get() is not None:
             cap = self.timeout if isinstance(self.timeout, (int, float)) else None
             self.timeout = _time_left(cap)
-        super().connect()  # type: ignore[misc]
-        self.sock = _DeadlineSocket(self.sock)
 
     def _new_conn(self) -> Any:
         policy = address_policy.get()
@@ -167,6 +170,7 @@ class _DeadlineConnection:
         try:
             for address in addresses:  # the next one when an address refuses the connection
                 self._dns_host = address
+                self._shorten_timeout()  # the next address only gets what is left
                 try:
                     return super()._new_conn()  # type: ignore[misc]
                 except NewConnectionError as exc:
