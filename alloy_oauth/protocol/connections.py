@@ -13,6 +13,14 @@ in each forked Celery child, and it would shut down sockets from another thread 
 owner may be closing them, and their descriptors already reused by a new connection. Here the
 deadline is only ever read by the thread that owns the connection, and a late request ends
 with an ordinary socket timeout.
+
+The address policy (:data:`address_policy`, for requests to URLs that a staff user or an
+operator chose: webhooks, Fill from issuer) is applied here too, when connecting, to the very
+addresses connected to: the host name is resolved once (:func:`approved_addresses`), and the
+socket is connected to one of those addresses, not to the name, which the system resolver could
+answer differently a moment later (DNS rebinding). TLS still verifies the certificate against
+the host name: only ``_dns_host``, urllib3's name for "where the socket goes", is replaced while
+connecting.
 """
 
 from __future__ import annotations
@@ -24,16 +32,42 @@ import socket
 import threading
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 #: When the current thread's request must be over (``time.monotonic()``), if one is running.
 request_deadline: ContextVar[float | None] = ContextVar("alloy_oauth_deadline", default=None)
+
+#: Why a connection may not go to an IP address, or ``None`` when it may.
+AddressPolicy = Callable[[str], str | None]
+#: The policy of the current thread's request, if it has one (set by
+#: :func:`~.transport.send_request`).
+address_policy: ContextVar[AddressPolicy | None] = ContextVar("alloy_oauth_address_policy",
+                                                              default=None)
+
+
+class AddressRefused(Exception):
+    """The request's address policy refuses an address its host resolves to; ``str()`` says
+    why (the policy's words). Not an ``OSError``: urllib3 must not retry or wrap it."""
+
+
+def approved_addresses(host: str, port: int, policy: AddressPolicy) -> list[str]:
+    """The addresses ``host`` resolves to, resolved once, after ``policy`` approved every one
+    of them (one refused address refuses the host: which one a connection would take is not
+    ours to choose). Raises :class:`AddressRefused`, or ``socket.gaierror``."""
+    addresses = list(dict.fromkeys(
+        info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)))
+    for address in addresses:
+        problem = policy(address)
+        if problem:
+            raise AddressRefused(problem)
+    return addresses
 
 
 def _time_left(cap: float | None) -> float | None:
@@ -103,18 +137,61 @@ class _DeadlineSocket:
 
 
 class _DeadlineConnection:
-    """Mixed into urllib3's connection classes: connecting takes at most the time left, and
-    the connected socket is a :class:`_DeadlineSocket`."""
+    """Mixed into urllib3's connection classes: connecting takes at most the time left, the
+    connected socket is a :class:`_DeadlineSocket`, and with an :data:`address_policy` the
+    socket goes only to addresses it approves."""
 
     timeout: Any
     sock: Any
+    _dns_host: str
+    host: str
+    port: int
 
     def connect(self) -> None:
+        self._shorten_timeout()
+        super().connect()  # type: ignore[misc]
+        self.sock = _DeadlineSocket(self.sock)
+
+    def _shorten_timeout(self) -> None:
         if request_deadline.get() is not None:
             cap = self.timeout if isinstance(self.timeout, (int, float)) else None
             self.timeout = _time_left(cap)
-        super().connect()  # type: ignore[misc]
-        self.sock = _DeadlineSocket(self.sock)
+
+    def _new_conn(self) -> Any:
+        policy = address_policy.get()
+        if policy is None:
+            return super()._new_conn()  # type: ignore[misc]
+        name = self._dns_host
+        try:
+            addresses = approved_addresses(name, self.port, policy)
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc  # type: ignore[arg-type]
+        failure: NewConnectionError | None = None
+        try:
+            for address in addresses:  # the next one when an address refuses the connection
+                self._dns_host = address
+                self._shorten_timeout()  # the next address only gets what is left
+                try:
+                    return super()._new_conn()  # type: ignore[misc]
+                except NewConnectionError as exc:
+                    failure = exc
+            raise failure  # type: ignore[misc]  # getaddrinfo answers at least one address
+        finally:
+            self._dns_host = name  # TLS verifies the certificate against self.host, the name
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        # A kept-alive connection may have been opened for a request without the policy (a
+        # provider call to the same host): the address it is connected to is checked again,
+        # and a refused one is dropped, so that this request connects anew, checked.
+        policy = address_policy.get()
+        if policy is not None and self.sock is not None:
+            try:
+                refused = policy(self.sock.getpeername()[0]) is not None
+            except OSError:
+                refused = True
+            if refused:
+                self.close()  # type: ignore[attr-defined]
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
 @functools.cache

@@ -13,7 +13,11 @@ What it guarantees:
 - a pooled session per thread and per process (Celery's prefork children must not share their
   parent's sockets), and no state shared between threads: many requests may run at once;
 - transport failures become ``transient`` :class:`~.errors.OAuthError`, ``in_doubt`` unless
-  the request certainly never left (:func:`_maybe_sent`).
+  the request certainly never left (:func:`_maybe_sent`);
+- with an ``address_policy`` (the webhook URL policy's address rule, for URLs that staff
+  chose), the host is resolved once, when connecting, and the connection goes only to an
+  address the policy approves: no second, unchecked resolution (DNS rebinding). Such a request
+  is never sent through a proxy, which would resolve the host itself: it is refused.
 
 The connections it uses, and how they keep the deadline: :mod:`.connections`.
 """
@@ -31,7 +35,15 @@ import requests
 import urllib3
 from django.views.decorators.debug import sensitive_variables
 
-from .connections import environment, http_adapter, proxies, request_deadline
+from .connections import (
+    AddressPolicy,
+    AddressRefused,
+    address_policy as request_address_policy,
+    environment,
+    http_adapter,
+    proxies,
+    request_deadline,
+)
 from .errors import ErrorKind, OAuthError
 from .url_rules import require_secure_url
 
@@ -69,6 +81,7 @@ def send_request(
     headers: Mapping[str, str] | None = None,
     auth: requests.auth.AuthBase | None = None,
     read_body: bool = True,
+    address_policy: AddressPolicy | None = None,
 ) -> Answer:
     """Send one request to a provider and return its answer, all within ``timeout`` seconds.
 
@@ -77,20 +90,33 @@ def send_request(
     Without ``read_body`` only the status and headers are awaited. Transport failures become
     ``transient`` :class:`OAuthError` (``in_doubt`` when the request may have been sent); the
     answer itself is not judged.
+    With ``address_policy`` (an IP address → why no connection may go there, or ``None``) the
+    connection goes only to addresses it approves, checked when connecting: a refusal is a
+    ``configuration`` :class:`OAuthError`, and nothing is sent.
     """
     require_secure_url(url, allow_http=allow_http, what=f"The {what} URL" if what else "The URL")
+    proxy = proxies(url)
+    if address_policy is not None and proxy:
+        raise OAuthError(ErrorKind.CONFIGURATION, (
+            f"{_capitalized(_subject(what, url))} would be reached through a proxy, which "
+            f"resolves its host unchecked: list the host in NO_PROXY."))
     deadline = time.monotonic() + timeout
     context = request_deadline.set(deadline)
+    policy_context = request_address_policy.set(address_policy)
     try:
         request = _prepared(method, url, data, headers, auth)
         response = http_adapter().send(request, stream=True, timeout=timeout,
-                                        verify=environment().verify, proxies=proxies(url))
+                                        verify=environment().verify, proxies=proxy)
         with response:
             body = _read_body(response, deadline) if read_body else b""
     except requests.RequestException as exc:
         raise _transport_failure(exc, _subject(what, url), timeout,
                                  late=time.monotonic() >= deadline) from None
+    except AddressRefused as exc:
+        raise OAuthError(ErrorKind.CONFIGURATION, (
+            f"{_capitalized(_subject(what, url))} was not connected to: its host {exc}.")) from None
     finally:
+        request_address_policy.reset(policy_context)
         request_deadline.reset(context)
     return Answer(response.status_code, response.headers.get("Content-Type", ""), body,
                   response.headers.get("Retry-After"))
@@ -138,7 +164,11 @@ def _transport_failure(
                    else f"Could not connect to {subject}.")
     else:
         message, sent = f"The request to {subject} failed ({type(exc).__name__}).", True
-    return OAuthError(ErrorKind.TRANSIENT, message[:1].upper() + message[1:], in_doubt=sent)
+    return OAuthError(ErrorKind.TRANSIENT, _capitalized(message), in_doubt=sent)
+
+
+def _capitalized(message: str) -> str:
+    return message[:1].upper() + message[1:]
 
 
 def _maybe_sent(exc: requests.RequestException) -> bool:
