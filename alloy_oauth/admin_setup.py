@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from . import discovery
-from .presets import all_presets, get_preset
+from .presets import RECIPE_ANCHOR_PREFIX, all_presets, get_preset
 
 #: The add page's query parameter that names a preset: ``add/?preset=github``.
 PRESET_PARAM = "preset"
@@ -46,7 +46,8 @@ class ConnectorSetup(admin.ModelAdmin):
         if slug and preset is None and request.method == "GET":
             messages.error(request, _("There is no preset “%(slug)s”: pick one from the list.")
                            % {"slug": slug[:50]})
-        extra_context = {**(extra_context or {}), "presets": all_presets(), "preset": preset}
+        extra_context = {**(extra_context or {}), "presets": all_presets(), "preset": preset,
+                         "recipe_anchor_prefix": RECIPE_ANCHOR_PREFIX}
         return super().add_view(request, form_url, extra_context)
 
     @method_decorator(require_POST)

@@ -7,7 +7,7 @@
    for them (their draft kept encrypted with the pending authorization) and the page's popup
    goes to the provider.
 2. The callback keeps the round trip's outcome in the operator's session
-   (:func:`validation.remember`); the popup tells the page, which asks :func:`result`.
+   (:func:`validation.finish`); the popup tells the page, which asks :func:`result`.
 3. :func:`keep_validated`, on Save: values that are exactly those the round trip validated
    (same fingerprint) stay validated; any other change to an OAuth field clears the
    validation (``ConnectorForm.save``), and the connector stops being live.
@@ -25,7 +25,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from django.utils.html import format_html, format_html_join
+from django.template.loader import render_to_string
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
@@ -87,7 +87,9 @@ def report_rows(report: dict[str, Any]) -> list[dict[str, str]]:
                    if missing_keys else [])) or "—"))
         test = report.get("test_request")
         if test:
-            passed = 200 <= test.get("status", 0) < 300
+            # Passed by the connector's own valid statuses (a report stored before it said
+            # so: a 2xx).
+            passed = test.get("ok", 200 <= test.get("status", 0) < 300)
             rows.append(_row(_("Test request"), "ok" if passed else "failed",
                              f"GET {test['url']} → " + str(test.get("status", test.get("error")))))
     if report.get("error") and not any(row["state"] == "failed" for row in rows):
@@ -99,11 +101,8 @@ def report_rows(report: dict[str, Any]) -> list[dict[str, str]]:
 
 def report_table(report: dict[str, Any]) -> str:
     """:func:`report_rows` as the HTML table of the connector page's "last validation"."""
-    return format_html('<table class="alloy-oauth-report">{}</table>', format_html_join(
-        "", '<tr class="alloy-oauth-{}"><th>{}</th><td class="alloy-oauth-symbol">{}</td>'
-            "<td>{}</td></tr>",
-        ((row["state"], row["name"], row["symbol"], row["message"])
-         for row in report_rows(report))))
+    return render_to_string("admin/alloy_oauth/connector/validation_report.html",
+                            {"rows": report_rows(report)})
 
 
 def _checks_json(checks: list[validation.Check], **more: Any) -> JsonResponse:
@@ -146,7 +145,7 @@ def validate(model_admin: ModelAdmin, request: HttpRequest, pk: int | None) -> J
         # No round trip in a popup: the pre-flight was the whole validation (for client
         # credentials, a token and the test request; an entered secret is checked when entered).
         report = draft.validation_report or {}
-        validation.remember(request.session, flow, draft, error="", report=report)
+        validation.finish(request.session, flow, draft, report)
         return JsonResponse({"ok": True, "checks": report_rows(report)})
     back = (reverse("admin:alloy_oauth_connector_change", args=[pk]) if pk is not None
             else reverse("admin:alloy_oauth_connector_add"))

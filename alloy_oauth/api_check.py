@@ -34,7 +34,7 @@ class CheckResult:
     error: str = ""
 
     def as_report(self) -> dict[str, Any]:
-        report: dict[str, Any] = {"url": self.url}
+        report: dict[str, Any] = {"url": self.url, "ok": self.ok}
         if self.status is not None:
             report["status"] = self.status
         if self.error and self.status is None:

@@ -20,7 +20,7 @@ class AlloyOAuthConfig(AppConfig):
 
         checks.register()
         events.connect_receivers(enqueue=tasks.enqueue_webhook_delivery)
-        #: What Credential's token methods call (see alloy_oauth.models.credential_methods).
+        #: What Credential's token methods call (see alloy_oauth.models.credential.credential_methods).
         self.credential_methods = credential_methods
 
         def keys_changed(setting: str, **kwargs: object) -> None:

@@ -19,9 +19,11 @@ import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
+from requests.utils import DEFAULT_PORTS
 
 OAUTH2 = "oauth2"
 CLIENT_CREDENTIALS = "oauth2_client_credentials"
@@ -133,6 +135,14 @@ def apply(placement: Placement, secret: Secret, headers: Mapping[str, str]
         return dict(headers), {placement.query_param: found["token"]}
     rendered = placement.template.format_map(found) if placement.template else found["token"]
     return {**headers, placement.header or DEFAULT_HEADER: rendered}, {}
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of ``url``, the port written out (``https://a`` is
+    ``https://a:443``): the unit a secret is allowed to go to."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(scheme)
 
 
 def secret_names(placement: Placement) -> tuple[set[str], set[str]]:

@@ -2,39 +2,32 @@
 
 The views are thin wrappers around :func:`start` and :func:`complete`; anything else that
 starts an authorization (the admin's validation, headless connect links) goes through them
-too. :func:`complete` ends at the token; :func:`store_credential` makes it a connection.
+too. :func:`complete` ends at the token; :func:`credential_store.store_credential` makes it
+a connection.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
-import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
-from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
-from django.core import signing
-from django.db import IntegrityError, transaction
 from django.http import QueryDict
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
-from . import connection_params, protocol
+from . import connection_params, protocol, tickets
 from .conf import app_settings
-from .models import AuthorizationRequest, Connector, Credential, CredentialEvent
+from .models import AuthorizationRequest, Connector, Credential
 from .redaction import scrub
-from .signals import credential_connected, send
 
 logger = logging.getLogger(__name__)
 
-#: Session key of the per-browser secret that pending authorizations are bound to.
-BINDING_SESSION_KEY = "alloy_oauth_binding"
 #: Longest callback parameter accepted; real codes and states are far shorter.
 MAX_PARAM_LENGTH = 4096
 _CALLBACK_PARAMS = ("state", "code", "error", "error_description", "error_uri", "iss")
@@ -77,8 +70,9 @@ class TooManyPending(Exception):
 @dataclass(frozen=True)
 class Redeemed:
     """An authorization whose code was exchanged for ``token``. What becomes of the token is
-    the caller's to decide: :func:`store_credential` for an end user's connection, the
-    admin's validation for a Validate credential (``pending.purpose`` says which).
+    the caller's to decide: :func:`credential_store.store_credential` for an end user's
+    connection, the admin's validation for a Validate credential (``pending.purpose`` says
+    which).
     ``metadata``: what the connector's metadata fields and callback parameters found."""
 
     pending: AuthorizationRequest
@@ -88,55 +82,6 @@ class Redeemed:
     @property
     def requested_scopes(self) -> list[str]:
         return protocol.parse_scopes(self.pending.scope)
-
-
-def browser_binding(session: SessionBase, *, create: bool) -> str | None:
-    """The hash of this browser session's binding secret (made on first use when ``create``).
-
-    A secret kept *in* the session, rather than the session key, survives key rotation
-    (``cycle_key`` on login) and works with every session backend; logging out or in as
-    someone else flushes it, which is what we want.
-    """
-    secret = session.get(BINDING_SESSION_KEY)
-    if not secret:
-        if not create:
-            return None
-        secret = secrets.token_urlsafe(32)
-        session[BINDING_SESSION_KEY] = secret
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-#: How long a page's connect button may skip the confirmation (see :func:`issue_ticket`).
-START_TICKET_MAX_AGE = 3600
-
-
-def start_purpose(slug: str, user_pk: Any) -> str:
-    """What a start ticket is for: this connector, for this user (a ticket planted in a
-    session from before a login is worth nothing to whoever logs in)."""
-    return f"authorize:{slug}:{user_pk}"
-
-
-def issue_ticket(session: SessionBase, purpose: str) -> str:
-    """Proof that a page of this site, rendered for this browser session, offers
-    ``purpose`` (:func:`start_purpose`).
-
-    Another site can neither read one nor make one, so a start that carries a valid ticket
-    was asked for on one of our pages, not by a link from elsewhere (or through the login
-    page's ``next``). Signed with the browser binding as salt: it holds no secret.
-    """
-    binding = browser_binding(session, create=True)
-    return signing.dumps(purpose, salt=f"alloy_oauth.ticket:{binding}")
-
-
-def is_ticket(session: SessionBase, purpose: str, ticket: str, *, max_age: int) -> bool:
-    binding = browser_binding(session, create=False)
-    if binding is None or not ticket:
-        return False
-    try:
-        return signing.loads(ticket, salt=f"alloy_oauth.ticket:{binding}",
-                             max_age=max_age) == purpose
-    except signing.BadSignature:
-        return False
 
 
 def start(
@@ -174,7 +119,7 @@ def start(
         auth_url, allow_http=settings.DEBUG, what=_("The connector's auth URL")
     )
     now = timezone.now()
-    binding = browser_binding(session, create=True)
+    binding = tickets.browser_binding(session, create=True)
     pending_now = AuthorizationRequest.objects.filter(consumed_at__isnull=True, expires_at__gt=now)
     limit = app_settings.MAX_PENDING_AUTHORIZATIONS
     if pending_now.filter(session_binding=binding).count() >= limit or (
@@ -247,7 +192,7 @@ def complete(params: QueryDict, session: SessionBase) -> Redeemed:
         pending.connector = Connector(pk=pending.connector_id, **pending.draft)
     connector = pending.connector
     now = timezone.now()
-    binding = browser_binding(session, create=False)
+    binding = tickets.browser_binding(session, create=False)
     same_browser = binding is not None and hmac.compare_digest(binding, pending.session_binding)
     # Only the browser that started it may see its popup mode, flow id and next URL.
     mine = pending if same_browser else None
@@ -288,20 +233,6 @@ def complete(params: QueryDict, session: SessionBase) -> Redeemed:
         **connection_params.callback_metadata(connector.callback_params, params),
     }
     return Redeemed(pending, token, metadata)
-
-
-def store_credential(redeemed: Redeemed) -> tuple[Credential, bool]:
-    """The end user's connection: create their credential for the connector, or reconnect
-    the existing one (see :func:`_store_credential`); ``credential_connected`` is sent.
-    Returns the credential and whether it is new."""
-    pending = redeemed.pending
-    credential, created = _store_credential(pending, redeemed.token, redeemed.metadata)
-    logger.info(
-        "Authorization %s for connector %s stored credential %s.",
-        pending.pk, pending.connector.slug, credential.pk,
-    )
-    send(credential_connected, credential, created=created)
-    return credential, created
 
 
 #: Code exchange failures that a new attempt may well not meet: a code that expired or was
@@ -407,114 +338,3 @@ def _provider_refusal(values: dict[str, str], connector: Connector) -> Authoriza
         message = f"{message} {description}"
     return AuthorizationFailed(error if error == "access_denied" else "provider_error", message,
                                connector=connector, retry=error in RETRY_PROVIDER_ERRORS)
-
-
-@sensitive_variables()
-def _store_credential(
-    pending: AuthorizationRequest, token: protocol.TokenResponse,
-    metadata: dict[str, Any] | None = None,
-) -> tuple[Credential, bool]:
-    """Create the end user's credential for this connector, or reconnect the existing one
-    (same row, back to ``active``, ``version`` bumped so an in-flight refresh of the old grant
-    cannot overwrite the new tokens). With several accounts allowed, which one: see
-    :func:`_account`."""
-    connector = pending.connector
-    now = timezone.now()
-    values = connector.token_values(token, requested_scopes=protocol.parse_scopes(pending.scope))
-    values.update(
-        # Set at connect (a new grant's metadata, which may be another account's).
-        connection_config=pending.connection_config,
-        metadata=metadata or {},
-        # A new grant: its refresh token (or none) replaces the old grant's, which may belong
-        # to another account at the provider (RFC 6749 §6's "keep the old one" is for refreshes).
-        refresh_token=token.refresh_token or "",
-        refresh_token_expires_at=values.get("refresh_token_expires_at"),
-        requested_scope=pending.scope,
-        status=Credential.Status.ACTIVE,
-        connected_at=now,
-        failure_count=0,
-        failing_since=None,
-        last_error="",
-    )
-    owner = {"user": pending.user} if pending.user_id else {"external_id": pending.external_id}
-    note = token.expires_in_note
-    try:
-        return _save_credential(pending, owner, values, now, note)
-    except IntegrityError:
-        # Another callback for the same end user (and account) created the row first: update
-        # it instead.
-        return _save_credential(pending, owner, values, now, note)
-
-
-@sensitive_variables()
-def _save_credential(
-    pending: AuthorizationRequest, owner: dict[str, Any], values: dict[str, Any], now: Any,
-    note: str,
-) -> tuple[Credential, bool]:
-    connector = pending.connector
-    with transaction.atomic():
-        credential, account_key = _account(pending, owner, values)
-        created = credential is None
-        if created:
-            credential = Credential(connector=connector, account_key=account_key, **owner)
-        else:
-            values = {**values, "version": credential.version + 1}
-        for name, value in values.items():
-            setattr(credential, name, value)
-        credential.save()
-        CredentialEvent.objects.create(
-            credential=credential,
-            kind=CredentialEvent.Kind.CONNECTED,
-            created_at=now,
-            detail=_connected_detail(credential, created, note),
-        )
-    return credential, created
-
-
-def _account(
-    pending: AuthorizationRequest, owner: dict[str, Any], values: dict[str, Any]
-) -> tuple[Credential | None, str]:
-    """The owner's credential this connection updates (locked until the transaction ends),
-    or ``None`` and the ``account_key`` of a new one.
-
-    One account per owner (the default): the owner's credential, whose ``account_key`` is
-    ``""``, so that the unique constraints keep two simultaneous callbacks from creating two.
-    Several accounts: the one being reconnected, if named; else the one with the same account
-    label (the same shop, the same e-mail), else a new one keyed by that label (two
-    simultaneous callbacks for one account still make one row) or, without a label, by a
-    random key."""
-    connector = pending.connector
-    mine = Credential.objects.select_for_update().filter(connector=connector, **owner)
-    if not connector.allow_multiple_accounts:
-        return mine.order_by("pk").first(), ""
-    accounts = list(mine.order_by("pk"))
-    for credential in accounts:
-        if credential.pk == pending.credential_id:
-            return credential, credential.account_key
-    label = connection_params.label(connector.account_label, values["connection_config"],
-                                    values["metadata"])
-    if not label:
-        return None, secrets.token_hex(16)
-    for credential in accounts:
-        if connection_params.label(connector.account_label, credential.connection_config,
-                                   credential.metadata) == label:
-            return credential, credential.account_key
-    return None, hashlib.sha256(label.encode()).hexdigest()
-
-
-def _connected_detail(credential: Credential, created: bool, note: str) -> str:
-    parts = [_("Connected.") if created else _("Reconnected.")]
-    if credential.scope:
-        parts.append(_("Scopes granted: %(scopes)s.") % {"scopes": credential.scope})
-    if credential.scopes_missing or credential.scopes_extra:
-        parts.append(_("Not as requested: missing %(missing)s; extra %(extra)s.") % {
-            "missing": " ".join(credential.scopes_missing) or "—",
-            "extra": " ".join(credential.scopes_extra) or "—"})
-    if credential.expires_at:
-        parts.append(_("Access token expires at %(when)s.") % {
-            # (as the admin's credential page writes every time: admin_actions.when)
-            "when": f"{credential.expires_at.astimezone(dt_timezone.utc):%Y-%m-%d %H:%M} UTC",
-        })
-    if note:  # an expiry assumed, and why
-        parts.append(note)
-    return " ".join(parts)

@@ -21,8 +21,11 @@ issuer's endpoints are never filled in.
 Every request goes through :func:`alloy_oauth.protocol.send_request` (bounded, https unless
 loopback or DEBUG, no redirect followed), and only to a host that the webhook URL policy
 allows (public addresses, or ``WEBHOOK_ALLOWED_NETWORKS``): staff cannot make the server
-fetch documents from its own network. The first transport failure (a timeout, a refused
-connection) ends the search: the host is not asked again.
+fetch documents from its own network. The rule is applied when connecting too, to the
+address connected to, so a host name that resolves to another address the second time (DNS
+rebinding) gains nothing; and such a request is not sent through a proxy. The first
+transport failure (a timeout, a refused connection) ends the search: the host is not asked
+again.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from django.utils.translation import gettext as _
 
 from . import protocol
 from .conf import app_settings
-from .webhooks.delivery import url_problem
+from .webhooks.delivery import address_problem, url_problem
 
 
 OAUTH_WELL_KNOWN = "/.well-known/oauth-authorization-server"
@@ -129,7 +132,8 @@ def _fetch(url: str) -> tuple[dict[str, Any] | None, str]:
     try:
         answer = protocol.send_request(
             "GET", url, timeout=app_settings.HTTP_TIMEOUT, allow_http=settings.DEBUG,
-            what="discovery", headers={"Accept": "application/json"})
+            what="discovery", headers={"Accept": "application/json"},
+            address_policy=address_problem)
     except protocol.OAuthError as exc:
         raise DiscoveryError(_("%(url)s: %(problem)s") % {"url": url, "problem": exc.message})
     if answer.status != 200:

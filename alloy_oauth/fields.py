@@ -43,9 +43,15 @@ def is_undecryptable(value: Any) -> bool:
 
 class EncryptedTextField(fernet_fields.EncryptedTextField):
     """``fernet_fields.EncryptedTextField`` that loads an undecryptable value as
-    :data:`UNDECRYPTABLE` and refuses to save it."""
+    :data:`UNDECRYPTABLE` and refuses to save it.
+
+    With ``null=True``, an empty value is stored as NULL and loads as ``""``: there is nothing
+    secret in it, and every encrypted value costs a decryption per read and a rewrite per key
+    rotation (an OAuth credential's API key, user name and password columns are all empty)."""
 
     def from_db_value(self, value: Any, expression: Any, connection: Any, *args: Any) -> Any:
+        if value is None and self.null:
+            return ""
         try:
             return super().from_db_value(value, expression, connection, *args)
         except InvalidToken:
@@ -57,6 +63,8 @@ class EncryptedTextField(fernet_fields.EncryptedTextField):
                 f"{self.model.__name__}.{self.name} could not be decrypted with FERNET_KEYS; "
                 "saving it would replace the stored value. Restore the key, or set a new value."
             )
+        if value == "" and self.null:
+            return None
         return super().get_db_prep_save(value, connection)
 
 

@@ -3,25 +3,22 @@ the webhook endpoint (write-only signing secret, the webhook URL policy)."""
 
 from __future__ import annotations
 
-import json
-import math
 from datetime import timedelta
-from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
-from django.forms.fields import InvalidJSONInput, JSONString
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
-from . import connection_params, connector_auth, protocol
+from . import auth_types, connection_params, connector_auth, protocol
+from .bounded_json import BoundedJSONField
 from .validation import OAUTH_FIELDS
 from .fields import is_undecryptable
-from .models import Connector, WebhookEndpoint
+from .models import Connector, Credential, WebhookEndpoint
 from .webhooks import EVENT_TYPES
 from .webhooks.delivery import url_problem
 
@@ -38,126 +35,6 @@ _JSON_EXAMPLES = {
 #: The stored client secret is sent to these: changing one needs the secret typed again, so a
 #: staff user who cannot read it cannot have it sent elsewhere.
 SECRET_DESTINATIONS = ("token_url", "refresh_url", "revocation_url")
-
-
-#: Limits of what a JSON field of the form accepts: far beyond any connector's extra
-#: parameters, and small enough that the parser never recurses deeply nor works long.
-MAX_JSON_LENGTH = 10_000  # characters
-MAX_JSON_DEPTH = 10  # nested objects and lists
-
-
-class _NotFinite(ValueError):
-    pass
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e999 overflows to inf
-        raise _NotFinite(text)
-    return value
-
-
-def _no_constant(name: str) -> float:
-    raise _NotFinite(name)  # NaN, Infinity, -Infinity: Python's extensions to JSON
-
-
-def _nesting_depth(text: str) -> int:
-    """How deeply the objects and lists of JSON ``text`` nest, counted without parsing it
-    (Python's parser recurses once per level: 100,000 ``[`` raise RecursionError)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
-
-
-def _strings(value: Any) -> Iterator[str]:
-    """Every string of a parsed JSON value, keys included."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield key
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
-def _storable(text: str) -> bool:
-    """Whether every database can store ``text``: PostgreSQL refuses NUL in JSON, and no
-    database driver can encode an unpaired surrogate (``"\\ud800"``) as UTF-8."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-class BoundedJSONField(forms.JSONField):
-    """``forms.JSONField`` that makes a field error of every value the parser or a database
-    would fail on, where ``forms.JSONField`` answers 500: more than :data:`MAX_JSON_LENGTH`
-    characters or :data:`MAX_JSON_DEPTH` levels (checked before parsing), NaN and infinite
-    numbers (PostgreSQL's ``jsonb`` and SQLite's JSON check refuse them), integers beyond
-    Python's digit limit, NUL characters and unpaired surrogates.
-    """
-
-    default_error_messages = {
-        "too_long": gettext_lazy(
-            "Enter at most %(max)d characters of JSON (this is %(length)d)."),
-        "too_deep": gettext_lazy("Nest objects and lists at most %(max)d levels deep."),
-        "not_finite": gettext_lazy(
-            "Numbers must be finite: NaN, Infinity and numbers too large for a float (such as "
-            "1e999) are not JSON."),
-        "unstorable": gettext_lazy(
-            "Text may not contain NUL characters (\\u0000) or unpaired surrogates "
-            "(\\ud800–\\udfff)."),
-    }
-
-    def to_python(self, value: Any) -> Any:
-        if (self.disabled or value in self.empty_values or not isinstance(value, str)
-                or isinstance(value, JSONString)):
-            return super().to_python(value)
-        if len(value) > MAX_JSON_LENGTH:
-            raise ValidationError(self.error_messages["too_long"], code="too_long",
-                                  params={"max": MAX_JSON_LENGTH, "length": len(value)})
-        if _nesting_depth(value) > MAX_JSON_DEPTH:
-            raise ValidationError(self.error_messages["too_deep"], code="too_deep",
-                                  params={"max": MAX_JSON_DEPTH})
-        try:
-            converted = json.loads(value, cls=self.decoder, parse_float=_finite_float,
-                                   parse_constant=_no_constant)
-        except _NotFinite:
-            raise ValidationError(self.error_messages["not_finite"], code="not_finite")
-        except ValueError:  # JSONDecodeError, or an integer of more digits than Python reads
-            raise ValidationError(self.error_messages["invalid"], code="invalid",
-                                  params={"value": value})
-        if not all(_storable(text) for text in _strings(converted)):
-            raise ValidationError(self.error_messages["unstorable"], code="unstorable")
-        return JSONString(converted) if isinstance(converted, str) else converted
-
-    def bound_data(self, data: Any, initial: Any) -> Any:
-        # The form shown again with its errors parses what was typed once more.
-        try:
-            self.to_python(data)
-        except ValidationError:
-            return InvalidJSONInput(data)
-        return super().bound_data(data, initial)
 
 
 def _formfield(field: models.Field, **kwargs: Any) -> forms.Field | None:
@@ -181,6 +58,41 @@ class CopyableInput(forms.TextInput):
     template_name = "alloy_oauth/widgets/copyable.html"
 
 
+class HostConfirmation(forms.CheckboxInput):
+    """The tick box that confirms the API base URL's new host. Hidden, and empty, until the
+    form asks for it (:attr:`confirms` set); then its value is the host it confirms, so a tick
+    given for another host (the URL edited again before saving) confirms nothing."""
+
+    confirms = ""
+
+    @property
+    def is_hidden(self) -> bool:
+        return not self.confirms
+
+    def format_value(self, value: Any) -> str | None:
+        return self.confirms or None
+
+    def get_context(self, name: str, value: Any, attrs: Any) -> dict[str, Any]:
+        context = super().get_context(name, bool(self.confirms) and value == self.confirms,
+                                      attrs)
+        context["widget"]["type"] = "checkbox" if self.confirms else "hidden"
+        return context
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> str:
+        return data.get(name, "")
+
+
+def _api_host(url: str) -> tuple[Any, str]:
+    """Where an API base URL sends secrets, as compared (scheme, host and port, the default
+    port written out) and as shown (``https://api.example.com``); a URL that starts with a
+    placeholder (``{metadata.instance_url}/services``) is its own host."""
+    parts = urlsplit(url)
+    if not parts.netloc:
+        shown = url.split("/", 1)[0]
+        return shown, shown
+    return auth_types.origin(url), f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
 class ConnectorForm(forms.ModelForm):
     #: Set by the admin from the request (see :func:`alloy_oauth.models.callback_url`).
     callback_url_value = ""
@@ -198,6 +110,10 @@ class ConnectorForm(forms.ModelForm):
         strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
     )
+    #: Asked for when the API base URL moves to another host while credentials are stored
+    #: (:meth:`_confirm_api_host`).
+    confirm_api_host = forms.CharField(label=gettext_lazy("New API host confirmed"),
+                                       required=False, widget=HostConfirmation)
 
     class Meta:
         model = Connector
@@ -263,6 +179,7 @@ class ConnectorForm(forms.ModelForm):
                 "with."))
         self._clean_connection_params(cleaned)
         connector_auth.clean(self, cleaned)
+        self._confirm_api_host(cleaned)
         for name in Connector.URL_FIELDS:
             url = cleaned.get(name)
             problem = url and protocol.insecure_url_problem(
@@ -284,6 +201,40 @@ class ConnectorForm(forms.ModelForm):
                 self.add_error(name, _("Remove %(names)s: the OAuth flow sets these "
                                        "parameters itself.") % {"names": ", ".join(clash)})
         return cleaned
+
+    def _confirm_api_host(self, cleaned: dict[str, Any]) -> None:
+        """Every stored credential's secret (access token, API key, password) goes to the API
+        base URL's host: moving it to another one needs the operator's explicit tick, which
+        names the host and how many credentials. Not when no credential holds a secret, nor
+        when the URL is set for the first time (it only narrows where secrets go) or cleared
+        (then only host code's absolute URLs say where requests go)."""
+        before, after = self.instance.api_base_url, cleaned.get("api_base_url")
+        if not (self.instance.pk and before and after):
+            return
+        (old_key, old), (new_key, new) = _api_host(before), _api_host(after)
+        if old_key == new_key:
+            return
+        count = self.instance.credentials.exclude(status=Credential.Status.REVOKED).count()
+        if not count or cleaned.get("confirm_api_host") == new:
+            return
+        field = self.fields["confirm_api_host"]
+        field.widget.confirms = new
+        field.label = ngettext(
+            "Yes, send the stored credential's secret to %(host)s",
+            "Yes, send the stored secrets of %(count)d credentials to %(host)s",
+            count) % {"count": count, "host": new}
+        # (The page shows the bound field's label, which cleaning has made already.)
+        self["confirm_api_host"].label = field.label
+        self.add_error("confirm_api_host", ngettext(
+            "The API base URL now points to another host: %(new)s instead of %(old)s. From now "
+            "on, the credential stored for this connector sends its secret (access token, API "
+            "key or password) to %(new)s with every API request. If that host belongs to the "
+            "API, tick the box below and press Save.",
+            "The API base URL now points to another host: %(new)s instead of %(old)s. From now "
+            "on, each of the %(count)d credentials stored for this connector sends its secret "
+            "(access token, API key or password) to %(new)s with every API request. If that "
+            "host belongs to the API, tick the box below and press Save.",
+            count) % {"count": count, "new": new, "old": old})
 
     def _clean_connection_params(self, cleaned: dict[str, Any]) -> None:
         """The shapes of connection_params, metadata_fields and callback_params, and every

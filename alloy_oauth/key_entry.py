@@ -23,11 +23,13 @@ from django.views import View
 from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from . import auth_types, authorization, entered_secrets, headless, protocol
+from . import auth_types, entered_secrets, headless, protocol, tickets
 from .models import AuthorizationRequest, Connector
 from .secret_forms import EnteredSecretForm
-from .responses import FLOW_ID, HttpResponseSeeOther, no_store, safe_next_url
-from .views import CONNECTED_SESSION_KEY, _failure, popup_result
+from .responses import (
+    FLOW_ID, HttpResponseSeeOther, start_failure, no_store, popup_result, safe_next_url,
+)
+from .views import CONNECTED_SESSION_KEY
 
 
 @method_decorator(xframe_options_deny, name="dispatch")
@@ -77,8 +79,8 @@ class EnterSecretView(View):
         return EnteredSecretForm(self.connector, data, config=self.config, ask=self.ask)
 
     def fail(self, reason: str, message: str) -> HttpResponse:
-        return _failure(self.request, reason, message, self.slug, self.popup, self.flow,
-                        next_url=getattr(self, "next_url", ""), headless=bool(self.link))
+        return start_failure(self.request, reason, message, self.slug, self.popup, self.flow,
+                             next_url=getattr(self, "next_url", ""), headless=bool(self.link))
 
     def page(self, form: EnteredSecretForm, status: int = 200) -> HttpResponse:
         return render(self.request, "alloy_oauth/enter_secret.html", {
@@ -123,7 +125,7 @@ class EnterSecretView(View):
             connector=self.connector, external_id=self.owner["external_id"],
             link_hash=headless.link_hash(self.link),
             state_hash=protocol.hash_state(secrets.token_urlsafe(32)), redirect_uri="",
-            session_binding=authorization.browser_binding(self.request.session, create=True),
+            session_binding=tickets.browser_binding(self.request.session, create=True),
             expires_at=now, consumed_at=now)
 
 

@@ -86,13 +86,15 @@ def scan(
                 except InvalidToken:
                     pass
                 try:
-                    every.decrypt(token)
+                    plain = every.decrypt(token)
                 except InvalidToken:
                     report.add_undecryptable(pk)
                     continue
                 report.old += 1
                 if rotate:
-                    updates.append((every.rotate(token), pk, token))
+                    # An empty value need not be encrypted at all (see EncryptedTextField).
+                    rotated = None if plain == b"" and model_field.null else every.rotate(token)
+                    updates.append((rotated, pk, token))
             if updates:
                 report.rotated += sql.rewrite_encrypted_values(alias, model, model_field, updates)
             report.changed_meanwhile = report.old - report.rotated if rotate else 0

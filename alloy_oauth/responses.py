@@ -1,6 +1,6 @@
 """What the app's pages answer with, shared by the end user's views and the admin's
-Validate credential: the headers of the flow's responses, the validated ``next``, and the
-failure page with its ways on."""
+Validate credential: the headers of the flow's responses, the validated ``next``, the
+failure page with its ways on, and the popup's answer to the page that opened it."""
 
 from __future__ import annotations
 
@@ -94,6 +94,32 @@ def failure_page(
         **ways_on(request, connector, next_url=next_url, retry=retry, headless=headless),
     }
     return render(request, "alloy_oauth/error.html", context, status=status)
+
+
+def start_failure(request: HttpRequest, reason: str, message: str, slug: str, popup: bool,
+                  flow: str, *, status: int = 400, **ways: Any) -> HttpResponse:
+    """A failure to start a flow (``authorize``, the secret entry page): in a popup, the popup
+    page (so the opener learns why). ``ways``: see :func:`ways_on`."""
+    if popup:
+        return popup_result(request, slug, flow, {
+            "status": "error", "reason": reason, "message": message}, status=status, **ways)
+    connector = Connector.objects.filter(slug=slug).first()
+    return failure_page(request, reason, message, connector, status=status, **ways)
+
+
+def popup_result(request: HttpRequest, slug: str, flow: str, result: dict[str, Any], *,
+                 next_url: str = "", status: int = 200, retry: bool = False,
+                 headless: bool = False) -> HttpResponse:
+    """The page the popup lands on: it reports ``result`` (never a token) to the page that
+    opened it, on this origin, and closes; opened without a popup, it links onwards (after
+    a failure, as :func:`failure_page` does)."""
+    result = {"source": "alloy_oauth", "connector": slug, "flow": flow, **result}
+    connector = Connector.objects.filter(slug=slug).first()
+    context = {"result": result, "connector": connector, "next_url": next_url}
+    if result["status"] == "error":
+        context.update(ways_on(request, connector, next_url=next_url, retry=retry,
+                               headless=headless))
+    return render(request, "alloy_oauth/popup.html", context, status=status)
 
 
 def ways_on(request: HttpRequest, connector: Connector | None, *, next_url: str = "",

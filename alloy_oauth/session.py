@@ -9,7 +9,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from django.views.decorators.debug import sensitive_variables
-from requests.utils import DEFAULT_PORTS
 from requests_oauthlib import OAuth2Session
 
 from . import auth_types, refresh
@@ -42,12 +41,16 @@ class CredentialSession(OAuth2Session):
       ``"users"`` on ``https://api.example.com/v2`` is ``https://api.example.com/v2/users``),
       with this account's connection parameters and metadata filled in
       (``{metadata.instance_url}/services/data/v62.0``: the Salesforce org it belongs to);
-    - a 401 answer forces one refresh (unless another process already refreshed, or the
-      credential is in error or backing off after failures) and the request is sent once
-      more; if that is refused too while other processes rotated the token yet again
-      (providers that revoke the old access token at each refresh), it goes once more with
-      the newest token, at most :data:`MAX_REQUESTS` requests in all and never another
-      forced refresh;
+    - for OAuth 2.0, a 401 answer forces one refresh (unless another process already
+      refreshed, or the credential is in error or backing off after failures) and the
+      request is sent once more; if that is refused too while other processes rotated the
+      token yet again (providers that revoke the old access token at each refresh), it goes
+      once more with the newest token, at most :data:`MAX_REQUESTS` requests in all and never
+      another forced refresh;
+    - for an entered secret (API key, Basic, bearer token), a 401 from the API base URL's
+      host is returned as it is, and marks the credential ``reauth_required`` (event,
+      ``credential_reauth_required``): nothing can renew the secret, a person must enter it
+      again;
     - a credential that needs reconnecting raises ``ReauthorizationRequired``, one that cannot
       be refreshed now ``TokenRefreshFailed``;
     - ``token`` never holds the refresh token (only the engine may use it), and cannot be set;
@@ -107,11 +110,22 @@ class CredentialSession(OAuth2Session):
 
     @property
     def authorized(self) -> bool:
-        """Whether requests can be expected to succeed: the credential gives a token now."""
+        """Whether requests can be expected to succeed: the credential gives a token (or a
+        Basic pair) now."""
         try:
-            return bool(self.access_token)
+            return bool(self._token()) or self.credential.connector.auth_type == auth_types.BASIC
         except CredentialError:
             return False
+
+    @sensitive_variables()
+    def _token(self) -> str:
+        """The access token or API key a request carries, valid for ``min_valid`` seconds.
+        A Basic pair is no single token (``get_access_token()`` refuses it): once the
+        credential is known usable, :meth:`_send` reads it from the credential."""
+        if self.credential.connector.auth_type == auth_types.BASIC:
+            refresh.raise_if_unusable(self.credential)
+            return ""
+        return self.credential.get_access_token(min_valid=self.min_valid)
 
     def refresh_token(self, token_url: str | None = None, *args: Any, **kwargs: Any
                       ) -> dict[str, Any]:
@@ -145,14 +159,20 @@ class CredentialSession(OAuth2Session):
             return requests.Session.request(self, method, url, data=data, headers=headers,
                                             files=files, **kwargs)
         headers = dict(headers or {})
-        token = self.credential.get_access_token(min_valid=self.min_valid)
+        token = self._token()
         if not self.may_carry_secret(url):
             return requests.Session.request(self, method, url, data=data, headers=headers,
                                             files=files, **kwargs)
         version = self.credential.version
         response = self._send(method, url, token, headers, data, files, kwargs)
-        if (response.status_code != 401
-                or self.credential.connector.auth_type not in auth_types.OAUTH_TYPES):
+        if response.status_code != 401:
+            return response
+        if self.credential.connector.auth_type not in auth_types.OAUTH_TYPES:
+            # Nothing renews an entered secret: the API's own host refusing it means it is
+            # dead (a redirect's other host never saw it).
+            if self.base_url and self.may_carry_secret(response.url):
+                refresh.secret_refused(self.credential, version=version,
+                                       request=f"{method.upper()} {_safe_url(response.url)}")
             return response
         self.credential.refresh_from_db()
         if self.credential.version == version:
@@ -192,7 +212,7 @@ class CredentialSession(OAuth2Session):
         base URL, only a request to its host (this account's, its parameters filled in)."""
         if not self.base_url:
             return True
-        return _origin(url) == _origin(self.credential.url("api_base_url"))
+        return auth_types.origin(url) == auth_types.origin(self.credential.url("api_base_url"))
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest,
                      response: requests.Response) -> None:
@@ -217,10 +237,11 @@ class CredentialSession(OAuth2Session):
         return self.credential.api_url(url)
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
+def _safe_url(url: str) -> str:
+    """``url`` for a message: no user information, no query, no fragment (any may hold a
+    secret)."""
     parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(scheme)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 @sensitive_variables()

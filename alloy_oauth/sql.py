@@ -241,9 +241,9 @@ def encrypted_values(alias: str, model: Any, field: Any, size: int) -> Iterator[
 
 def rewrite_encrypted_values(alias: str, model: Any, field: Any,
                              updates: Sequence[tuple[bytes, Any, bytes]]) -> int:
-    """Write re-encrypted values ``(new, pk, old)``, each only where the row still holds the
-    ciphertext that was read (a refresh may have written new tokens meanwhile). Returns how
-    many were written."""
+    """Write re-encrypted values ``(new, pk, old)`` (``new`` None for NULL), each only where
+    the row still holds the ciphertext that was read (a refresh may have written new tokens
+    meanwhile). Returns how many were written."""
     connection = connections[alias]
     quote = connection.ops.quote_name
     table, column, key = (quote(model._meta.db_table), quote(field.column),
@@ -251,5 +251,6 @@ def rewrite_encrypted_values(alias: str, model: Any, field: Any,
     statement = f"UPDATE {table} SET {column} = %s WHERE {key} = %s AND {column} = %s"
     binary = connection.Database.Binary
     with connection.cursor() as cursor:
-        cursor.executemany(statement, [[binary(new), pk, binary(old)] for new, pk, old in updates])
+        cursor.executemany(statement, [[None if new is None else binary(new), pk, binary(old)]
+                                       for new, pk, old in updates])
         return max(cursor.rowcount, 0)

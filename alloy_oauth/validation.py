@@ -16,7 +16,7 @@ per credential, with the connector's test request, before they are stored.)
 What is validated is what the operator has on screen (:func:`draft_values`), saved or not.
 The outcome is stored on the connector (``validated_at``, ``validation_error``,
 ``validation_report``) when those values are the saved ones (same :func:`fingerprint`); the
-round trip's outcome is also kept in the operator's session (:func:`remember`), so that
+round trip's outcome is also kept in the operator's session (:func:`finish`), so that
 saving exactly the validated values keeps them validated (see ``admin_validation``).
 Nothing secret goes into any of them.
 """
@@ -106,13 +106,15 @@ def _record(connector: Connector, failure: str = "", **outcome: Any) -> None:
         send_validation_failed(connector, failure)
 
 
-def remember(session: SessionBase, flow: str, connector: Connector, *, error: str,
-             report: dict[str, Any]) -> None:
-    """Keep a round trip's outcome in the operator's session under its popup ``flow`` id:
-    the page shows it (``admin_validation``), and saving the values it was about keeps the
-    connector validated. No secret: the fingerprint is a keyed hash."""
+def finish(session: SessionBase, flow: str, connector: Connector,
+           report: dict[str, Any]) -> None:
+    """The end of every validation, passed or failed (``report``'s ``"error"`` says why):
+    keep its outcome in the operator's session under its popup ``flow`` id. The page shows it
+    (``admin_validation``), and saving the values it was about keeps the connector
+    validated. No secret: the fingerprint is a keyed hash."""
     if not flow:
         return
+    error = report.get("error", "")
     kept = dict(list(session.get(SESSION_KEY, {}).items())[-(REMEMBERED - 1):])
     kept[flow] = {"fingerprint": fingerprint(connector), "error": error, "report": report,
                   "validated_at": None if error else timezone.now().isoformat()}

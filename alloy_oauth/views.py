@@ -19,12 +19,15 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import auth_types, authorization, connection_params, headless, protocol, validation
+from . import (
+    auth_types, authorization, connection_params, credential_store, headless, protocol, tickets,
+    validation,
+)
 from .models import AuthorizationRequest, Connector, Credential, callback_url
 from .refresh import Result
 from .responses import (
-    FLOW_ID, MAX_NEXT_LENGTH, HttpResponseSeeOther, failure_page, hide_callback_parameters,
-    oauth_response_headers, safe_next_url, ways_on,
+    FLOW_ID, MAX_NEXT_LENGTH, HttpResponseSeeOther, failure_page, start_failure,
+    hide_callback_parameters, oauth_response_headers, popup_result, safe_next_url,
 )
 
 #: Session key: {connector slug: credential id} of the connections made in this session.
@@ -43,7 +46,7 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
     Parameters: ``next`` (a page of this site), ``popup=1`` (the callback then answers with a
     page that reports to the opening window), ``flow`` (connect.js's id for this attempt).
     A GET goes straight to the provider only with a ``ticket`` from one of our own pages
-    (the connect button carries one, see :func:`authorization.issue_ticket`); a headless
+    (the connect button carries one, see :func:`tickets.issue_ticket`); a headless
     link, a navigation from another site, or a plain link first asks the person in front of
     the browser to confirm (a POST with CSRF): otherwise any site could silently connect
     whatever provider account the browser is signed in to, also through the login page.
@@ -61,7 +64,7 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
         if len(values) > 1 or any(len(value) > limit for value in values) or (
             name == "flow" and not FLOW_ID.fullmatch(values[0])
         ):
-            return _failure(request, "invalid_request", _(
+            return start_failure(request, "invalid_request", _(
                 "This address has a repeated or oversized parameter."), slug, popup, flow,
                 headless=bool(link))
     connector = get_object_or_404(Connector, Connector.LIVE, slug=slug,
@@ -78,7 +81,8 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
         try:
             connect_link = headless.read_connect_link(link, slug)
         except headless.InvalidConnectLink as exc:
-            return _failure(request, "invalid_link", str(exc), slug, popup, flow, headless=True)
+            return start_failure(request, "invalid_link", str(exc), slug, popup, flow,
+                                 headless=True)
         owner = {"external_id": connect_link.external_id, "link_hash": headless.link_hash(link)}
         next_url = safe_next_url(request, connect_link.next_url)
         fixed = connect_link.params
@@ -87,16 +91,16 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         account = _account_to_reconnect(connector, params.get("credential", ""), owner_filter)
     except Http404:
-        return _failure(request, "invalid_request", _(
+        return start_failure(request, "invalid_request", _(
             "This account is not one of your connections."), slug, popup, flow, **ways)
     config, fields = _connection_values(connector, params, fixed, account, owner_filter,
                                         submitted=request.method == "POST")
     cross_site = request.headers.get("Sec-Fetch-Site") == "cross-site"
     if config is None or (request.method == "GET" and (
-            link or cross_site or not authorization.is_ticket(
-                request.session, authorization.start_purpose(slug, request.user.pk),
+            link or cross_site or not tickets.is_ticket(
+                request.session, tickets.start_purpose(slug, request.user.pk),
                 params.get("ticket", ""),
-                max_age=authorization.START_TICKET_MAX_AGE,
+                max_age=tickets.START_TICKET_MAX_AGE,
             ))):
         # The confirmation, with the connection parameters still to be given (or corrected).
         names = {field["name"] for field in fields}
@@ -120,14 +124,14 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
             **owner,
         )
     except (protocol.OAuthError, connection_params.ParameterError) as exc:
-        return _failure(request, "configuration", str(exc), slug, popup, flow, **ways)
+        return start_failure(request, "configuration", str(exc), slug, popup, flow, **ways)
     except IntegrityError:  # the same link, twice at the same moment
-        return _failure(request, "invalid_link", _(
+        return start_failure(request, "invalid_link", _(
             "This connect link has already been used; ask for a new one."), slug, popup, flow,
             **ways)
     except authorization.TooManyPending as exc:
-        return _failure(request, "too_many_pending", str(exc), slug, popup, flow, status=429,
-                        retry=True, **ways)
+        return start_failure(request, "too_many_pending", str(exc), slug, popup, flow,
+                             status=429, retry=True, **ways)
     return HttpResponseSeeOther(url) if request.method == "POST" else HttpResponseRedirect(url)
 
 
@@ -198,9 +202,8 @@ def callback(request: HttpRequest) -> HttpResponse:
         redeemed = authorization.complete(params, request.session)
     except authorization.AuthorizationFailed as exc:
         if exc.at_exchange and exc.pending.purpose == AuthorizationRequest.Purpose.VALIDATE:
-            report = validation.record_failure(exc.pending.connector, exc.message)
-            validation.remember(request.session, exc.pending.flow_id, exc.pending.connector,
-                                error=exc.message, report=report)
+            validation.finish(request.session, exc.pending.flow_id, exc.pending.connector,
+                              validation.record_failure(exc.pending.connector, exc.message))
         pending = exc.pending  # (None unless this browser started it)
         ways: dict[str, Any] = {"retry": exc.retry}
         if pending is not None:
@@ -216,13 +219,12 @@ def callback(request: HttpRequest) -> HttpResponse:
     credential = None
     if pending.purpose == AuthorizationRequest.Purpose.VALIDATE:
         # The admin's Validate credential: a report on the token, which is not kept.
-        report = validation.record_round_trip(
-            pending.connector, redeemed.token, redeemed.requested_scopes,
-            config=pending.connection_config, metadata=redeemed.metadata)
-        validation.remember(request.session, pending.flow_id, pending.connector,
-                            error=report.get("error", ""), report=report)
+        validation.finish(request.session, pending.flow_id, pending.connector,
+                          validation.record_round_trip(
+                              pending.connector, redeemed.token, redeemed.requested_scopes,
+                              config=pending.connection_config, metadata=redeemed.metadata))
     else:
-        credential, created = authorization.store_credential(redeemed)
+        credential, created = credential_store.store_credential(redeemed)
     if pending.popup:
         result: dict[str, Any] = {"status": "validated"}
         if credential is not None:
@@ -244,21 +246,6 @@ def callback(request: HttpRequest) -> HttpResponse:
     return HttpResponseSeeOther(
         pending.next_url or reverse("alloy_oauth:connected", args=[pending.connector.slug])
     )
-
-
-def popup_result(request: HttpRequest, slug: str, flow: str, result: dict[str, Any], *,
-                 next_url: str = "", status: int = 200, retry: bool = False,
-                 headless: bool = False) -> HttpResponse:
-    """The page the popup lands on: it reports ``result`` (never a token) to the page that
-    opened it, on this origin, and closes; opened without a popup, it links onwards (after
-    a failure, as :func:`failure_page` does)."""
-    result = {"source": "alloy_oauth", "connector": slug, "flow": flow, **result}
-    connector = Connector.objects.filter(slug=slug).first()
-    context = {"result": result, "connector": connector, "next_url": next_url}
-    if result["status"] == "error":
-        context.update(ways_on(request, connector, next_url=next_url, retry=retry,
-                               headless=headless))
-    return render(request, "alloy_oauth/popup.html", context, status=status)
 
 
 @never_cache
@@ -407,14 +394,3 @@ def disconnect(request: HttpRequest, slug: str) -> HttpResponse:
                 "name": name, "message": outcome.message}, fail_silently=True)
     next_url = safe_next_url(request, request.POST.get("next"))
     return HttpResponseSeeOther(next_url or reverse("alloy_oauth:connections"))
-
-
-def _failure(request: HttpRequest, reason: str, message: str, slug: str, popup: bool,
-             flow: str, *, status: int = 400, **ways: Any) -> HttpResponse:
-    """A failure of ``authorize``: in a popup, the popup page (so the opener learns why).
-    ``ways``: see :func:`ways_on`."""
-    if popup:
-        return popup_result(request, slug, flow, {
-            "status": "error", "reason": reason, "message": message}, status=status, **ways)
-    connector = Connector.objects.filter(slug=slug).first()
-    return failure_page(request, reason, message, connector, status=status, **ways)

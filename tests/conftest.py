@@ -4,6 +4,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import django
 import pytest
 import responses as responses_lib
 from django.db import connection
@@ -46,6 +47,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         print(f"\nALLOY_OAUTH_NO_SKIPS=1 and {len(_skipped)} test(s) were skipped:")
         for nodeid in _skipped:
             print("  ", nodeid)
+
+
+@pytest.fixture
+def admins(settings: Any) -> str:
+    """Error reports are mailed to one admin: ADMINS as the running Django takes it (plain
+    addresses from 6.0, which warns about (name, address) pairs; pairs before)."""
+    address = "ops@example.com"
+    settings.ADMINS = [address] if django.VERSION >= (6,) else [("Ops", address)]
+    return address
 
 
 @pytest.fixture

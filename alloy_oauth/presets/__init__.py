@@ -29,6 +29,10 @@ TOKEN_PLACEMENT_FIELDS = frozenset(
 #: static file (``alloy_oauth/logos/github.svg``) as well as an https URL.
 LOGO_FIELD = "logo_url"
 #: Fields a preset never fills: the operator's own values, and what the app keeps itself.
+#: What starts the anchor of each preset's recipe in docs/providers.md (``recipe-github``):
+#: the connector form links ``PROVIDER_RECIPES_URL#recipe-<slug>``, and the admin's script
+#: builds the same anchor when the operator picks another preset.
+RECIPE_ANCHOR_PREFIX = "recipe-"
 OPERATOR_FIELDS = frozenset({
     "client_id", "client_secret", "scope", "is_active", "validated_at", "validation_error",
     "validation_report", "created_at", "updated_at", "id",
@@ -48,6 +52,12 @@ class Preset:
     #: A static path (``alloy_oauth/logos/<slug>.svg``), or empty.
     logo: str = ""
     notes: str = ""
+
+    @property
+    def recipe_anchor(self) -> str:
+        """The anchor of this preset's recipe in docs/providers.md (stable: made from the
+        slug, not from a heading's wording)."""
+        return RECIPE_ANCHOR_PREFIX + self.slug
 
     def initial(self) -> dict[str, Any]:
         """The add form's initial values: the name, the slug and each field the Connector

@@ -8,8 +8,10 @@ providers through the same few functions. One module per job:
   revocation requests, client authentication);
 - :mod:`.client_credentials`: the client credentials grant (RFC 6749 §4.4);
 - :mod:`.transport`: the HTTP exchange, through which every request to a provider goes
-  (which URLs may carry OAuth traffic, one total deadline per request, the body's limits,
-  the pooled session, transport failures);
+  (one total deadline per request, the body's limits, transport failures);
+- :mod:`.url_rules`: which URLs may carry OAuth traffic;
+- :mod:`.connections`: the connections, pooled per thread and process, each socket operation
+  ended by its request's deadline;
 - :mod:`.tokens`: reading token responses into a :class:`TokenResponse`;
 - :mod:`.errors`: the providers' error vocabulary and :class:`OAuthError`.
 
@@ -61,15 +63,8 @@ from .tokens import (
     parse_scopes,
     parse_token_response,
 )
-from .transport import (
-    MAX_RESPONSE_BYTES,
-    Answer,
-    insecure_url_problem,
-    is_loopback_host,
-    probe_url,
-    require_secure_url,
-    send_request,
-)
+from .transport import MAX_RESPONSE_BYTES, Answer, probe_url, send_request
+from .url_rules import insecure_url_problem, is_loopback_host, require_secure_url
 
 __all__ = [
     "CLIENT_ERRORS", "CLIENT_SECRET_BASIC", "CLIENT_SECRET_POST", "FALLBACK_EXPIRES_IN",

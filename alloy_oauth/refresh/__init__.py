@@ -10,12 +10,13 @@ under the one rule of :mod:`.eligibility`, and every outcome is written fenced b
   ``manage.py alloy_oauth_refresh``, the ``refresh_credential`` task);
 - :func:`refresh_batch` (:mod:`.batch`): many at once, for the sweep's batches;
 - :func:`revoke_credential`, :func:`mark_reauth_required` (:mod:`.revocation`);
-- :func:`access_token`, :func:`refresh_for_caller` (:mod:`.on_demand`): for host code;
+- :func:`access_token`, :func:`refresh_for_caller`, :func:`raise_if_unusable`,
+  :func:`secret_refused` (:mod:`.on_demand`): for host code and its API session;
 - :func:`due_credential_ids` (:mod:`.sweep`): what the sweep enqueues.
 """
 
 from .batch import refresh_batch
-from .on_demand import access_token, refresh_for_caller
+from .on_demand import access_token, raise_if_unusable, refresh_for_caller, secret_refused
 from .outcomes import Outcome, Result
 from .records import retry_delay
 from .revocation import mark_reauth_required, revoke_credential

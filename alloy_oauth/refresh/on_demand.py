@@ -1,8 +1,9 @@
-"""Tokens for host code, now: ``credential.get_access_token()``, ``credential.refresh()``
-and the API session's 401 retry."""
+"""Tokens for host code, now: ``credential.get_access_token()``, ``credential.refresh()``,
+the API session's 401 retry, and an entered secret the API refused."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -10,20 +11,33 @@ from django.db import OperationalError
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from ..exceptions import ReauthorizationRequired, TokenRefreshFailed
+from .. import auth_types
+from ..exceptions import NoAccessToken, ReauthorizationRequired, TokenRefreshFailed
 from ..models import Credential
 from . import leases
 from .outcomes import Outcome
+from .revocation import mark_reauth_required
 from .single import UNDECRYPTABLE_MESSAGE, refresh_one
+
+logger = logging.getLogger(__name__)
 
 
 @sensitive_variables()
 def access_token(credential: Credential, *, min_valid: int) -> str:
     """``credential.get_access_token()``: a token valid for at least ``min_valid`` seconds,
-    refreshed synchronously when needed; when another process is refreshing, its result."""
-    _raise_if_reauthorization_required(credential)
-    if credential.undecryptable:
-        raise TokenRefreshFailed(credential, f"{credential.connector}: {UNDECRYPTABLE_MESSAGE}")
+    refreshed synchronously when needed; when another process is refreshing, its result.
+    An API key credential's is its key (what host code puts in a header), a bearer
+    credential's its token; a Basic pair is no single token (``NoAccessToken``)."""
+    auth_type = credential.connector.auth_type
+    if auth_type == auth_types.BASIC:
+        raise NoAccessToken(
+            credential,
+            f"The {credential.connector} credential is a user name and password (HTTP Basic), "
+            f"not an access token: send its requests with credential.session(), or read "
+            f"credential.username and credential.password.")
+    raise_if_unusable(credential)
+    if auth_type == auth_types.API_KEY:
+        return credential.api_key
     if _valid_for(credential, min_valid):
         return credential.access_token
     outcome = refresh_for_caller(credential, min_valid=min_valid, wait=True)
@@ -66,6 +80,36 @@ def _valid_for(credential: Credential, seconds: int) -> bool:
     if credential.expires_at is None:
         return True
     return credential.expires_at - timezone.now() > timedelta(seconds=seconds)
+
+
+def raise_if_unusable(credential: Credential) -> None:
+    """Raise what ``get_access_token()`` raises for any type before it looks at the token:
+    ``ReauthorizationRequired`` when the end user must reconnect, ``TokenRefreshFailed`` when
+    the secrets cannot be decrypted."""
+    _raise_if_reauthorization_required(credential)
+    if credential.undecryptable:
+        raise TokenRefreshFailed(credential, f"{credential.connector}: {UNDECRYPTABLE_MESSAGE}")
+
+
+def secret_refused(credential: Credential, *, version: int, request: str) -> bool:
+    """The API answered 401 to a secret a person entered (an API key, a Basic pair, a bearer
+    token): nothing can renew it, so the credential needs it entered again. Marked
+    ``reauth_required`` through the engine (event, signal), unless the secret was replaced
+    since ``version`` was read: the refusal was of the old one. ``request`` says which
+    request was refused (no query: a query may carry the secret)."""
+    reason = (f"The API refused the stored secret (HTTP 401 to {request}): it must be "
+              f"entered again.")
+    try:
+        marked = mark_reauth_required(credential.pk, reason=reason, if_version=version)
+    except OperationalError as exc:
+        # The caller still gets the API's answer; the next 401 tries again.
+        logger.warning("Credential %s: the API refused its secret, but it could not be marked "
+                       "for reconnection (the database refused: %s).",
+                       credential.pk, type(exc).__name__)
+        return False
+    if marked:
+        credential.refresh_from_db(using=leases.database())
+    return marked
 
 
 def _raise_if_reauthorization_required(credential: Credential) -> None:

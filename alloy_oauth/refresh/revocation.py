@@ -100,17 +100,25 @@ def _token_already_dead(error: protocol.OAuthError) -> bool:
         error.kind is protocol.ErrorKind.REJECTED and error.error == "invalid_token")
 
 
-def mark_reauth_required(credential_id: int, *, reason: str) -> bool:
-    """Ask the end user to reconnect (an operator's decision): status ``reauth_required``,
-    no more refreshes. ``version`` moves on, so a refresh in flight cannot undo it."""
-    return leases.outside_caller_transaction(_mark_reauth_required, credential_id, reason)
+def mark_reauth_required(credential_id: int, *, reason: str,
+                         if_version: int | None = None) -> bool:
+    """Ask the end user to reconnect (an operator's decision, or an API that refused an
+    entered secret): status ``reauth_required``, no more refreshes. ``version`` moves on, so a
+    refresh in flight cannot undo it; with ``if_version``, only if the credential is still at
+    that version (its secret not replaced meanwhile)."""
+    return leases.outside_caller_transaction(_mark_reauth_required, credential_id, reason,
+                                             if_version)
 
 
-def _mark_reauth_required(credential_id: int, reason: str) -> bool:
+def _mark_reauth_required(credential_id: int, reason: str, if_version: int | None) -> bool:
     now = timezone.now()
+    fence: dict[str, object] = {"status__in": [Credential.Status.ACTIVE,
+                                               Credential.Status.ERROR]}
+    if if_version is not None:
+        fence["version"] = if_version
     changed = records.write_with_events([records.Write(
         credential_id,
-        {"status__in": [Credential.Status.ACTIVE, Credential.Status.ERROR]},
+        fence,
         dict(status=Credential.Status.REAUTH_REQUIRED, next_refresh_at=None, last_error=reason,
              version=F("version") + 1, updated_at=now),
         CredentialEvent.Kind.REAUTH_REQUIRED, reason, now)])

@@ -28,7 +28,7 @@ from django.utils.html import format_html
 from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext as _
 
-from .. import auth_types, authorization, connection_params
+from .. import auth_types, connection_params, tickets
 from ..models import Connector
 
 register = template.Library()
@@ -71,8 +71,8 @@ def alloy_oauth_connect_button(
     request = context.get("request")
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated and hasattr(request, "session"):
-        query["ticket"] = authorization.issue_ticket(
-            request.session, authorization.start_purpose(found.slug, user.pk))
+        query["ticket"] = tickets.issue_ticket(
+            request.session, tickets.start_purpose(found.slug, user.pk))
     return {
         "slug": found.slug,
         "name": found.name,

@@ -53,11 +53,11 @@ def url_problem(url: str) -> str | None:
     """Why deliveries may not go to ``url``, or ``None`` when they may.
 
     The provider URLs' rule first (https; plain http only to a loopback host or with DEBUG
-    on), then, unless DEBUG is on, every address the host resolves to must be a public one
-    (:attr:`ipaddress.IPv4Address.is_global`: no loopback, private, link-local — the cloud
-    metadata service at 169.254.169.254 among them —, shared, reserved or multicast address)
-    or lie in ``WEBHOOK_ALLOWED_NETWORKS``: an operator must not be able to make the workers
-    POST into your own network. Checked when the endpoint is saved and before each attempt.
+    on), then, unless DEBUG is on, every address the host resolves to must pass
+    :func:`address_problem`. Checked when the endpoint is saved and before each attempt, for a
+    clear message; what protects is the same rule applied again when connecting, to the
+    addresses actually connected to (``address_policy`` of
+    :func:`~alloy_oauth.protocol.send_request`).
     """
     problem = protocol.insecure_url_problem(url, allow_http=settings.DEBUG)
     if problem or settings.DEBUG:
@@ -69,17 +69,32 @@ def url_problem(url: str) -> str | None:
                                                                type=socket.SOCK_STREAM)}
     except (OSError, UnicodeError, ValueError):
         return "has a host name that does not resolve"
+    for text in sorted(addresses):
+        problem = address_problem(text)
+        if problem:
+            return problem
+    return None
+
+
+def address_problem(text: str) -> str | None:
+    """Why no connection may go to the IP address ``text``, or ``None`` when it may: it must be
+    a public address (:attr:`ipaddress.IPv4Address.is_global`: no loopback, private,
+    link-local — the cloud metadata service at 169.254.169.254 among them —, shared, reserved
+    or multicast address) or lie in ``WEBHOOK_ALLOWED_NETWORKS``, so that an operator cannot
+    make the workers POST into your own network. Anything goes with DEBUG on (a developer's
+    machine)."""
+    if settings.DEBUG:
+        return None
+    address = ipaddress.ip_address(text.split("%")[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    public = address.is_global and not address.is_multicast  # 224/4 counts as global
     allowed = [ipaddress.ip_network(network, strict=False)
                for network in app_settings.WEBHOOK_ALLOWED_NETWORKS]
-    for text in sorted(addresses):
-        address = ipaddress.ip_address(text.split("%")[0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        public = address.is_global and not address.is_multicast  # 224/4 counts as global
-        if not public and not any(address in network for network in allowed):
-            return (f"points to {address}, which is not a public address (list its network "
-                    f"in WEBHOOK_ALLOWED_NETWORKS to allow it)")
-    return None
+    if public or any(address in network for network in allowed):
+        return None
+    return (f"points to {address}, which is not a public address (list its network "
+            f"in WEBHOOK_ALLOWED_NETWORKS to allow it)")
 
 
 # --- one attempt ------------------------------------------------------------------------------
@@ -156,12 +171,14 @@ def payload_body(payload: dict[str, Any]) -> bytes:
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
     """POST ``body`` through the transport of provider calls (one total deadline,
     ``HTTP_TIMEOUT``, for connecting, sending and the answer's status and headers; no
-    redirects; the answer's body is not read) and return the status, or ``None`` and what
+    redirects; the answer's body is not read; connected only to addresses
+    :func:`address_problem` allows) and return the status, or ``None`` and what
     went wrong when no answer came."""
     try:
         answer = protocol.send_request("POST", url, timeout=app_settings.HTTP_TIMEOUT,
                                        allow_http=settings.DEBUG, what="webhook", data=body,
-                                       headers=headers, read_body=False)
+                                       headers=headers, read_body=False,
+                                       address_policy=address_problem)
     except protocol.OAuthError as error:
         return None, error.message
     return answer.status, ""

@@ -15,14 +15,32 @@ from .test_browser_admin import log_in, operator  # noqa: F401 - fixture
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_a_connector_from_a_preset(page, live_server, operator, tmp_path):  # noqa: F811
+def test_a_connector_from_a_preset(page, live_server, operator, settings,  # noqa: F811
+                                   tmp_path):
+    settings.ALLOY_OAUTH = {"PROVIDER_RECIPES_URL": "/docs/providers.md"}
     log_in(page, live_server)
     page.goto(f"{live_server.url}/admin/alloy_oauth/connector/add/")
+    recipe = page.locator("#alloy-oauth-preset-recipe")
+    assert not recipe.is_visible()  # no provider chosen yet
+    # The recipe link follows the provider picked in the list, before the form is filled.
+    page.select_option("#alloy-oauth-preset", "dropbox")
+    assert recipe.is_visible()
+    assert recipe.get_attribute("href") == "/docs/providers.md#recipe-dropbox"
     page.select_option("#alloy-oauth-preset", "shopify")
+    assert recipe.get_attribute("href") == "/docs/providers.md#recipe-shopify"
     with page.expect_navigation():
         page.click("#alloy-oauth-preset-apply")
     preset = get_preset("shopify")
     assert page.url.endswith("/add/?preset=shopify")
+    assert recipe.get_attribute("href") == "/docs/providers.md#recipe-shopify"
+    # The link leads to that recipe: the test project serves docs/providers.md there.
+    recipe_page = page.context.new_page()
+    recipe_page.goto(live_server.url + recipe.get_attribute("href"))
+    assert '<a id="recipe-shopify"></a>\n## Shopify' in recipe_page.inner_text("body")
+    recipe_page.close()
+    page.select_option("#alloy-oauth-preset", "")
+    assert not recipe.is_visible()
+    page.select_option("#alloy-oauth-preset", "shopify")
     assert page.input_value("#id_name") == "Shopify"
     assert page.input_value("#id_slug") == "shopify"
     assert page.input_value("#id_auth_url") == preset.fields["auth_url"]

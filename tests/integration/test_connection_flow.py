@@ -16,7 +16,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from alloy_oauth import authorization, connection_params, headless, protocol, refresh
+from alloy_oauth import (
+    authorization, connection_params, credential_store, headless, protocol, refresh,
+)
 from alloy_oauth.models import AuthorizationRequest, Connector, Credential
 
 from tests.support.tickets import authorize_url
@@ -438,7 +440,7 @@ def test_simultaneous_callbacks_make_one_credential_per_account(
         states.append(parse_qs(urlsplit(response["Location"]).query)["state"][0])
     session = client.session
     looked = threading.Barrier(2, timeout=10)
-    real_account = authorization._account
+    real_account = credential_store._account
 
     def account_then_wait_for_the_other(*args, **kwargs):
         found = real_account(*args, **kwargs)
@@ -448,12 +450,12 @@ def test_simultaneous_callbacks_make_one_credential_per_account(
             pass
         return found
 
-    monkeypatch.setattr(authorization, "_account", account_then_wait_for_the_other)
+    monkeypatch.setattr(credential_store, "_account", account_then_wait_for_the_other)
     outcomes: list[object] = []
 
     def attempt(state: str) -> None:
         try:
-            outcomes.append(authorization.store_credential(authorization.complete(
+            outcomes.append(credential_store.store_credential(authorization.complete(
                 QueryDict(urlencode({"state": state, "code": "c"})), session))[1])
         except Exception as exc:  # noqa: BLE001 - reported below
             outcomes.append(exc)

@@ -178,6 +178,6 @@ def test_validate_credential_with_a_tenant(admin_client, live_server, settings, 
     assert report["metadata"]["realm"].startswith("acme-realm-")
     assert report["metadata_missing"] == []
     assert report["test_request"] == {
-        "url": f"{oauth_provider.base_url}/provider/t/acme/api/me/", "status": 200}
+        "url": f"{oauth_provider.base_url}/provider/t/acme/api/me/", "ok": True, "status": 200}
     assert report["revoked"] is True  # (at the tenant's revocation endpoint)
     assert not Credential.objects.exists()

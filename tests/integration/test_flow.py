@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from alloy_oauth import authorization, protocol
+from alloy_oauth import authorization, credential_store, protocol, tickets
 from alloy_oauth.models import AuthorizationRequest, Credential, CredentialEvent
 from alloy_oauth.signals import credential_connected
 
@@ -296,14 +296,14 @@ class TestCallbackRefusals:
     def test_lost_race_for_the_state(self, browser, connector, responses, monkeypatch):
         """Between our checks and our UPDATE another request consumed the state: we lose."""
         params = start(browser)
-        real_binding = authorization.browser_binding
+        real_binding = tickets.browser_binding
 
         def binding_then_someone_else_consumes(session, *, create):
             value = real_binding(session, create=create)
             AuthorizationRequest.objects.update(consumed_at=timezone.now())
             return value
 
-        monkeypatch.setattr(authorization, "browser_binding", binding_then_someone_else_consumes)
+        monkeypatch.setattr(tickets, "browser_binding", binding_then_someone_else_consumes)
         assert_failed(callback(browser, state=params["state"], code="x"), "used_state")
         assert len(responses.calls) == 0
 
@@ -648,14 +648,14 @@ def test_simultaneous_callbacks_exchange_the_code_once(
     session = client.session
     barrier = threading.Barrier(2)
     checked = threading.Barrier(2, timeout=10)
-    real_binding = authorization.browser_binding
+    real_binding = tickets.browser_binding
 
     def binding_then_wait_for_the_other(session, *, create):
         value = real_binding(session, create=create)
         checked.wait()  # the last check before the UPDATE: both requests are here now
         return value
 
-    monkeypatch.setattr(authorization, "browser_binding", binding_then_wait_for_the_other)
+    monkeypatch.setattr(tickets, "browser_binding", binding_then_wait_for_the_other)
     outcomes: list[str] = []
 
     def slow_token(request):
@@ -667,7 +667,7 @@ def test_simultaneous_callbacks_exchange_the_code_once(
     def attempt() -> None:
         barrier.wait()
         try:
-            authorization.store_credential(authorization.complete(
+            credential_store.store_credential(authorization.complete(
                 QueryDict(urlencode({"state": params["state"], "code": "c"})), session))
             outcomes.append("connected")
         except authorization.AuthorizationFailed as exc:

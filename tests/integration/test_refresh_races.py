@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from django.db.models import Q
 
-from alloy_oauth import authorization, protocol, refresh
+from alloy_oauth import credential_store, protocol, refresh
 from alloy_oauth.refresh import leases, records
 from alloy_oauth.conf import app_settings
 from alloy_oauth.exceptions import TokenRefreshFailed
@@ -34,7 +34,7 @@ def reconnect(credential: Credential, **token_fields) -> None:
                                    scope="read write")
     token = protocol.TokenResponse(access_token="reconnected", token_type="Bearer",
                                    issued_at=timezone.now(), expires_in=3600, **token_fields)
-    authorization._store_credential(pending, token)
+    credential_store._store_credential(pending, token)
 
 
 def test_late_invalid_grant_does_not_hit_a_reconnected_credential(credential, responses):

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.debug import ExceptionReporter
 
-from alloy_oauth import authorization, protocol, refresh, tasks
+from alloy_oauth import credential_store, protocol, refresh, tasks
 from alloy_oauth.models import (
     AuthorizationRequest,
     Connector,
@@ -140,7 +140,7 @@ def test_no_secret_anywhere(oauth_provider, live_server, admin_client, django_us
             secrets.update({token.access_token, token.refresh_token or ""} - {""})
             raise RuntimeError("unexpected")
 
-        monkeypatch.setattr(authorization, "_store_credential", crash)
+        monkeypatch.setattr(credential_store, "_store_credential", crash)
         got_request_exception.connect(report, dispatch_uid="hygiene-report")
         settings.DEBUG = False  # (the DEBUG page shows everything by design)
         back = oauth_provider.consent(browser, site.get(authorize_url(site, "live"))["Location"])

@@ -72,7 +72,8 @@ class TestTheTestRequest:
         responses.get("https://api.example/me", status=302,
                       headers={"Location": "https://elsewhere.example/"})
         report = validation.record_round_trip(connector, token(), ["read"])
-        assert report["test_request"] == {"url": "https://api.example/me", "status": 302}
+        assert report["test_request"] == {"url": "https://api.example/me", "ok": True,
+                                          "status": 302}
         assert [call.request.url for call in responses.calls] == ["https://api.example/me"]
 
 

@@ -1,5 +1,5 @@
 """What a page of the site gives this browser to start a flow without the confirmation page
-(see ``alloy_oauth.authorization.issue_ticket``), for tests that drive a test client."""
+(see ``alloy_oauth.tickets.issue_ticket``), for tests that drive a test client."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from django.urls import reverse
 
 
 def ticket(client: Any, purpose: str) -> str:
-    from alloy_oauth import authorization
+    from alloy_oauth import tickets
 
     session = client.session
-    value = authorization.issue_ticket(session, purpose)
+    value = tickets.issue_ticket(session, purpose)
     session.save()
     return value
 
@@ -26,7 +26,7 @@ def logged_in_user_pk(client: Any) -> Any:
 
 def authorize_url(client: Any, slug: str, **query: str) -> str:
     """The connect button's URL for this browser's user: straight to the provider."""
-    from alloy_oauth.authorization import start_purpose
+    from alloy_oauth.tickets import start_purpose
 
     query["ticket"] = ticket(client, start_purpose(slug, logged_in_user_pk(client)))
     return reverse("alloy_oauth:authorize", args=[slug]) + "?" + urlencode(query)

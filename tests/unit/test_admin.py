@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -347,6 +349,31 @@ class TestValidateRoundTrip:
         assert connector.validated_at is None
         assert connector.validation_error == (
             "The test request GET https://api.provider.example/me answered HTTP 403.")
+
+    @pytest.mark.parametrize("statuses, answer", [("200, 404", 404), ("", 302)])
+    def test_the_report_marks_the_test_request_by_the_connectors_statuses(
+            self, operator, connector, responses, statuses, answer):
+        """A status the connector counts as valid (its own list, else any below 400) is a ✔
+        in the report, not only a 2xx (issue 14)."""
+        connector.api_base_url = "https://api.provider.example"
+        connector.test_request_path = "/me"
+        connector.test_request_statuses = statuses
+        connector.save()
+        state = self.start(operator, connector, responses)
+        responses.post(connector.token_url, json={"access_token": "t", "expires_in": 60})
+        responses.get("https://api.provider.example/me", status=answer)
+        operator.get("/oauth/callback/", {"state": state, "code": "the-code"})
+        connector.refresh_from_db()
+        assert connector.validated_at is not None, connector.validation_error
+        rows = operator.get(reverse("admin:alloy_oauth_connector_validation_result"),
+                            {"flow": "flow-1"}).json()["rows"]
+        assert [(row["state"], row["symbol"]) for row in rows
+                if row["name"] == "Test request"] == [("ok", "✔")]
+        page = operator.get(reverse("admin:alloy_oauth_connector_change",
+                                    args=[connector.pk])).content.decode()
+        assert re.search(r'<tr class="alloy-oauth-ok"><th>Test request</th>'
+                         r'<td class="alloy-oauth-symbol">✔</td><td>GET https://api.provider'
+                         rf'\.example/me → {answer}</td>', page)
 
     def test_failed_exchange(self, operator, connector, responses):
         state = self.start(operator, connector, responses)

@@ -8,7 +8,8 @@ from django import forms
 from django.urls import reverse
 
 from alloy_oauth.admin import ConnectorAdmin
-from alloy_oauth.forms import MAX_JSON_DEPTH, MAX_JSON_LENGTH, BoundedJSONField, ConnectorForm
+from alloy_oauth.bounded_json import MAX_JSON_DEPTH, MAX_JSON_LENGTH, BoundedJSONField
+from alloy_oauth.forms import ConnectorForm
 from alloy_oauth.models import Connector
 
 from .test_admin import VALID

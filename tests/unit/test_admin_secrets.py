@@ -189,9 +189,8 @@ class TestWhatAViewerSees:
 
 
 @pytest.fixture
-def mail_with_frames(settings, monkeypatch):
+def mail_with_frames(admins, monkeypatch):
     """ADMINS get the error report with the HTML part that lists every frame's variables."""
-    settings.ADMINS = [("Ops", "ops@example.com")]
     handlers = [handler for handler in logging.getLogger("django").handlers
                 if isinstance(handler, AdminEmailHandler)]
     assert handlers

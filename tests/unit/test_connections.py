@@ -373,7 +373,7 @@ class TestCrossSiteStart:
     def test_a_ticket_counts_only_for_its_user(self, site, connector, django_user_model):
         # A session planted before a login (signed-cookie sessions keep their data through
         # it) holds someone else's ticket: worthless to whoever is logged in now.
-        from alloy_oauth.authorization import start_purpose
+        from alloy_oauth.tickets import start_purpose
 
         mallory = django_user_model.objects.create_user("mallory")
         url = reverse("alloy_oauth:authorize", args=["example"]) + "?ticket=" + ticket(

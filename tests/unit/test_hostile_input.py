@@ -7,7 +7,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from alloy_oauth import authorization, protocol
+from alloy_oauth import authorization, credential_store, protocol
 from alloy_oauth.models import AuthorizationRequest, Credential
 
 from tests.support.example_provider import TOKEN_URL
@@ -142,19 +142,14 @@ class TestErrorReports:
         def crash(pending, token, metadata):
             raise RuntimeError("unexpected")
 
-        monkeypatch.setattr(authorization, "_store_credential", crash)
+        monkeypatch.setattr(credential_store, "_store_credential", crash)
 
     def secrets(self, params):
         verifier = AuthorizationRequest.objects.get().code_verifier
         return ["the-code-SECRET", params["state"], verifier, "client-secret-value",
                 "access-token-SECRET", "refresh-token-SECRET"]
 
-    def test_mail_to_admins(self, browser, connector, crash_after_the_exchange, settings):
-        import django
-
-        # Django 6 takes plain addresses; 5.2 (name, address) pairs.
-        settings.ADMINS = (["ops@example.com"] if django.VERSION >= (6,)
-                           else [("Ops", "ops@example.com")])
+    def test_mail_to_admins(self, browser, connector, crash_after_the_exchange, admins):
         params = start(browser)
         browser.raise_request_exception = False
         assert callback(browser, state=params["state"], code="the-code-SECRET").status_code == 500

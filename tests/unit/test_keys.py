@@ -7,6 +7,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -75,6 +76,52 @@ def test_a_value_changed_meanwhile_is_not_overwritten(settings, written_with_old
                                            [(b"x", credential.pk, stale)])
     assert written == 0
     assert Credential.objects.get(pk=credential.pk).access_token == "access-0"
+
+
+def stored(model, field_name: str, pk) -> bytes | None:
+    """The column as stored, not as the field reads it."""
+    batches = sql.encrypted_values("default", model, model._meta.get_field(field_name), 10**6)
+    return dict(next(batches, [])).get(pk)
+
+
+def test_empty_secrets_are_stored_as_null(settings, connector):
+    """An OAuth credential's API key, user name and password are empty: nothing to encrypt,
+    to decrypt on each read, or to re-encrypt on each rotation."""
+    credential = Credential.objects.create(connector=connector, external_id="e",
+                                           access_token="a", refresh_token="")
+    for name in ("refresh_token", "api_key", "username", "password"):
+        assert stored(Credential, name, credential.pk) is None, name
+    assert stored(Credential, "access_token", credential.pk) is not None
+    credential = Credential.objects.get(pk=credential.pk)
+    assert (credential.refresh_token, credential.api_key, credential.password) == ("", "", "")
+
+    credential.refresh_token = "r"
+    credential.save()
+    assert Credential.objects.get(pk=credential.pk).refresh_token == "r"
+    credential.refresh_token = ""
+    credential.save()
+    assert stored(Credential, "refresh_token", credential.pk) is None
+
+
+def test_rotation_turns_empty_values_written_encrypted_into_null(settings, connector):
+    """Rows written before empty values were stored as NULL hold an encrypted "": rotating
+    them writes NULL, which needs no key at all."""
+    fixture_key = settings.FERNET_KEYS  # the connector's secret is under it
+    settings.FERNET_KEYS = [OLD, *fixture_key]
+    credential = Credential.objects.create(connector=connector, external_id="e",
+                                           access_token="a")
+    model_field = Credential._meta.get_field("api_key")
+    encrypted_empty = model_field.fernet.encrypt(b"")
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {Credential._meta.db_table} SET api_key = %s WHERE id = %s",
+                       [connection.Database.Binary(encrypted_empty), credential.pk])
+    assert bytes(stored(Credential, "api_key", credential.pk)) == encrypted_empty
+
+    settings.FERNET_KEYS = [NEW, OLD, *fixture_key]
+    assert "alloy_oauth.Credential.api_key: 0 current, 1 re-encrypted" in run()
+    assert stored(Credential, "api_key", credential.pk) is None
+    settings.FERNET_KEYS = [NEW]
+    assert Credential.objects.get(pk=credential.pk).api_key == ""
 
 
 class TestUndecryptable:

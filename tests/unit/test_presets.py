@@ -3,7 +3,6 @@ connector the form accepts, and is listed in docs/providers.md; the add page app
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -190,7 +189,8 @@ def markdown_table() -> str:
             extras.append("token as " + cell(
                 f"{fields.get('token_header', 'Authorization')}: "
                 f"{fields.get('token_template', '{token_type} {token}')}"))
-        rows.append(f"| {preset.name} (`{preset.slug}`) | {cell(fields['auth_url'])} | "
+        rows.append(f"| [{preset.name}](#{preset.recipe_anchor}) (`{preset.slug}`) | "
+                    f"{cell(fields['auth_url'])} | "
                     f"{cell(fields['token_url'])} | {cell(fields.get('api_base_url', ''))} | "
                     f"{'; '.join(extras) or '—'} | "
                     f"[docs]({preset.docs}) |")
@@ -207,6 +207,30 @@ def test_docs_list_every_preset():
         PROVIDERS_DOC.write_text(expected)
         text = expected
     assert text == expected, "run ALLOY_OAUTH_UPDATE_DOCS=1 pytest tests/unit/test_presets.py"
+
+
+#: ``<a id="recipe-github"></a>``: the anchors of docs/providers.md's recipes.
+RECIPE_ANCHOR = re.compile(r'<a id="(recipe-[^"]*)"></a>')
+
+
+def test_every_preset_has_its_recipe():
+    """Each preset's recipe anchor is in docs/providers.md once, just above its heading, and
+    no recipe anchor names a preset that does not exist."""
+    text = PROVIDERS_DOC.read_text()
+    anchors = RECIPE_ANCHOR.findall(text)
+    assert sorted(anchors) == sorted(preset.recipe_anchor for preset in all_presets())
+    for anchor in anchors:  # each introduces a section with words of its own
+        section = text.split(f'<a id="{anchor}"></a>\n', 1)[1]
+        heading, _, body = section.partition("\n")
+        assert heading.startswith("#"), f"{anchor} is not just above a heading"
+        assert len(body.split("\n#", 1)[0].split()) > 30, f"{anchor}'s recipe is a stub"
+
+
+def test_recipe_anchors_are_made_from_the_slug():
+    """Published copies of docs/providers.md are linked with these anchors: they must not
+    follow a heading's wording."""
+    assert get_preset("github").recipe_anchor == "recipe-github"
+    assert get_preset("microsoft-tenant").recipe_anchor == "recipe-microsoft-tenant"
 
 
 # --- the add page --------------------------------------------------------------------------
@@ -235,6 +259,28 @@ def test_the_add_page_is_filled_from_a_preset(operator_client):
     assert get_preset("shopify").docs in page  # the documentation is linked
     assert 'id="alloy-oauth-preset-applied"' in page
     assert '<img src="/static/alloy_oauth/logos/shopify.svg"' in page
+
+
+@pytest.mark.django_db
+def test_the_add_page_links_the_presets_recipe(operator_client, settings):
+    settings.ALLOY_OAUTH = {"PROVIDER_RECIPES_URL": "https://docs.example/providers.html"}
+    add = reverse("admin:alloy_oauth_connector_add")
+    page = operator_client.get(add + "?preset=zendesk").content.decode()
+    assert ('id="alloy-oauth-preset-recipe" '
+            'href="https://docs.example/providers.html#recipe-zendesk"') in page
+    assert 'data-anchor-prefix="recipe-"' in page  # for the script, when another is picked
+    page = operator_client.get(add).content.decode()  # no preset yet: the link waits, hidden
+    assert 'id="alloy-oauth-preset-recipe-help" hidden' in page
+    assert 'id="alloy-oauth-preset-recipe" href="https://docs.example/providers.html" ' in page
+
+
+@pytest.mark.django_db
+def test_without_a_recipes_url_the_add_page_names_the_recipe(operator_client, settings):
+    settings.ALLOY_OAUTH = {}
+    url = reverse("admin:alloy_oauth_connector_add") + "?preset=zendesk"
+    page = operator_client.get(url).content.decode()
+    assert ">docs/providers.md#recipe-zendesk</code>" in page
+    assert 'id="alloy-oauth-preset-recipe" href' not in page
 
 
 @pytest.mark.django_db

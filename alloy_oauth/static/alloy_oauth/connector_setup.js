@@ -1,8 +1,25 @@
-// Connector page: "Fill from issuer" asks the admin's discovery endpoint (a CSRF-checked
-// POST) for the provider's settings and fills the form's fields with them; nothing is saved
-// until the operator presses Save.
+// Connector page: the preset picker's recipe link follows the provider picked in the list
+// (before "Fill the form" reloads the page), and "Fill from issuer" asks the admin's
+// discovery endpoint (a CSRF-checked POST) for the provider's settings and fills the form's
+// fields with them; nothing is saved until the operator presses Save.
 (function () {
   "use strict";
+
+  var picker = document.getElementById("alloy-oauth-preset");
+  var recipe = document.getElementById("alloy-oauth-preset-recipe");
+  if (picker && recipe) {
+    picker.addEventListener("change", function () {
+      // The anchor is made from the slug as the server makes it (presets.RECIPE_ANCHOR_PREFIX).
+      var target = recipe.getAttribute("data-base") +
+        (picker.value ? "#" + recipe.getAttribute("data-anchor-prefix") + picker.value : "");
+      if (recipe.tagName === "A") {
+        recipe.href = target;
+      } else {
+        recipe.textContent = target;
+      }
+      document.getElementById("alloy-oauth-preset-recipe-help").hidden = !picker.value;
+    });
+  }
 
   var button = document.getElementById("alloy-oauth-discover");
   if (!button) { return; }
