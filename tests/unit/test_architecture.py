@@ -115,3 +115,13 @@ def test_the_models_import_no_service():
     assert len(models) > 1
     assert not {imported for module in models for imported in GRAPH[module]
                 if layer_of(imported) > layer_of("alloy_oauth.models")}
+
+
+#: One job per module (issue 17): a module past this has taken on a second one.
+MAX_MODULE_LINES = 400
+
+
+def test_no_module_is_over_400_lines():
+    long = {module: lines for module, path in SOURCES.items()
+            if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"split by job (docs/architecture.md): {long}"
