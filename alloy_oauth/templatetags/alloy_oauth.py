@@ -45,7 +45,8 @@ def alloy_oauth_connect_button(
     context: template.Context, connector: Connector | str, label: str = "", next: str = "",
     css_class: str = "", params: dict[str, Any] | None = None, credential: Any = None,
 ) -> dict[str, Any]:
-    """A connector (or its slug). An unknown, inactive or unvalidated one (not live: ``Connector.is_live``) renders nothing, with a warning
+    """A connector (or its slug). An unknown, inactive or unvalidated one (not live:
+    ``Connector.is_live``) renders nothing, with a warning
     in the log: its authorize URL would answer 404. For a logged-in user (``request`` in the
     context) the link carries a start ticket, so it goes straight to the provider; without
     one the person is asked to confirm first. Like ``{% csrf_token %}``, the ticket is per

@@ -47,13 +47,13 @@ def test_no_entered_secret_or_service_token_anywhere(oauth_provider, live_server
     caplog = every_logger_at_debug
     settings.DEBUG = True  # SQL is logged too
     api = oauth_provider.base_url + "/provider/api"
-    keyed = Connector.objects.create(
+    Connector.objects.create(
         name="Keyed", slug="keyed", auth_type="api_key", api_base_url=api,
         test_request_path="key/", token_placement="query", token_query_param="api_key",
         validated_at=timezone.now())  # (live: offered to end users)
-    basic = Connector.objects.create(name="Basic", slug="basic", auth_type="basic",
-                                     api_base_url=api, test_request_path="basic/",
-                                     validated_at=timezone.now())
+    Connector.objects.create(name="Basic", slug="basic", auth_type="basic",
+                             api_base_url=api, test_request_path="basic/",
+                             validated_at=timezone.now())
     service = Connector.objects.create(
         name="Service", slug="service", auth_type="oauth2_client_credentials",
         token_url=oauth_provider.token_url, client_id=oauth_provider.service_client_id,
