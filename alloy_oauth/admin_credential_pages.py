@@ -18,12 +18,14 @@ from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import admin_actions, entered_secrets, refresh
+from . import admin_actions, entered_secrets
 from .admin_actions import when
 from .admin_base import ChangedByActionsOnly, SecretsHiddenFromViewers, secret_state, status_badge
 from .admin_credentials import CredentialAddMixin
 from .models import Credential
-from .refresh import Result
+from .outcomes import Outcome, Result
+from .refresh.revocation import mark_reauth_required, revoke_credential
+from .refresh.single import refresh_one
 
 
 def _time_field(name: str, *, relative: bool = False) -> Any:
@@ -189,26 +191,26 @@ class CredentialAdmin(CredentialAddMixin, ChangedByActionsOnly, SecretsHiddenFro
 
     @admin.action(description=gettext_lazy("Refresh now"), permissions=["change"])
     def refresh_now(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
-        outcomes = [refresh.refresh_one(pk, force=True, wait=True)
+        outcomes = [refresh_one(pk, force=True, wait=True)
                     for pk in queryset.values_list("pk", flat=True)]
         self._report(request, outcomes, done=Result.REFRESHED, verb=_("refreshed"))
 
     @admin.action(description=gettext_lazy("Revoke (at the provider) and delete the tokens"),
                   permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
-        outcomes = [refresh.revoke_credential(pk) for pk in queryset.values_list("pk", flat=True)]
+        outcomes = [revoke_credential(pk) for pk in queryset.values_list("pk", flat=True)]
         self._report(request, outcomes, done=Result.REVOKED, verb=_("revoked"))
 
     @admin.action(description=gettext_lazy("Mark for reconnection"), permissions=["change"])
     def mark_for_reconnection(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
         reason = _("Marked for reconnection by %(operator)s.") % {
             "operator": request.user.get_username()}
-        marked = sum(refresh.mark_reauth_required(pk, reason=reason)
+        marked = sum(mark_reauth_required(pk, reason=reason)
                      for pk in queryset.values_list("pk", flat=True))
         self.message_user(request, _("%(count)d credential(s) marked for reconnection.")
                           % {"count": marked}, messages.SUCCESS if marked else messages.WARNING)
 
-    def _report(self, request: HttpRequest, outcomes: list[refresh.Outcome], *, done: Result,
+    def _report(self, request: HttpRequest, outcomes: list[Outcome], *, done: Result,
                 verb: str) -> None:
         succeeded = [o for o in outcomes if o.result is done]
         if succeeded:

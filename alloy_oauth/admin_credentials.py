@@ -10,9 +10,8 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -21,8 +20,10 @@ from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from . import auth_types, entered_secrets, refresh
+from . import auth_types, entered_secrets
 from .models import Connector, Credential, CredentialEvent
+from .outcomes import Result
+from .refresh.single import refresh_one
 from .secret_forms import EnteredSecretForm
 from .signals import credential_connected, send
 
@@ -154,8 +155,8 @@ class CredentialAddMixin(admin.ModelAdmin):
         transaction.on_commit(lambda: self._fetch_first_token(request, obj.pk))
 
     def _fetch_first_token(self, request: HttpRequest, credential_id: int) -> None:
-        outcome = refresh.refresh_one(credential_id, wait=True)
-        if outcome.result is refresh.Result.REFRESHED:
+        outcome = refresh_one(credential_id, wait=True)
+        if outcome.result is Result.REFRESHED:
             self.message_user(request, _("A token was fetched from the token endpoint."),
                               messages.SUCCESS)
         else:

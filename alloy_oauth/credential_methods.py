@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .refresh import access_token, refresh_for_caller, revoke_credential
+from .refresh.on_demand import access_token, refresh_for_caller
+from .refresh.revocation import revoke_credential
 from .session import CredentialSession
 
 if TYPE_CHECKING:

@@ -11,8 +11,10 @@ import requests
 from django.views.decorators.debug import sensitive_variables
 from requests_oauthlib import OAuth2Session
 
-from . import auth_types, refresh
+from . import auth_types
 from .exceptions import CredentialError
+from .outcomes import Result
+from .refresh.on_demand import raise_if_unusable, refresh_for_caller, secret_refused
 
 __all__ = ["CredentialSession"]
 
@@ -123,7 +125,7 @@ class CredentialSession(OAuth2Session):
         A Basic pair is no single token (``get_access_token()`` refuses it): once the
         credential is known usable, :meth:`_send` reads it from the credential."""
         if self.credential.connector.auth_type == auth_types.BASIC:
-            refresh.raise_if_unusable(self.credential)
+            raise_if_unusable(self.credential)
             return ""
         return self.credential.get_access_token(min_valid=self.min_valid)
 
@@ -132,9 +134,9 @@ class CredentialSession(OAuth2Session):
         """Refresh now, through the engine (its lease, the connector's refresh URL and client
         authentication; ``token_url`` and the other arguments are ignored). Raises
         ``TokenRefreshFailed`` or ``ReauthorizationRequired`` when it cannot."""
-        outcome = refresh.refresh_for_caller(self.credential, force=True, wait=True)
+        outcome = refresh_for_caller(self.credential, force=True, wait=True)
         self.credential.refresh_from_db()
-        if outcome.result is not refresh.Result.REFRESHED:
+        if outcome.result is not Result.REFRESHED:
             # get_access_token raises the right error, or hands out a token still valid
             # (another process refreshed meanwhile).
             self.credential.get_access_token(min_valid=0)
@@ -171,14 +173,14 @@ class CredentialSession(OAuth2Session):
             # Nothing renews an entered secret: the API's own host refusing it means it is
             # dead (a redirect's other host never saw it).
             if self.base_url and self.may_carry_secret(response.url):
-                refresh.secret_refused(self.credential, version=version,
+                secret_refused(self.credential, version=version,
                                        request=f"{method.upper()} {_safe_url(response.url)}")
             return response
         self.credential.refresh_from_db()
         if self.credential.version == version:
             # Refreshed now unless someone has since, or the credential is in error or
             # backing off after failures (then the refusal stands: no hammering).
-            refresh.refresh_for_caller(self.credential, if_version=version, wait=True)
+            refresh_for_caller(self.credential, if_version=version, wait=True)
             self.credential.refresh_from_db()
         for _ in range(MAX_REQUESTS - 1):
             fresh = self.credential.get_access_token(min_valid=0)

@@ -16,9 +16,12 @@ from typing import Any
 from celery import shared_task
 from django.utils import timezone
 
-from . import refresh
 from .conf import app_settings
 from .models import AuthorizationRequest, Credential
+from .outcomes import Result
+from .refresh.batch import refresh_batch
+from .refresh.single import refresh_one
+from .refresh.sweep import due_credential_ids
 from .webhooks import delivery as webhook_delivery
 
 logger = logging.getLogger(__name__)
@@ -36,7 +39,7 @@ def refresh_due_credentials() -> dict[str, int]:
     expires = app_settings.SWEEP_INTERVAL
     enqueued = 0
     with refresh_credential_batch.app.producer_or_acquire() as producer:
-        for batch in refresh.due_credential_ids():
+        for batch in due_credential_ids():
             refresh_credential_batch.apply_async(args=(batch,), expires=expires,
                                                  producer=producer)
             enqueued += len(batch)
@@ -60,7 +63,7 @@ def refresh_credential_batch(self: Any, credential_ids: list[int]) -> dict[str, 
     """Refresh those of ``credential_ids`` that are still due, ``REFRESH_CONCURRENCY`` at a
     time. Failures are backed off by the engine (``next_refresh_at``), and the sweep picks
     them up again when their time comes: no Celery retry."""
-    counts = refresh.refresh_batch(credential_ids, budget=_budget(self))
+    counts = refresh_batch(credential_ids, budget=_budget(self))
     logger.info("Refresh batch of %s: %s.", len(credential_ids),
                 ", ".join(f"{count} {result}" for result, count in sorted(counts.items())))
     return dict(counts)
@@ -88,11 +91,11 @@ def refresh_credential(self, credential_id: int) -> str:  # type: ignore[no-unty
     """Refresh one credential if it is still due; transient failures are retried after the
     engine's backoff (the sweep would pick them up too)."""
     try:
-        outcome = refresh.refresh_one(credential_id)
+        outcome = refresh_one(credential_id)
     except Credential.DoesNotExist:
         logger.info("Credential %s no longer exists; nothing to refresh.", credential_id)
         return "gone"
-    if outcome.result is refresh.Result.RETRY:
+    if outcome.result is Result.RETRY:
         countdown = (outcome.retry_in or 0) + 1  # land after next_refresh_at
         raise self.retry(countdown=countdown, expires=countdown + app_settings.SWEEP_INTERVAL)
     return str(outcome.result)

@@ -13,10 +13,10 @@ from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.views.decorators.debug import sensitive_variables
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_deny
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import (
@@ -24,10 +24,10 @@ from . import (
     validation,
 )
 from .models import AuthorizationRequest, Connector, Credential, callback_url
-from .refresh import Result
+from .outcomes import Result
 from .responses import (
-    FLOW_ID, MAX_NEXT_LENGTH, HttpResponseSeeOther, failure_page, start_failure,
-    hide_callback_parameters, oauth_response_headers, popup_result, safe_next_url,
+    FLOW_ID, MAX_NEXT_LENGTH, HttpResponseSeeOther, failure_page, hide_callback_parameters,
+    oauth_response_headers, popup_result, safe_next_url, start_failure,
 )
 
 #: Session key: {connector slug: credential id} of the connections made in this session.

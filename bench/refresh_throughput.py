@@ -179,8 +179,9 @@ def against_bare(rates: dict[str, list[float]]) -> dict[str, float]:
 def refreshed(credential_id: int) -> None:
     """One refresh through the engine, forced, which must succeed."""
     from alloy_oauth import refresh
+    from alloy_oauth.refresh.single import refresh_one
 
-    outcome = refresh.refresh_one(credential_id, force=True)
+    outcome = refresh_one(credential_id, force=True)
     assert outcome.result is refresh.Result.REFRESHED, outcome
 
 
@@ -211,6 +212,7 @@ def measure_against_provider(refreshes: int, rounds: int) -> dict:
     from django.test import Client, override_settings
 
     from alloy_oauth.models import Connector, Credential
+
     from tests.support.provider_server import ProviderServer
 
     with tempfile.TemporaryDirectory() as workdir:
@@ -318,8 +320,9 @@ def floor_refresh(post):
 
 def measure_phases(credentials: list) -> dict[str, float]:
     """Where one refresh's time goes: milliseconds per refresh in each step of the engine."""
-    from alloy_oauth import protocol, refresh
+    from alloy_oauth import protocol
     from alloy_oauth.refresh import leases, records
+    from alloy_oauth.refresh.single import refresh_one
 
     steps = {"take the lease, read credential + connector": (leases, "acquire_one"),
              "token request": (protocol, "refresh_access_token"),
@@ -341,7 +344,7 @@ def measure_phases(credentials: list) -> dict[str, float]:
     try:
         start = time.perf_counter()
         for credential in credentials:
-            refresh.refresh_one(credential.pk, force=True)
+            refresh_one(credential.pk, force=True)
         total = time.perf_counter() - start
     finally:
         for step, (owner, name) in steps.items():
@@ -354,8 +357,9 @@ def measure_sweep(table_sizes: list[int], due_counts: list[int]) -> list[dict]:
     from django.db import connection
     from django.utils import timezone
 
-    from alloy_oauth import refresh, tasks
+    from alloy_oauth import tasks
     from alloy_oauth.models import Connector, Credential
+    from alloy_oauth.refresh.sweep import due_credential_ids
     from alloy_oauth.tasks import refresh_credential
 
     connector = Connector.objects.get(slug="bench")
@@ -392,7 +396,7 @@ def measure_sweep(table_sizes: list[int], due_counts: list[int]) -> list[dict]:
                     "WHERE id IN (SELECT id FROM alloy_oauth_credential ORDER BY random() "
                     "LIMIT %s)", [due])
             start = time.perf_counter()
-            selected = sum(len(batch) for batch in refresh.due_credential_ids())
+            selected = sum(len(batch) for batch in due_credential_ids())
             select_s = time.perf_counter() - start
             assert selected == due, (selected, due)
             plan = Credential.objects.due().explain()

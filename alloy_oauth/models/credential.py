@@ -22,8 +22,9 @@ from ..querysets import CredentialQuerySet
 from .connector import Connector
 
 if TYPE_CHECKING:
-    from ..refresh import Outcome
-    from ..session import CredentialSession
+    from requests_oauthlib import OAuth2Session
+
+    from ..outcomes import Outcome
 
 
 def credential_methods() -> Any:
@@ -241,9 +242,10 @@ class Credential(models.Model):
         async code, as the ORM's own ``a…`` methods do (``sync_to_async``)."""
         return await sync_to_async(self.get_access_token)(min_valid=min_valid)
 
-    def session(self, min_valid: int = 60) -> CredentialSession:
-        """A ``requests.Session`` for the connector's API that handles the token itself
-        (see :class:`alloy_oauth.session.CredentialSession`)."""
+    def session(self, min_valid: int = 60) -> OAuth2Session:
+        """An ``OAuth2Session`` for the connector's API that handles the token itself: a
+        :class:`alloy_oauth.session.CredentialSession`. (Annotated with its public base class,
+        so the models need not know the API session's module, which builds on them.)"""
         return credential_methods().session(self, min_valid=min_valid)
 
     def refresh(self, force: bool = False) -> Outcome:

@@ -6,23 +6,21 @@ flight at once: every request is sent under the credential's lease (:mod:`.lease
 under the one rule of :mod:`.eligibility`, and every outcome is written fenced by that lease
 (:mod:`.records`). See ``docs/refresh.md``.
 
-- :func:`refresh_one` (:mod:`.single`): one credential, now (web requests, the admin,
+The app's own callers (tasks, admin, commands, views, the API session) import from the module
+that does the job; this package re-exports nothing of them, so no module of it imports the
+package back:
+
+- :func:`.single.refresh_one`: one credential, now (web requests, the admin,
   ``manage.py alloy_oauth_refresh``, the ``refresh_credential`` task);
-- :func:`refresh_batch` (:mod:`.batch`): many at once, for the sweep's batches;
-- :func:`revoke_credential`, :func:`mark_reauth_required` (:mod:`.revocation`);
-- :func:`access_token`, :func:`refresh_for_caller`, :func:`raise_if_unusable`,
-  :func:`secret_refused` (:mod:`.on_demand`): for host code and its API session;
-- :func:`due_credential_ids` (:mod:`.sweep`): what the sweep enqueues.
+- :func:`.batch.refresh_batch`: many at once, for the sweep's batches;
+- :func:`.revocation.revoke_credential`, :func:`.revocation.mark_reauth_required`;
+- :func:`.on_demand.access_token`, :func:`.on_demand.refresh_for_caller`,
+  :func:`.on_demand.raise_if_unusable`, :func:`.on_demand.secret_refused`: for host code and
+  its API session;
+- :func:`.sweep.due_credential_ids`: what the sweep enqueues.
 """
 
-from .batch import refresh_batch
-from .on_demand import access_token, raise_if_unusable, refresh_for_caller, secret_refused
-from .outcomes import Outcome, Result
-from .records import retry_delay
-from .revocation import mark_reauth_required, revoke_credential
-from .single import UNDECRYPTABLE_MESSAGE, refresh_one
-from .sweep import due_credential_ids
+from ..outcomes import Outcome, Result
 
-# Public (docs/api.md): what credential.refresh() and .revoke() return. The functions above
-# are the app's own callers' (tasks, admin, commands, views).
+# Public (docs/api.md): what credential.refresh() and .revoke() return.
 __all__ = ["Outcome", "Result"]

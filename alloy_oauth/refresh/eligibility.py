@@ -19,9 +19,9 @@ from typing import Any
 from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from ..models import Credential
+from ..outcomes import Outcome, Result
 from ..querysets import lease_held, not_backing_off, refresh_time_come
 from . import leases
-from .outcomes import Outcome, Result
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from django.views.decorators.debug import sensitive_variables
 from .. import auth_types
 from ..exceptions import NoAccessToken, ReauthorizationRequired, TokenRefreshFailed
 from ..models import Credential
+from ..outcomes import Outcome
 from . import leases
-from .outcomes import Outcome
 from .revocation import mark_reauth_required
 from .single import UNDECRYPTABLE_MESSAGE, refresh_one
 

@@ -25,16 +25,13 @@ from django.dispatch import Signal
 from .. import connection_params, metrics, protocol, sql
 from ..conf import app_settings
 from ..models import Credential, CredentialEvent
+from ..outcomes import Outcome, Result
 from ..signals import (
-    credential_reauth_required,
-    credential_recovered,
-    credential_refresh_failed,
-    credential_refreshed,
-    send,
+    credential_reauth_required, credential_recovered, credential_refresh_failed,
+    credential_refreshed, send,
 )
 from . import leases
 from .leases import Lease
-from .outcomes import Outcome, Result
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from django.views.decorators.debug import sensitive_variables
 
 from .. import auth_types, connection_params, protocol
 from ..models import Credential, CredentialEvent
+from ..outcomes import Outcome, Result
 from ..signals import credential_reauth_required, credential_revoked, send
 from . import eligibility, leases, records
-from .outcomes import Outcome, Result
 from .single import acquire_or_explain
 
 logger = logging.getLogger(__name__)

@@ -30,9 +30,9 @@ from .. import auth_types, connection_params, metrics, protocol
 from ..conf import app_settings
 from ..fields import is_undecryptable
 from ..models import Credential
+from ..outcomes import Outcome, Result
 from . import eligibility, leases, records
 from .leases import Lease
-from .outcomes import Outcome, Result
 
 logger = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from alloy_oauth import refresh
 from alloy_oauth.models import Connector, Credential
 from alloy_oauth.refresh import Result
+from alloy_oauth.refresh.single import refresh_one
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,14 +40,14 @@ def test_client_credentials_with_client_secret_post(oauth_provider, service_conn
     service_connector.client_auth_method = "client_secret_post"
     service_connector.save()
     credential = Credential.objects.create(connector=service_connector, external_id="service")
-    assert refresh.refresh_one(credential.pk).result is Result.REFRESHED
+    assert refresh_one(credential.pk).result is Result.REFRESHED
 
 
 def test_wrong_service_secret_is_an_operator_error(oauth_provider, service_connector):
     service_connector.client_secret = "wrong"
     service_connector.save()
     credential = Credential.objects.create(connector=service_connector, external_id="service")
-    assert refresh.refresh_one(credential.pk).result is Result.FAILED
+    assert refresh_one(credential.pk).result is Result.FAILED
     credential.refresh_from_db()
     assert credential.status == Credential.Status.ERROR
     assert "wrong" not in credential.last_error

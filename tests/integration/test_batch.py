@@ -16,10 +16,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from alloy_oauth import refresh, sql
+from alloy_oauth import sql
 from alloy_oauth.models import Credential
-from alloy_oauth.refresh import batch, leases, records
-from alloy_oauth.refresh import Result
+from alloy_oauth.refresh import Result, batch, leases, records
+from alloy_oauth.refresh.batch import refresh_batch
+from alloy_oauth.refresh.single import refresh_one
 from alloy_oauth.signals import credential_refresh_failed, credential_refreshed
 
 
@@ -131,7 +132,7 @@ def test_a_batch_keeps_many_requests_in_flight(provider_connector, endpoint, set
     settings.ALLOY_OAUTH = {"REFRESH_CONCURRENCY": 8}
     credentials = due_credentials(provider_connector, [f"rt-{i}" for i in range(24)])
     started = time.monotonic()
-    counts = refresh.refresh_batch([c.pk for c in credentials])
+    counts = refresh_batch([c.pk for c in credentials])
     elapsed = time.monotonic() - started
     assert counts == Counter({Result.REFRESHED: 24, "skipped": 0})
     # Up to REFRESH_CONCURRENCY at once, never more (24 requests of 0.2 s one at a time
@@ -156,7 +157,7 @@ def test_only_due_and_free_credentials_are_refreshed(provider_connector, endpoin
     Credential.objects.filter(pk=leased.pk).update(
         lease_until=timezone.now() + timedelta(seconds=30), lease_token="someone-else")
     Credential.objects.filter(pk=dead.pk).update(status="reauth_required")
-    counts = refresh.refresh_batch([due.pk, later.pk, leased.pk, dead.pk, due.pk, 987654])
+    counts = refresh_batch([due.pk, later.pk, leased.pk, dead.pk, due.pk, 987654])
     assert counts == Counter({Result.REFRESHED: 1, "skipped": 4})
     assert endpoint.presented == ["rt-1"]
     assert stored(leased).lease_token == "someone-else"
@@ -167,7 +168,7 @@ def test_each_outcome_is_classified_as_for_one_refresh(provider_connector, endpo
     settings.ALLOY_OAUTH = {"HTTP_TIMEOUT": 1, "LEASE_SECONDS": 30}
     ok, dead, down, hanging = due_credentials(
         provider_connector, ["rt-1", "rt-2-invalid_grant", "rt-3-503", "rt-4-hang"])
-    counts = refresh.refresh_batch([ok.pk, dead.pk, down.pk, hanging.pk])
+    counts = refresh_batch([ok.pk, dead.pk, down.pk, hanging.pk])
     assert counts == Counter({Result.REFRESHED: 1, Result.REAUTH_REQUIRED: 1, Result.RETRY: 2,
                               "skipped": 0})
     assert stored(ok).refresh_token == "rt-1-next"
@@ -183,7 +184,7 @@ def test_each_outcome_is_classified_as_for_one_refresh(provider_connector, endpo
     # a token nobody extends (the batch's own stopped with it), and nobody may send now.
     row = stored(hanging)
     assert row.lease_until > timezone.now() and row.lease_token
-    assert refresh.refresh_one(hanging.pk, force=True).result is Result.BUSY
+    assert refresh_one(hanging.pk, force=True).result is Result.BUSY
     assert signals == {"refreshed": 1, "failed, will retry": 2}
 
 
@@ -199,7 +200,7 @@ def test_a_credential_reconnected_meanwhile_keeps_its_new_tokens(provider_connec
         return original(refresh_token)
 
     endpoint.answer = reconnect_while_the_request_is_out
-    assert refresh.refresh_batch([credential.pk]) == Counter({Result.SUPERSEDED: 1,
+    assert refresh_batch([credential.pk]) == Counter({Result.SUPERSEDED: 1,
                                                               "skipped": 0})
     row = stored(credential)
     assert (row.access_token, row.refresh_token, row.lease_until) == (
@@ -210,7 +211,7 @@ def test_a_batch_is_few_statements(provider_connector, endpoint, settings):
     settings.ALLOY_OAUTH = {"REFRESH_CONCURRENCY": 20}
     credentials = due_credentials(provider_connector, [f"rt-{i}" for i in range(20)])
     with CaptureQueriesContext(connection) as queries:
-        refresh.refresh_batch([c.pk for c in credentials])
+        refresh_batch([c.pk for c in credentials])
     statements = [query["sql"].split(" ", 1)[0] for query in queries.captured_queries
                   if query["sql"].split(" ", 1)[0] not in ("SAVEPOINT", "RELEASE", "BEGIN",
                                                            "COMMIT")]
@@ -230,7 +231,7 @@ def test_the_budget_stops_new_requests_and_leaves_the_rest_free(provider_connect
                                                                 settings):
     settings.ALLOY_OAUTH = {"REFRESH_CONCURRENCY": 2}
     credentials = due_credentials(provider_connector, [f"rt-{i}" for i in range(6)])
-    counts = refresh.refresh_batch([c.pk for c in credentials], budget=0.1)
+    counts = refresh_batch([c.pk for c in credentials], budget=0.1)
     assert counts == Counter({Result.REFRESHED: 2, "skipped": 4})
     rows = [stored(c) for c in credentials]
     assert [row.version for row in rows] == [1, 1, 0, 0, 0, 0]
@@ -251,7 +252,7 @@ def test_one_outcome_the_database_refuses_does_not_hold_back_the_others(
 
     monkeypatch.setattr(records, "write_with_events", refuse_one)
     endpoint.latency = 0
-    counts = refresh.refresh_batch([c.pk for c in credentials])
+    counts = refresh_batch([c.pk for c in credentials])
     assert counts[Result.REFRESHED] == 3 and counts["unrecorded"] == 1
     for credential in credentials:
         row = stored(credential)
@@ -278,7 +279,7 @@ def test_a_soft_time_limit_stops_new_requests_and_still_writes_those_in_flight(
 
     monkeypatch.setattr(batch, "_next_answer", interrupted_once)
     with pytest.raises(SoftTimeLimitExceeded):
-        refresh.refresh_batch([c.pk for c in credentials])
+        refresh_batch([c.pk for c in credentials])
     rows = [stored(c) for c in credentials]
     # The two in flight when it struck were written; nothing else was started.
     assert [row.version for row in rows] == [1, 1, 0, 0, 0, 0]
@@ -302,7 +303,7 @@ def test_request_threads_never_touch_the_database(provider_connector, endpoint, 
         return cursor(self)
 
     monkeypatch.setattr(BaseDatabaseWrapper, "cursor", watched)
-    refresh.refresh_batch([c.pk for c in credentials])
+    refresh_batch([c.pk for c in credentials])
     assert not [name for name in threads_using_the_database
                 if name.startswith("alloy_oauth-refresh")]
     assert all(stored(c).version == 1 for c in credentials)

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from alloy_oauth import refresh
 from alloy_oauth.models import Connector, Credential, CredentialEvent
+from alloy_oauth.refresh.single import refresh_one
 
 from tests.support import REPO_DIR
 from tests.support.databases import server_database_url
@@ -212,7 +213,7 @@ def test_a_worker_killed_holding_the_lease_delays_nobody_longer_than_the_lease(
 
     responses.add_callback(responses.POST, hanging.url, callback=token_endpoint)
     assert credential.get_access_token(min_valid=10) == "old"  # valid for 30 s: no waiting
-    outcome = refresh.refresh_one(credential.pk, force=True, wait=True)
+    outcome = refresh_one(credential.pk, force=True, wait=True)
     assert outcome.result is refresh.Result.REFRESHED
     [sent] = requested_at
     assert sent >= lease_until  # nobody refreshed while the dead worker's lease was live

@@ -16,10 +16,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from alloy_oauth import (
-    authorization, connection_params, credential_store, headless, protocol, refresh,
-)
+from alloy_oauth import authorization, connection_params, credential_store, headless, protocol
 from alloy_oauth.models import AuthorizationRequest, Connector, Credential
+from alloy_oauth.refresh.batch import refresh_batch
 
 from tests.support.tickets import authorize_url
 
@@ -174,7 +173,7 @@ class TestMetadata:
         Credential.objects.filter(pk=credential.pk).update(next_refresh_at=timezone.now())
         responses.replace(responses.POST, ACME_TOKEN, json={"access_token": "at-2",
                                                             "expires_in": 3600})
-        assert refresh.refresh_batch([credential.pk])["refreshed"] == 1
+        assert refresh_batch([credential.pk])["refreshed"] == 1
         credential.refresh_from_db()
         assert credential.access_token == "at-2" and credential.refresh_token == "rt-1"
         assert credential.metadata == {"team_id": "T1", "user_id": "U1", "realmId": "9130"}

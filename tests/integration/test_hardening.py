@@ -13,9 +13,10 @@ from django.utils import timezone
 
 from alloy_oauth import protocol, refresh
 from alloy_oauth.models import Connector, Credential
+from alloy_oauth.refresh.single import refresh_one
 
-from tests.support.example_provider import TOKEN_URL
 from .test_flow import browser, callback, start, user  # noqa: F401 - fixtures
+from tests.support.example_provider import TOKEN_URL
 from tests.support.tickets import authorize_url
 
 NOW = datetime.fromisoformat("2026-11-29T12:00:00+00:00")
@@ -133,7 +134,7 @@ class TestKeepAliveAndRefreshTokenExpiry:
             connector=connector, external_id="idle", access_token="a", refresh_token="r",
             expires_at=None, next_refresh_at=timezone.now() - timedelta(seconds=1))
         responses.post(TOKEN_URL, json={"access_token": "b", "refresh_token": "r2"})
-        assert refresh.refresh_one(credential.pk).result is refresh.Result.REFRESHED
+        assert refresh_one(credential.pk).result is refresh.Result.REFRESHED
         credential.refresh_from_db()
         assert credential.access_token == "b" and credential.expires_at is None
         assert abs((credential.next_refresh_at - timezone.now()).total_seconds() - 3600) < 5
@@ -170,7 +171,7 @@ class TestKeepAliveAndRefreshTokenExpiry:
             connector=connector, external_id="x", access_token="a", refresh_token="r",
             refresh_token_expires_at=expiry, next_refresh_at=timezone.now())
         responses.post(TOKEN_URL, json={"access_token": "b", "expires_in": 60})
-        refresh.refresh_one(credential.pk)
+        refresh_one(credential.pk)
         credential.refresh_from_db()
         assert credential.refresh_token_expires_at == expiry
 
@@ -261,7 +262,7 @@ class TestNonsensicalExpiresIn:
             expires_at=timezone.now() + timedelta(seconds=60),
             next_refresh_at=timezone.now() - timedelta(seconds=1))
         responses.post(TOKEN_URL, json={"access_token": "b", "expires_in": value})
-        assert refresh.refresh_one(credential.pk).result is refresh.Result.REFRESHED
+        assert refresh_one(credential.pk).result is refresh.Result.REFRESHED
         credential.refresh_from_db()
         lifetime = protocol.FALLBACK_EXPIRES_IN
         assert abs((credential.expires_at - timezone.now()).total_seconds() - lifetime) < 5
@@ -276,7 +277,7 @@ class TestNonsensicalExpiresIn:
             connector=connector, external_id="x", access_token="a", refresh_token="r",
             next_refresh_at=timezone.now() - timedelta(seconds=1))
         responses.post(TOKEN_URL, json={"access_token": "b", "expires_in": -5})
-        refresh.refresh_one(credential.pk)
+        refresh_one(credential.pk)
         responses.post(TOKEN_URL, json={"access_token": "c", "expires_in": 3600})
         assert Credential.objects.get(pk=credential.pk).get_access_token(
             min_valid=protocol.FALLBACK_EXPIRES_IN + 60) == "c"
@@ -287,7 +288,7 @@ class TestNonsensicalExpiresIn:
             connector=connector, external_id="x", access_token="a", refresh_token="r",
             next_refresh_at=timezone.now() - timedelta(seconds=1))
         responses.post(TOKEN_URL, json={"access_token": "b", "expires_in": -5})
-        refresh.refresh_one(credential.pk)
+        refresh_one(credential.pk)
         assert "The provider's expires_in (-5) is not a lifetime" in (
             credential.events.get(kind="refreshed").detail)
 

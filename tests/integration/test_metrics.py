@@ -17,13 +17,14 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from alloy_oauth import metrics, refresh
+from alloy_oauth import metrics
 from alloy_oauth.metrics import metrics_view
 from alloy_oauth.models import Credential, WebhookDelivery, WebhookEndpoint
+from alloy_oauth.refresh.batch import refresh_batch
+from alloy_oauth.refresh.single import refresh_one
 
 from tests.support import REPO_DIR
 from tests.support.example_provider import TOKEN_URL
-
 
 
 def value(name: str, **labels: str) -> float:
@@ -71,7 +72,7 @@ def test_a_scripted_run(connector, make_connector, responses, admin_client):
 
     responses.add_callback("POST", TOKEN_URL, callback=provider)
     credentials = [make(connector, f"c{index}") for index in range(5)]
-    outcomes = [refresh.refresh_one(c.pk).result for c in credentials]
+    outcomes = [refresh_one(c.pk).result for c in credentials]
     assert outcomes == ["refreshed", "refreshed", "retry", "reauth_required", "failed"]
     after = {r: value("alloy_oauth_refreshes_total", connector="example", result=r)
              for r in results}
@@ -82,7 +83,7 @@ def test_a_scripted_run(connector, make_connector, responses, admin_client):
     batch_before = value("alloy_oauth_refreshes_total", connector="example", result="refreshed")
     responses.replace(responses.POST, TOKEN_URL, json={"access_token": "b", "expires_in": 3600})
     batch = [make(connector, f"b{index}") for index in range(3)]
-    assert refresh.refresh_batch([c.pk for c in batch])["refreshed"] == 3
+    assert refresh_batch([c.pk for c in batch])["refreshed"] == 3
     assert value("alloy_oauth_refreshes_total", connector="example",
                  result="refreshed") == batch_before + 3
 

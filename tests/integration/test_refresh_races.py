@@ -9,16 +9,15 @@ from datetime import timedelta
 
 import pytest
 from django.db import OperationalError, connection, connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from django.db.models import Q
-
-from alloy_oauth import credential_store, protocol, refresh
-from alloy_oauth.refresh import leases, records
+from alloy_oauth import credential_store, protocol
 from alloy_oauth.conf import app_settings
 from alloy_oauth.exceptions import TokenRefreshFailed
 from alloy_oauth.models import AuthorizationRequest, Credential
-from alloy_oauth.refresh import Result
+from alloy_oauth.refresh import Result, leases, records
+from alloy_oauth.refresh.single import refresh_one
 from alloy_oauth.signals import credential_refresh_failed
 
 from tests.support.example_provider import TOKEN_URL
@@ -44,7 +43,7 @@ def test_late_invalid_grant_does_not_hit_a_reconnected_credential(credential, re
 
     responses.add_callback(responses.POST, TOKEN_URL,
                            callback=old_grant_dies_while_the_user_reconnects)
-    assert refresh.refresh_one(credential.pk).result is Result.SUPERSEDED
+    assert refresh_one(credential.pk).result is Result.SUPERSEDED
     row = stored(credential)
     assert (row.status, row.access_token, row.refresh_token) == (
         "active", "reconnected", "new-grant-refresh")
@@ -59,7 +58,7 @@ def test_reconnect_without_refresh_token_never_keeps_the_old_grants(credential, 
         return 200, {}, json.dumps({"access_token": "old-grant-2", "refresh_token": "rotated"})
 
     responses.add_callback(responses.POST, TOKEN_URL, callback=rotate_while_the_user_reconnects)
-    assert refresh.refresh_one(credential.pk).result is Result.SUPERSEDED
+    assert refresh_one(credential.pk).result is Result.SUPERSEDED
     row = stored(credential)
     assert (row.access_token, row.refresh_token) == ("reconnected", "")
 
@@ -96,11 +95,11 @@ def test_tokens_the_database_will_not_take_keep_the_lease(credential, responses,
     monkeypatch.setattr(records, "write_with_events", database_down)
     monkeypatch.setattr(records, "time", FakeClock())
     with pytest.raises(OperationalError):
-        refresh.refresh_one(credential.pk)
+        refresh_one(credential.pk)
     monkeypatch.undo()
     assert len(attempts) > 5  # retried for the lease period
     assert stored(credential).lease_until > timezone.now()
-    assert refresh.refresh_one(credential.pk, force=True).result is Result.BUSY
+    assert refresh_one(credential.pk, force=True).result is Result.BUSY
     assert len(sent) == 1
 
 
@@ -112,12 +111,12 @@ def test_a_host_with_a_fast_clock_cannot_take_a_live_lease(credential, responses
         sent.append(1)
         real_now = timezone.now
         monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(seconds=61))
-        other_host.append(refresh.refresh_one(credential.pk).result)
+        other_host.append(refresh_one(credential.pk).result)
         monkeypatch.setattr(timezone, "now", real_now)
         return 200, {}, json.dumps({"access_token": "A2", "refresh_token": "RT2"})
 
     responses.add_callback(responses.POST, TOKEN_URL, callback=slow_provider)
-    assert refresh.refresh_one(credential.pk).result is Result.REFRESHED
+    assert refresh_one(credential.pk).result is Result.REFRESHED
     assert other_host == [Result.BUSY] and len(sent) == 1
 
 
@@ -159,7 +158,7 @@ def test_a_failing_signal_receiver_does_not_fail_the_caller(credential, response
 def test_short_lived_tokens_are_not_refreshed_at_every_sweep(credential, responses):
     """A 5-minute token with the default 5-minute lead time: due at half its life."""
     responses.post(TOKEN_URL, json={"access_token": "A", "refresh_token": "R", "expires_in": 300})
-    results = [refresh.refresh_one(credential.pk).result for _ in range(3)]
+    results = [refresh_one(credential.pk).result for _ in range(3)]
     assert results == [Result.REFRESHED, Result.NOT_DUE, Result.NOT_DUE]
     row = stored(credential)
     assert abs((row.expires_at - row.next_refresh_at).total_seconds() - 150) < 1
@@ -243,12 +242,12 @@ def test_a_provider_slower_than_the_lease_keeps_it(credential, settings):
 
     def meanwhile():
         time.sleep(4)  # past the first lease period
-        other_process.append(refresh.refresh_one(credential.pk, force=True).result)
+        other_process.append(refresh_one(credential.pk, force=True).result)
         connections.close_all()
 
     competitor = threading.Thread(target=meanwhile)
     competitor.start()
-    outcome = refresh.refresh_one(credential.pk)
+    outcome = refresh_one(credential.pk)
     competitor.join()
     server.close()
     assert outcome.result is Result.REFRESHED

@@ -20,13 +20,10 @@ from django.views.debug import ExceptionReporter
 
 from alloy_oauth import credential_store, protocol, refresh, tasks
 from alloy_oauth.models import (
-    AuthorizationRequest,
-    Connector,
-    Credential,
-    CredentialEvent,
-    WebhookDelivery,
-    WebhookEndpoint,
+    AuthorizationRequest, Connector, Credential, CredentialEvent, WebhookDelivery, WebhookEndpoint,
 )
+from alloy_oauth.refresh.revocation import revoke_credential
+from alloy_oauth.refresh.single import refresh_one
 from alloy_oauth.signals import credential_refreshed
 from alloy_oauth.webhooks import EVENT_TYPES
 
@@ -121,11 +118,11 @@ def test_no_secret_anywhere(oauth_provider, live_server, admin_client, django_us
         connector.save()
         secrets.update({"a-wrong-secret-value", basic_header(oauth_provider,
                                                               "a-wrong-secret-value")})
-        assert refresh.refresh_one(credential.pk, force=True).result is (
+        assert refresh_one(credential.pk, force=True).result is (
             refresh.Result.FAILED)
         connector.client_secret = oauth_provider.client_secret
         connector.save()
-        assert refresh.refresh_one(credential.pk, force=True).result is (
+        assert refresh_one(credential.pk, force=True).result is (
             refresh.Result.REFRESHED)
         admin_pages()
 
@@ -153,7 +150,7 @@ def test_no_secret_anywhere(oauth_provider, live_server, admin_client, django_us
         outputs.extend(reports)
 
         # Revoke.
-        assert refresh.revoke_credential(credential.pk).result is refresh.Result.REVOKED
+        assert revoke_credential(credential.pk).result is refresh.Result.REVOKED
         admin_pages()
 
         # Every event out to the webhook endpoint, through the worker's task.

@@ -15,6 +15,7 @@ import requests
 
 from alloy_oauth import refresh
 from alloy_oauth.models import Connector, Credential
+from alloy_oauth.refresh.single import refresh_one
 
 from tests.support.token_endpoint import CLIENT_ID, CLIENT_SECRET, TokenEndpoint, refresh_token
 
@@ -213,7 +214,7 @@ def test_the_refresh_engine_rotates_through_it():
             connector=connector, external_id="grant-1", access_token="at-1-0",
             refresh_token=refresh_token(1, 0))
         for generation in (1, 2):
-            outcome = refresh.refresh_one(credential.pk, force=True)
+            outcome = refresh_one(credential.pk, force=True)
             assert outcome.result is refresh.Result.REFRESHED, outcome
             credential.refresh_from_db()
             assert (credential.access_token, credential.refresh_token) == (

@@ -18,12 +18,8 @@ from django.utils import timezone
 
 from alloy_oauth import refresh, tasks, validation
 from alloy_oauth.models import Credential, WebhookDelivery, WebhookEndpoint
-from alloy_oauth.signals import (
-    credential_connected,
-    credential_recovered,
-    credential_revoked,
-    send,
-)
+from alloy_oauth.refresh.single import refresh_one
+from alloy_oauth.signals import credential_connected, credential_recovered, credential_revoked, send
 from alloy_oauth.webhooks import delivery, events, signing, verify
 
 from tests.support.local_server import LocalServer, documented_verifier
@@ -196,7 +192,7 @@ class TestWhoGetsWhat:
             raise RuntimeError("the delivery table is gone")
 
         monkeypatch.setattr(events, "_pending_count", broken)
-        assert refresh.refresh_one(credential.pk).result is refresh.Result.RETRY
+        assert refresh_one(credential.pk).result is refresh.Result.RETRY
         assert Credential.objects.get(pk=credential.pk).failure_count == 1
 
 
@@ -210,7 +206,7 @@ def test_a_dead_endpoint_never_slows_a_refresh(connector, responses, receiver, l
     responses.post(connector.token_url, status=503, body="")
     started = time.monotonic()
     with django_capture_on_commit_callbacks(execute=True):
-        assert refresh.refresh_one(credential.pk).result is refresh.Result.RETRY
+        assert refresh_one(credential.pk).result is refresh.Result.RETRY
     assert time.monotonic() - started < 2
     assert receiver.requests == []
     assert WebhookDelivery.objects.get().status == "pending"
@@ -465,7 +461,7 @@ class TestRecovered:
             first_failure = timezone.now()
             for _ in range(3):
                 Credential.objects.filter(pk=credential.pk).update(next_refresh_at=timezone.now())
-                outcomes.append(refresh.refresh_one(credential.pk).result)
+                outcomes.append(refresh_one(credential.pk).result)
                 time.sleep(0.3)
         assert outcomes == ["retry", "retry", "refreshed"]
         [recovered] = recoveries
@@ -491,11 +487,11 @@ class TestRecovered:
         """A credential the operator's broken client put in error comes back."""
         credential = make_credential(connector, next_refresh_at=timezone.now())
         responses.post(connector.token_url, status=401, json={"error": "invalid_client"})
-        assert refresh.refresh_one(credential.pk).result is refresh.Result.FAILED
+        assert refresh_one(credential.pk).result is refresh.Result.FAILED
         assert Credential.objects.get(pk=credential.pk).failing_since is not None
         responses.replace(responses.POST, connector.token_url,
                           json={"access_token": "fresh", "expires_in": 60})
-        assert refresh.refresh_one(credential.pk, force=True).result is (
+        assert refresh_one(credential.pk, force=True).result is (
             refresh.Result.REFRESHED)
         [recovered] = recoveries
         assert recovered["failures"] == 1 and recovered["failing_for"] > timedelta(0)
@@ -503,17 +499,17 @@ class TestRecovered:
     def test_not_after_a_plain_success(self, connector, responses, recoveries):
         credential = make_credential(connector, next_refresh_at=timezone.now())
         responses.post(connector.token_url, json={"access_token": "fresh", "expires_in": 60})
-        assert refresh.refresh_one(credential.pk).result is refresh.Result.REFRESHED
+        assert refresh_one(credential.pk).result is refresh.Result.REFRESHED
         assert recoveries == []
         assert list(credential.events.values_list("kind", flat=True)) == ["refreshed"]
 
     def test_failing_since_is_the_first_failure_of_the_run(self, connector, responses):
         credential = make_credential(connector, next_refresh_at=timezone.now())
         responses.post(connector.token_url, status=503, body="")
-        refresh.refresh_one(credential.pk)
+        refresh_one(credential.pk)
         first = Credential.objects.get(pk=credential.pk).failing_since
         Credential.objects.filter(pk=credential.pk).update(next_refresh_at=timezone.now())
-        refresh.refresh_one(credential.pk)
+        refresh_one(credential.pk)
         row = Credential.objects.get(pk=credential.pk)
         assert row.failure_count == 2 and row.failing_since == first
 

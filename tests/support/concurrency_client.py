@@ -51,9 +51,9 @@ def hammer(args: argparse.Namespace) -> dict:
 
 
 def refresh_once(args: argparse.Namespace) -> dict:
-    from alloy_oauth import refresh
+    from alloy_oauth.refresh.single import refresh_one
 
-    outcome = refresh.refresh_one(args.id, force=True)
+    outcome = refresh_one(args.id, force=True)
     return {"result": str(outcome.result)}
 
 

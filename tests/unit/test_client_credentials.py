@@ -10,10 +10,11 @@ from urllib.parse import parse_qs
 import pytest
 from django.utils import timezone
 
-from alloy_oauth import refresh
 from alloy_oauth.exceptions import TokenRefreshFailed
 from alloy_oauth.models import Credential
 from alloy_oauth.refresh import Result
+from alloy_oauth.refresh.batch import refresh_batch
+from alloy_oauth.refresh.single import refresh_one
 from alloy_oauth.signals import credential_refreshed
 
 from tests.support.example_provider import TOKEN_URL
@@ -113,7 +114,7 @@ class TestRenewal:
         fresh = Credential.objects.create(connector=service_connector, external_id="new")
         assert set(Credential.objects.due().values_list("pk", flat=True)) == {
             credential.pk, fresh.pk}
-        counts = refresh.refresh_batch([credential.pk, fresh.pk])
+        counts = refresh_batch([credential.pk, fresh.pk])
         assert counts[Result.REFRESHED] == 2
         assert all(body(call)["grant_type"] == ["client_credentials"] for call in responses.calls)
         assert all("refresh_token" not in body(call) for call in responses.calls)
@@ -134,7 +135,7 @@ class TestRenewal:
     def test_down_provider_is_retried(self, service_connector, responses):
         responses.post(TOKEN_URL, status=503)
         credential = Credential.objects.create(connector=service_connector, external_id="s")
-        outcome = refresh.refresh_one(credential.pk)
+        outcome = refresh_one(credential.pk)
         assert outcome.result is Result.RETRY
         credential.refresh_from_db()
         assert credential.status == Credential.Status.ACTIVE and credential.failure_count == 1

@@ -10,9 +10,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from alloy_oauth import authorization, credential_store, protocol
 from alloy_oauth.models import AuthorizationRequest, Credential
 
-from tests.support.example_provider import TOKEN_URL
 from tests.integration.test_flow import (  # noqa: F401 - fixtures
-    authorize, browser, callback, start, user)
+    authorize, browser, callback, start, user,
+)
+from tests.support.example_provider import TOKEN_URL
 
 
 @pytest.mark.parametrize("stub", [
@@ -246,11 +247,12 @@ class TestUnencodableTokens:
         from django.utils import timezone
 
         from alloy_oauth import refresh
+        from alloy_oauth.refresh.single import refresh_one
 
         caplog.set_level("DEBUG")
         credential = _due_credential(connector)
         responses.post(TOKEN_URL, body=self.BODY, content_type="application/json")
-        outcome = refresh.refresh_one(credential.pk)
+        outcome = refresh_one(credential.pk)
         assert outcome.result is refresh.Result.RETRY
         credential.refresh_from_db()
         assert credential.status == "active" and credential.failure_count == 1
@@ -300,11 +302,12 @@ class TestBasicCredentialsAreScrubbed:
 
     def test_in_last_error_the_event_and_the_log(self, connector, responses, caplog):
         from alloy_oauth import refresh
+        from alloy_oauth.refresh.single import refresh_one
 
         caplog.set_level("DEBUG")
         credential = _due_credential(connector)
         responses.add_callback("POST", TOKEN_URL, callback=self.echo)
-        refresh.refresh_one(credential.pk)
+        refresh_one(credential.pk)
         said = _everything_said(caplog, credential)
         assert "bad header [redacted]" in said
         for form in self.forms(connector):

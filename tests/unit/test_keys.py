@@ -15,6 +15,7 @@ from alloy_oauth import keys, refresh, sql
 from alloy_oauth.exceptions import TokenRefreshFailed
 from alloy_oauth.fields import UNDECRYPTABLE, is_undecryptable
 from alloy_oauth.models import AuthorizationRequest, Connector, Credential
+from alloy_oauth.refresh.single import refresh_one
 
 pytestmark = pytest.mark.django_db
 
@@ -171,7 +172,7 @@ class TestUndecryptable:
     def test_the_sweep_flags_them_without_calling_the_provider(self, lost_key, responses):
         from alloy_oauth import tasks
 
-        outcome = refresh.refresh_one(lost_key[0].pk)
+        outcome = refresh_one(lost_key[0].pk)
         assert outcome.result is refresh.Result.FAILED
         credential = Credential.objects.get(pk=lost_key[0].pk)
         assert credential.status == "error" and "FERNET_KEYS" in credential.last_error

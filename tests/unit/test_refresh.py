@@ -13,19 +13,18 @@ from urllib.parse import parse_qs
 import pytest
 import requests
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from django.db.models import Q
-
-from alloy_oauth import protocol, refresh, sql
-from alloy_oauth.refresh import leases
+from alloy_oauth import protocol, sql
 from alloy_oauth.exceptions import ReauthorizationRequired, TokenRefreshFailed
 from alloy_oauth.models import Credential
-from alloy_oauth.refresh import Result
+from alloy_oauth.refresh import Result, leases
+from alloy_oauth.refresh.records import retry_delay
+from alloy_oauth.refresh.single import refresh_one
+from alloy_oauth.refresh.sweep import due_credential_ids
 from alloy_oauth.signals import (
-    credential_reauth_required,
-    credential_refresh_failed,
-    credential_refreshed,
+    credential_reauth_required, credential_refresh_failed, credential_refreshed,
 )
 
 from tests.support.example_provider import TOKEN_URL
@@ -87,7 +86,7 @@ class TestSuccess:
 
         responses.post(TOKEN_URL, json={"access_token": "new-access", "expires_in": 3600})
         with CaptureQueriesContext(connection) as queries:
-            assert refresh.refresh_one(credential.pk).result is Result.REFRESHED
+            assert refresh_one(credential.pk).result is Result.REFRESHED
         # (The savepoints are the test's transaction; BEGIN/COMMIT are no statements.)
         return [sql for query in queries.captured_queries
                 if (sql := query["sql"].split(" ", 1)[0]) not in
@@ -117,13 +116,13 @@ class TestSuccess:
         # The provider rotated the refresh token: losing the new one would lose the grant.
         responses.post(TOKEN_URL, json={"access_token": "new-access", "expires_in": 3600,
                                         "refresh_token": "rotated", "error": None})
-        assert refresh.refresh_one(credential.pk).result is Result.REFRESHED
+        assert refresh_one(credential.pk).result is Result.REFRESHED
         assert stored(credential).refresh_token == "rotated"
 
     def test_a_providers_own_word_for_a_dead_grant_asks_for_reconnection(self, credential,
                                                                           responses):
         responses.post(TOKEN_URL, json={"error": "bad_refresh_token"})  # GitHub, HTTP 200
-        assert refresh.refresh_one(credential.pk).result is Result.REAUTH_REQUIRED
+        assert refresh_one(credential.pk).result is Result.REAUTH_REQUIRED
         assert stored(credential).status == "reauth_required"
 
     def test_no_candidates_take_no_lease(self, credential):
@@ -136,7 +135,7 @@ class TestSuccess:
         responses.post(TOKEN_URL, json={"access_token": "new-access", "token_type": "bearer",
                                         "expires_in": 3600, "refresh_token": "new-refresh"})
         before = timezone.now()
-        outcome = refresh.refresh_one(credential.pk)
+        outcome = refresh_one(credential.pk)
         assert outcome.result is Result.REFRESHED
         row = stored(credential)
         assert (row.access_token, row.refresh_token) == ("new-access", "new-refresh")
@@ -160,14 +159,14 @@ class TestSuccess:
         connector.refresh_params = {"audience": "api", "grant_type": "evil"}
         connector.save()
         responses.post("https://provider.example/oauth/refresh", json={"access_token": "n"})
-        assert refresh.refresh_one(credential.pk).result is Result.REFRESHED
+        assert refresh_one(credential.pk).result is Result.REFRESHED
         body = parse_qs(responses.calls[0].request.body)
         assert body["audience"] == ["api"] and body["grant_type"] == ["refresh_token"]
 
     def test_response_without_refresh_token_keeps_the_old_one(self, credential, responses):
         responses.post(TOKEN_URL, json={"access_token": "new-access", "expires_in": 60,
                                         "scope": "read"})
-        refresh.refresh_one(credential.pk)
+        refresh_one(credential.pk)
         row = stored(credential)
         assert (row.access_token, row.refresh_token, row.scope) == ("new-access", OLD_REFRESH, "read")
         assert "rotated" not in row.events.get().detail
@@ -175,7 +174,7 @@ class TestSuccess:
     def test_not_due(self, credential, responses):
         Credential.objects.filter(pk=credential.pk).update(
             next_refresh_at=timezone.now() + timedelta(minutes=5))
-        assert refresh.refresh_one(credential.pk).result is Result.NOT_DUE
+        assert refresh_one(credential.pk).result is Result.NOT_DUE
         assert len(responses.calls) == 0
         assert stored(credential).lease_until is None
 
@@ -183,43 +182,43 @@ class TestSuccess:
         Credential.objects.filter(pk=credential.pk).update(
             next_refresh_at=timezone.now() + timedelta(minutes=5))
         responses.post(TOKEN_URL, json={"access_token": "n"})
-        assert refresh.refresh_one(credential.pk, force=True).result is Result.REFRESHED
+        assert refresh_one(credential.pk, force=True).result is Result.REFRESHED
 
     def test_force_retries_a_credential_in_error_but_not_a_dead_grant(self, credential, responses):
         responses.post(TOKEN_URL, json={"access_token": "n"})
         Credential.objects.filter(pk=credential.pk).update(status="error")
-        assert refresh.refresh_one(credential.pk).result is Result.NOT_REFRESHABLE
-        assert refresh.refresh_one(credential.pk, force=True).result is Result.REFRESHED
+        assert refresh_one(credential.pk).result is Result.NOT_REFRESHABLE
+        assert refresh_one(credential.pk, force=True).result is Result.REFRESHED
         assert stored(credential).status == "active"
         Credential.objects.filter(pk=credential.pk).update(status="reauth_required")
-        outcome = refresh.refresh_one(credential.pk, force=True)
+        outcome = refresh_one(credential.pk, force=True)
         assert outcome.result is Result.NOT_REFRESHABLE
         assert len(responses.calls) == 1
 
     def test_lease_held_by_someone_else(self, credential, responses):
         Credential.objects.filter(pk=credential.pk).update(
             lease_until=timezone.now() + timedelta(seconds=30))
-        assert refresh.refresh_one(credential.pk).result is Result.BUSY
-        assert refresh.refresh_one(credential.pk, force=True).result is Result.BUSY
+        assert refresh_one(credential.pk).result is Result.BUSY
+        assert refresh_one(credential.pk, force=True).result is Result.BUSY
         assert len(responses.calls) == 0
 
     def test_expired_lease_is_taken_over(self, credential, responses):
         Credential.objects.filter(pk=credential.pk).update(
             lease_until=timezone.now() - timedelta(seconds=1))
         responses.post(TOKEN_URL, json={"access_token": "n"})
-        assert refresh.refresh_one(credential.pk).result is Result.REFRESHED
+        assert refresh_one(credential.pk).result is Result.REFRESHED
 
     def test_if_version(self, credential, responses):
         responses.post(TOKEN_URL, json={"access_token": "n"})
-        outcome = refresh.refresh_one(credential.pk, force=True, if_version=99)
+        outcome = refresh_one(credential.pk, force=True, if_version=99)
         assert outcome.result is Result.NOT_DUE and len(responses.calls) == 0
-        outcome = refresh.refresh_one(credential.pk, force=True,
+        outcome = refresh_one(credential.pk, force=True,
                                              if_version=credential.version)
         assert outcome.result is Result.REFRESHED
 
     def test_unknown_credential(self, db):
         with pytest.raises(Credential.DoesNotExist):
-            refresh.refresh_one(424242)
+            refresh_one(424242)
 
     def test_reconnected_while_refreshing(self, credential, responses):
         """The end user reconnected during the token request: the refresh's result loses."""
@@ -229,7 +228,7 @@ class TestSuccess:
             return 200, {}, json.dumps({"access_token": "from-refresh"})
 
         responses.add_callback(responses.POST, TOKEN_URL, callback=reconnect_meanwhile)
-        assert refresh.refresh_one(credential.pk).result is Result.SUPERSEDED
+        assert refresh_one(credential.pk).result is Result.SUPERSEDED
         assert stored(credential).access_token == "reconnected"
         assert events(credential) == []
 
@@ -242,9 +241,9 @@ class TestSuccess:
 
         monkeypatch.setattr(protocol, "refresh_access_token", boom)
         with pytest.raises(KeyboardInterrupt):
-            refresh.refresh_one(credential.pk)
+            refresh_one(credential.pk)
         assert stored(credential).lease_until > timezone.now()
-        assert refresh.refresh_one(credential.pk, force=True).result is Result.BUSY
+        assert refresh_one(credential.pk, force=True).result is Result.BUSY
 
     def test_a_crash_before_the_request_releases_the_lease(self, credential, responses,
                                                            monkeypatch):
@@ -255,7 +254,7 @@ class TestSuccess:
         # takes the lease and returns the row: making the models from it fails).
         monkeypatch.setattr(Credential, "from_db", classmethod(database_went_away))
         with pytest.raises(RuntimeError):
-            refresh.refresh_one(credential.pk)
+            refresh_one(credential.pk)
         monkeypatch.undo()
         assert stored(credential).lease_until is None
         assert len(responses.calls) == 0
@@ -268,7 +267,7 @@ class TestFailures:
         responses.post(TOKEN_URL, json={"error": "invalid_grant",
                                         "error_description": "Token has been revoked."},
                        status=400)
-        outcome = refresh.refresh_one(credential.pk)
+        outcome = refresh_one(credential.pk)
         assert outcome.result is Result.REAUTH_REQUIRED and outcome.retry_in is None
         row = stored(credential)
         assert row.status == "reauth_required" and row.next_refresh_at is None
@@ -277,7 +276,7 @@ class TestFailures:
         assert [name for name, _ in signals] == ["reauth_required"]
         assert_old_tokens_kept(credential)
         # No retry: it is not due any more.
-        assert refresh.refresh_one(credential.pk).result is Result.NOT_REFRESHABLE
+        assert refresh_one(credential.pk).result is Result.NOT_REFRESHABLE
         assert len(responses.calls) == 1
 
     @pytest.mark.parametrize("stub", [
@@ -289,7 +288,7 @@ class TestFailures:
     ])
     def test_operator_problems_mark_error(self, credential, responses, signals, stub):
         responses.post(TOKEN_URL, **stub)
-        outcome = refresh.refresh_one(credential.pk)
+        outcome = refresh_one(credential.pk)
         assert outcome.result is Result.FAILED
         row = stored(credential)
         assert row.status == "error" and row.next_refresh_at is None and row.failure_count == 1
@@ -314,7 +313,7 @@ class TestFailures:
         settings.ALLOY_OAUTH = {"RETRY_BACKOFF": 30}
         responses.post(TOKEN_URL, **stub)
         before = timezone.now()
-        outcome = refresh.refresh_one(credential.pk)
+        outcome = refresh_one(credential.pk)
         assert outcome.result is Result.RETRY
         assert 15 <= outcome.retry_in <= 30
         row = stored(credential)
@@ -327,7 +326,7 @@ class TestFailures:
         assert kwargs["will_retry"] is True and kwargs["error"] == error
         assert_old_tokens_kept(credential)
         # Backing off: the sweep will not pick it before next_refresh_at.
-        assert refresh.refresh_one(credential.pk).result is Result.NOT_DUE
+        assert refresh_one(credential.pk).result is Result.NOT_DUE
 
     @pytest.mark.parametrize("failure", [
         dict(body=requests.ReadTimeout("no answer")),
@@ -340,12 +339,12 @@ class TestFailures:
         lease runs out by itself, and the retry is not sooner than that. A gateway's 502 or
         504 is such a case: the provider behind it may have taken the request."""
         responses.post(TOKEN_URL, **failure)
-        outcome = refresh.refresh_one(credential.pk)
+        outcome = refresh_one(credential.pk)
         assert outcome.result is Result.RETRY and outcome.retry_in >= 60
         row = stored(credential)
         assert row.lease_until > timezone.now() + timedelta(seconds=50)
         assert row.failure_count == 1
-        assert refresh.refresh_one(credential.pk, force=True).result is Result.BUSY
+        assert refresh_one(credential.pk, force=True).result is Result.BUSY
         assert len(responses.calls) == 1
 
     def test_connection_refused_releases_the_lease(self, credential):
@@ -357,13 +356,13 @@ class TestFailures:
         connector = credential.connector
         connector.token_url = f"http://127.0.0.1:{port}/token"
         connector.save()
-        outcome = refresh.refresh_one(credential.pk)
+        outcome = refresh_one(credential.pk)
         assert outcome.result is Result.RETRY and outcome.retry_in <= 30
         assert stored(credential).lease_until is None
 
     def test_retry_after_is_honoured(self, credential, responses):
         responses.post(TOKEN_URL, body="", status=429, headers={"Retry-After": "600"})
-        outcome = refresh.refresh_one(credential.pk)
+        outcome = refresh_one(credential.pk)
         assert outcome.result is Result.RETRY and outcome.retry_in == 600
         assert stored(credential).next_refresh_at >= timezone.now() + timedelta(seconds=595)
 
@@ -374,12 +373,12 @@ class TestFailures:
         ceilings = []
         for _ in range(3):
             Credential.objects.filter(pk=credential.pk).update(next_refresh_at=timezone.now())
-            outcome = refresh.refresh_one(credential.pk)
+            outcome = refresh_one(credential.pk)
             assert outcome.result is Result.RETRY
             ceilings.append(outcome.retry_in)
         assert 5 <= ceilings[0] <= 10 and 10 <= ceilings[1] <= 20 and 20 <= ceilings[2] <= 40
         Credential.objects.filter(pk=credential.pk).update(next_refresh_at=timezone.now())
-        outcome = refresh.refresh_one(credential.pk)
+        outcome = refresh_one(credential.pk)
         assert outcome.result is Result.FAILED
         row = stored(credential)
         assert row.status == "error" and row.failure_count == 4
@@ -389,14 +388,14 @@ class TestFailures:
 
     def test_backoff_is_capped(self, settings):
         settings.ALLOY_OAUTH = {"RETRY_BACKOFF": 30, "RETRY_BACKOFF_MAX": 3600}
-        assert all(1800 <= refresh.retry_delay(20) <= 3600 for _ in range(50))
+        assert all(1800 <= retry_delay(20) <= 3600 for _ in range(50))
 
     def test_success_clears_the_failures(self, credential, responses):
         responses.post(TOKEN_URL, body="", status=500)
-        refresh.refresh_one(credential.pk)
+        refresh_one(credential.pk)
         Credential.objects.filter(pk=credential.pk).update(next_refresh_at=timezone.now())
         responses.replace(responses.POST, TOKEN_URL, json={"access_token": "n"})
-        assert refresh.refresh_one(credential.pk).result is Result.REFRESHED
+        assert refresh_one(credential.pk).result is Result.REFRESHED
         row = stored(credential)
         assert (row.failure_count, row.last_error, row.status, row.failing_since) == (
             0, "", "active", None)
@@ -407,7 +406,7 @@ class TestFailures:
         responses.post(TOKEN_URL, status=400, json={
             "error": "invalid_grant",
             "error_description": f"refresh token {OLD_REFRESH} was used twice"})
-        refresh.refresh_one(credential.pk)
+        refresh_one(credential.pk)
         row = stored(credential)
         assert OLD_REFRESH not in row.last_error
         assert OLD_REFRESH not in row.events.get().detail
@@ -416,7 +415,7 @@ class TestFailures:
 class TestWithoutRefreshToken:
     def test_still_valid(self, credential, responses):
         Credential.objects.filter(pk=credential.pk).update(refresh_token="")
-        outcome = refresh.refresh_one(credential.pk)
+        outcome = refresh_one(credential.pk)
         assert outcome.result is Result.NOT_REFRESHABLE
         row = stored(credential)
         assert row.status == "active" and row.next_refresh_at == row.expires_at
@@ -425,7 +424,7 @@ class TestWithoutRefreshToken:
     def test_expired(self, credential, responses, signals):
         Credential.objects.filter(pk=credential.pk).update(
             refresh_token="", expires_at=timezone.now() - timedelta(seconds=1))
-        assert refresh.refresh_one(credential.pk).result is Result.REAUTH_REQUIRED
+        assert refresh_one(credential.pk).result is Result.REAUTH_REQUIRED
         assert stored(credential).status == "reauth_required"
         assert events(credential) == ["reauth_required"]
         assert [name for name, _ in signals] == ["reauth_required"]
@@ -783,7 +782,7 @@ class TestSweepQuery:
         make("error", status="error")
         assert set(Credential.objects.due(now)) == {due, lease_expired}
         assert list(Credential.objects.due()) == [lease_expired, due]  # soonest first
-        batches = list(refresh.due_credential_ids(now, batch_size=1))
+        batches = list(due_credential_ids(now, batch_size=1))
         assert sorted(batches) == sorted([[due.pk], [lease_expired.pk]])
 
     def test_the_sweep_query_uses_the_index(self, db):

@@ -325,6 +325,7 @@ class TestHttpTimeoutIsTheWholeRequest:
 
         from alloy_oauth import refresh
         from alloy_oauth.models import Credential
+        from alloy_oauth.refresh.single import refresh_one
 
         settings.ALLOY_OAUTH = {"HTTP_TIMEOUT": 1, "LEASE_SECONDS": 4}
         with raw_server(trickle(self.HEADERS, then=JSON_TOKEN)) as url:
@@ -333,7 +334,7 @@ class TestHttpTimeoutIsTheWholeRequest:
                 access_token="a", refresh_token="r",
                 next_refresh_at=timezone.now() - timedelta(seconds=1))
             started = time.monotonic()
-            outcome = refresh.refresh_one(credential.pk)
+            outcome = refresh_one(credential.pk)
             elapsed = time.monotonic() - started
         assert outcome.result is refresh.Result.RETRY
         credential.refresh_from_db()

@@ -10,10 +10,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from alloy_oauth import refresh
 from alloy_oauth.management import progress
 from alloy_oauth.models import Connector, Credential
-from alloy_oauth.refresh import Result
+from alloy_oauth.outcomes import Result
+from alloy_oauth.refresh.single import refresh_one
 
 SUMMARY = {
     Result.REFRESHED: "refreshed",
@@ -54,7 +54,7 @@ class Command(BaseCommand):
         counts: Counter[str] = Counter()
         for done, credential_id in enumerate(ids, start=1):
             try:
-                outcome = refresh.refresh_one(
+                outcome = refresh_one(
                     credential_id, force=options["force"], wait=True
                 )
             except Credential.DoesNotExist:
