@@ -67,6 +67,21 @@ def test_a_connector_from_a_preset(page, live_server, operator, settings,  # noq
     assert connector.use_pkce is False and connector.scope_separator == ","
 
 
+def test_without_a_recipes_url_the_picker_names_the_recipe(page, live_server, operator,  # noqa: F811
+                                                           settings):
+    """No PROVIDER_RECIPES_URL: the script writes the chosen provider's recipe as text."""
+    settings.ALLOY_OAUTH = {}
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/admin/alloy_oauth/connector/add/")
+    recipe = page.locator("#alloy-oauth-preset-recipe")
+    assert not recipe.is_visible()
+    page.select_option("#alloy-oauth-preset", "dropbox")
+    assert recipe.is_visible()
+    assert recipe.inner_text() == "docs/providers.md#recipe-dropbox"
+    assert recipe.get_attribute("href") is None  # nothing to follow: a name, not a link
+    page.select_option("#alloy-oauth-preset", "")
+    assert not recipe.is_visible()
+
 def test_fill_from_issuer(page, live_server, operator, settings, tmp_path):  # noqa: F811
     settings.ALLOY_OAUTH = {"WEBHOOK_ALLOWED_NETWORKS": ["127.0.0.0/8"], "HTTP_TIMEOUT": 2}
     with DocumentServer() as server:

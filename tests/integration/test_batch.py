@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -194,9 +194,12 @@ def test_a_credential_reconnected_meanwhile_keeps_its_new_tokens(provider_connec
     [credential] = due_credentials(provider_connector, ["rt-1"])
     original = endpoint.answer
 
-    def reconnect_while_the_request_is_out(refresh_token):
-        Credential.objects.filter(pk=credential.pk).update(
-            access_token="reconnected", refresh_token="reconnected-rt", version=7)
+    def reconnect_while_the_request_is_out(refresh_token):  # in the provider's thread
+        try:
+            Credential.objects.filter(pk=credential.pk).update(
+                access_token="reconnected", refresh_token="reconnected-rt", version=7)
+        finally:
+            connections.close_all()  # or it outlives the test, and the test database
         return original(refresh_token)
 
     endpoint.answer = reconnect_while_the_request_is_out
