@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import Fernet, InvalidToken
 from django.apps import apps
 from django.db import router
 
@@ -68,8 +68,7 @@ def scan(
     tokens meanwhile), so it is safe while workers run, and running it again continues where
     it stopped. Values no key can decrypt are counted and listed, never touched."""
     reload_keys()
-    keys = [Fernet(key) for key in encrypted_columns()[0][1].fernet_keys]
-    primary, every = keys[0], MultiFernet(keys)
+    primary, *old_keys = [Fernet(key) for key in encrypted_columns()[0][1].fernet_keys]
     reports = []
     for model, model_field in encrypted_columns():
         report = ColumnReport(f"{model._meta.label}.{model_field.name}")
@@ -85,15 +84,17 @@ def scan(
                     continue
                 except InvalidToken:
                     pass
-                try:
-                    plain = every.decrypt(token)
-                except InvalidToken:
+                found = _decrypt_with_old_key(old_keys, token)
+                if found is None:
                     report.add_undecryptable(pk)
                     continue
                 report.old += 1
                 if rotate:
+                    plain, timestamp = found
                     # An empty value need not be encrypted at all (see EncryptedTextField).
-                    rotated = None if plain == b"" and model_field.null else every.rotate(token)
+                    # Otherwise as MultiFernet.rotate() does, without decrypting it again.
+                    rotated = (None if plain == b"" and model_field.null
+                               else primary.encrypt_at_time(plain, timestamp))
                     updates.append((rotated, pk, token))
             if updates:
                 report.rotated += sql.rewrite_encrypted_values(alias, model, model_field, updates)
@@ -101,3 +102,13 @@ def scan(
             if progress:
                 progress(report.label, len(rows))
     return reports
+
+
+def _decrypt_with_old_key(old_keys: list[Fernet], token: bytes) -> tuple[bytes, int] | None:
+    """The plain value and encryption time of a value under one of the old keys, or None."""
+    for key in old_keys:
+        try:
+            return key.decrypt(token), key.extract_timestamp(token)
+        except InvalidToken:
+            continue
+    return None

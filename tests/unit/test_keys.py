@@ -6,12 +6,13 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from alloy_oauth import keys, refresh, sql
+from alloy_oauth import refresh, sql
 from alloy_oauth.exceptions import TokenRefreshFailed
 from alloy_oauth.fields import UNDECRYPTABLE, is_undecryptable
 from alloy_oauth.models import AuthorizationRequest, Connector, Credential
@@ -50,7 +51,16 @@ def test_rotate_then_drop_the_old_key(settings, written_with_old_key):
     settings.FERNET_KEYS = [NEW, OLD]
     with pytest.raises(CommandError, match="still under an old key"):
         run("--check")
+    first = written_with_old_key[0].pk
+    before = bytes(stored(Credential, "access_token", first))
     output = run("--batch-size", "7")
+    # Re-encrypted under the new key with its original time, as MultiFernet.rotate() does.
+    new_key, old_key = (Fernet(key) for key in
+                        Credential._meta.get_field("access_token").fernet_keys)
+    after = bytes(stored(Credential, "access_token", first))
+    assert after != before
+    assert new_key.extract_timestamp(after) == old_key.extract_timestamp(before)
+    assert new_key.decrypt(after) == b"access-0"
     assert "alloy_oauth.Credential.access_token: 0 current, 25 re-encrypted, 0 undecryptable" in (
         output)
     assert "alloy_oauth.Connector.client_secret: 0 current, 1 re-encrypted" in output
