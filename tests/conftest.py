@@ -2,19 +2,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import django
 import pytest
 import responses as responses_lib
 from django.db import connection
-
+from django.test import Client
 from django.utils import timezone
 
-from alloy_oauth.models import Connector
+from alloy_oauth.models import Connector, Credential
 
 from tests.support.browser import chromium, page  # noqa: F401 - fixtures
 from tests.support.celery_app import app as celery_app  # noqa: F401 - the suite's Celery app
+from tests.support.credentials import OLD_ACCESS, OLD_REFRESH
 from tests.support.databases import create_postgres_database, drop_postgres_database
 from tests.support.example_provider import AUTH_URL, TOKEN_URL
 from tests.support.provider_server import ProviderServer
@@ -179,3 +181,43 @@ def issuing_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provi
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user("enduser", password="pw")
+
+
+@pytest.fixture
+def browser(client: Client, user) -> Client:
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def credential(connector, django_user_model) -> Credential:
+    """An active credential whose refresh time has come (expires in 2 minutes)."""
+    now = timezone.now()
+    return Credential.objects.create(
+        connector=connector, user=django_user_model.objects.create_user("enduser"),
+        access_token=OLD_ACCESS, refresh_token=OLD_REFRESH, scope="read write",
+        expires_at=now + timedelta(seconds=120), next_refresh_at=now - timedelta(seconds=1),
+    )
+
+
+@pytest.fixture
+def tenant_connector(oauth_provider) -> Connector:
+    return Connector.objects.create(
+        validated_at=timezone.now(),  # live: offered to end users
+        name="Tenant provider", slug="tenants",
+        auth_url=oauth_provider.tenant_auth_url, token_url=oauth_provider.tenant_token_url,
+        revocation_url=oauth_provider.tenant_revocation_url,
+        api_base_url=oauth_provider.tenant_api_base_url, test_request_path="me/",
+        client_id=oauth_provider.client_id, client_secret=oauth_provider.client_secret,
+        scope="read",
+        connection_params=[{"name": "tenant", "label": "Tenant", "pattern": "[a-z][a-z0-9-]*"}],
+        metadata_fields={"instance_url": "instance_url", "tenant_id": "tenant.id",
+                         "user_id": "authed_user.id"},
+        callback_params=["realm"],
+        allow_multiple_accounts=True, account_label="{tenant}",
+    )

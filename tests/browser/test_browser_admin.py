@@ -14,22 +14,9 @@ from django.utils import timezone
 
 from alloy_oauth.models import Connector, Credential
 
-from tests.support.browser import save_screenshot
+from tests.support.browser import log_in, save_screenshot, sign_in_at_provider
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def operator(django_user_model):
-    return django_user_model.objects.create_superuser("operator", "op@example.com", "operator-pw")
-
-
-def log_in(page, live_server) -> None:
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-    page.fill("#id_username", "operator")
-    page.fill("#id_password", "operator-pw")
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{live_server.url}/admin/")
 
 
 def fill_connector(page, provider, *, secret: str) -> None:
@@ -39,13 +26,6 @@ def fill_connector(page, provider, *, secret: str) -> None:
     page.fill("#id_client_id", provider.client_id)
     page.fill("#id_client_secret", secret)
     page.fill("#id_scope", "read, write")
-
-
-def sign_in_at_the_provider(popup, provider) -> None:
-    popup.wait_for_url(f"{provider.login_url}**")  # the provider's own login page
-    popup.fill("#id_username", provider.username)
-    popup.fill("#id_password", provider.password)
-    popup.click("button[type=submit]")
 
 
 def test_operator_validates_a_new_connector_then_saves_it(page, live_server, oauth_provider,
@@ -64,7 +44,7 @@ def test_operator_validates_a_new_connector_then_saves_it(page, live_server, oau
     with page.expect_popup() as popup_info:
         page.click("#alloy-oauth-validate")
     popup = popup_info.value
-    sign_in_at_the_provider(popup, oauth_provider)
+    sign_in_at_provider(popup, oauth_provider)
     page.wait_for_selector("#alloy-oauth-validate-status.alloy-oauth-ok")  # no reload
     assert popup.is_closed()
     assert not Connector.objects.exists()  # nothing saved yet

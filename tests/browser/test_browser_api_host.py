@@ -7,13 +7,12 @@ import pytest
 
 from alloy_oauth.models import Connector, Credential
 
-from tests.support.browser import save_screenshot
-from .test_browser_admin import log_in, operator  # noqa: F401 - fixture
+from tests.support.browser import log_in, save_screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_save_asks_then_saves_once_ticked(page, live_server, operator, tmp_path):  # noqa: F811
+def test_save_asks_then_saves_once_ticked(page, live_server, operator, tmp_path):
     connector = Connector.objects.create(name="Example API", slug="example-api",
                                          auth_type="api_key",
                                          api_base_url="https://api.example.com/v1")

@@ -15,8 +15,7 @@ from django.utils import timezone
 
 from alloy_oauth.models import Connector, Credential
 
-from tests.support.browser import redrawn, save_screenshot
-from .test_browser_admin import log_in
+from tests.support.browser import log_in, redrawn, save_screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,47 +6,12 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 from django.test import Client
-from django.utils import timezone
 
-from alloy_oauth.models import Connector, Credential
+from alloy_oauth.models import Credential
+
+from tests.support.browser import sign_in_at_provider
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def end_user(django_user_model):
-    return django_user_model.objects.create_user("alice", password="alice-pw")
-
-
-@pytest.fixture
-def dot_connector(oauth_provider) -> Connector:
-    """The live provider, with its RFC 7009 revocation endpoint."""
-    return Connector.objects.create(
-        validated_at=timezone.now(),  # live: offered to end users
-        name="Demo provider", slug="demo", auth_url=oauth_provider.auth_url,
-        token_url=oauth_provider.token_url, client_id=oauth_provider.client_id,
-        client_secret=oauth_provider.client_secret, scope="read",
-        revocation_url=oauth_provider.revocation_url,
-    )
-
-
-@pytest.fixture
-def connections(page, live_server, end_user, dot_connector):
-    """The end user's Connections page, signed in."""
-    site = Client()
-    site.force_login(end_user)
-    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "url": live_server.url,
-                               "value": site.cookies[settings.SESSION_COOKIE_NAME].value}])
-    page.goto(f"{live_server.url}/oauth/connections/")
-    page.wait_for_function("window.AlloyOAuth !== undefined")
-    return page
-
-
-def sign_in_at_provider(popup, provider) -> None:
-    popup.wait_for_url(f"{provider.login_url}**")
-    popup.fill("#id_username", provider.username)
-    popup.fill("#id_password", provider.password)
-    popup.click("button[type=submit]")
 
 
 def start(page, script: str):

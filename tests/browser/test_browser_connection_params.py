@@ -11,17 +11,13 @@ from django.test import Client
 
 from alloy_oauth.models import Credential
 
-from tests.support.browser import redrawn
-
-from .test_browser_admin import log_in, operator  # noqa: F401 - fixture
-from .test_browser_connect import end_user, sign_in_at_provider  # noqa: F401 - fixture
-from tests.integration.test_connection_params_e2e import tenant_connector  # noqa: F401 - fixture
+from tests.support.browser import log_in, redrawn, sign_in_at_provider
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def connections(page, live_server, end_user, tenant_connector, settings):  # noqa: F811
+def connections(page, live_server, end_user, tenant_connector, settings):
     settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": live_server.url}
     site = Client()
     site.force_login(end_user)
@@ -49,7 +45,7 @@ def connect_in_popup(page, button: str, tenant: str, provider, *, sign_in: bool)
 
 
 def test_two_accounts_through_the_connections_page(connections, live_server, oauth_provider,
-                                                   end_user):  # noqa: F811
+                                                   end_user):
     page = connections
     assert "Not connected" in page.inner_text("tr[data-connector=tenants]")
 
@@ -111,7 +107,7 @@ def test_reconnect_an_account(connections, oauth_provider):
 
 
 def test_validate_credential_asks_for_the_tenant(page, live_server, oauth_provider, operator,
-                                                tenant_connector, settings):  # noqa: F811
+                                                tenant_connector, settings):
     settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": live_server.url}
     log_in(page, live_server)
     page.goto(f"{live_server.url}/admin/alloy_oauth/connector/{tenant_connector.pk}/change/")

@@ -12,10 +12,7 @@ from django.utils import timezone
 
 from alloy_oauth.models import Connector, Credential
 
-from tests.support.browser import save_screenshot
-from .test_browser_admin import log_in, operator  # noqa: F401 - fixture
-from .test_browser_connect import (  # noqa: F401 - fixtures
-    connections, dot_connector, end_user, sign_in_at_provider)
+from tests.support.browser import log_in, save_screenshot, sign_in_at_provider
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,7 +37,7 @@ def polling_every(page, milliseconds: int) -> None:
     page.route(re.compile(r".*/oauth/connections/$"), shorten)
 
 
-def test_connecting_then_connected_without_a_reload(connections, oauth_provider,  # noqa: F811
+def test_connecting_then_connected_without_a_reload(connections, oauth_provider,
                                                     tmp_path):
     mark(connections)
     notice = connections.locator(".alloy-oauth-notice")
@@ -68,7 +65,7 @@ def without_ticket(page) -> None:
                   " '/oauth/demo/authorize/'")
 
 
-def test_cancel_closes_the_window(connections, oauth_provider):  # noqa: F811
+def test_cancel_closes_the_window(connections, oauth_provider):
     without_ticket(connections)
     with connections.expect_popup() as popup_info:
         connections.click("a[data-alloy-oauth-connect=demo]")
@@ -83,7 +80,7 @@ def test_cancel_closes_the_window(connections, oauth_provider):  # noqa: F811
     assert not Credential.objects.exists()
 
 
-def test_cancel_at_the_provider_stops_waiting(connections, oauth_provider):  # noqa: F811
+def test_cancel_at_the_provider_stops_waiting(connections, oauth_provider):
     # The provider's COOP header cuts the popup off: this page can no longer close it (the
     # person does), but stops waiting for it.
     with connections.expect_popup() as popup_info:
@@ -95,7 +92,7 @@ def test_cancel_at_the_provider_stops_waiting(connections, oauth_provider):  # n
     assert connections.get_attribute("a[data-alloy-oauth-connect=demo]", "aria-busy") is None
 
 
-def test_a_failure_is_said(connections, oauth_provider, dot_connector):  # noqa: F811
+def test_a_failure_is_said(connections, oauth_provider, dot_connector):
     dot_connector.client_secret = "wrong"  # the token exchange fails: invalid_client
     dot_connector.save()
     with connections.expect_popup() as popup_info:
@@ -109,7 +106,7 @@ def test_a_failure_is_said(connections, oauth_provider, dot_connector):  # noqa:
     assert not Credential.objects.filter(status=Credential.Status.ACTIVE).exists()
 
 
-def test_closing_the_window_on_our_page_is_said(connections, dot_connector):  # noqa: F811
+def test_closing_the_window_on_our_page_is_said(connections, dot_connector):
     without_ticket(connections)
     with connections.expect_popup() as popup_info:
         connections.click("a[data-alloy-oauth-connect=demo]")
@@ -122,7 +119,7 @@ def test_closing_the_window_on_our_page_is_said(connections, dot_connector):  # 
     assert error.inner_text() == "The window was closed before the connection was made."
 
 
-def test_disconnect_says_so(connections, end_user, dot_connector):  # noqa: F811
+def test_disconnect_says_so(connections, end_user, dot_connector):
     Credential.objects.create(connector=dot_connector, user=end_user, access_token="unknown-a",
                               refresh_token="unknown-r")
     connections.reload()
@@ -133,7 +130,7 @@ def test_disconnect_says_so(connections, end_user, dot_connector):  # noqa: F811
     assert not Credential.objects.filter(status=Credential.Status.ACTIVE).exists()
 
 
-def test_the_page_follows_a_status_change(page, connections, end_user,  # noqa: F811
+def test_the_page_follows_a_status_change(page, connections, end_user,
                                           dot_connector):
     credential = Credential.objects.create(connector=dot_connector, user=end_user,
                                            access_token="a", refresh_token="r",
@@ -157,7 +154,7 @@ def hide(page, hidden: bool) -> None:
                   " document.dispatchEvent(new Event('visibilitychange')); }", hidden)
 
 
-def test_polling_stops_while_hidden_and_backs_off_on_errors(page, connections):  # noqa: F811
+def test_polling_stops_while_hidden_and_backs_off_on_errors(page, connections):
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url)
             if STATUS.match(request.url) else None)
@@ -180,7 +177,7 @@ def test_polling_stops_while_hidden_and_backs_off_on_errors(page, connections): 
     assert 2 <= len(requests) <= 4
 
 
-def test_logos_and_the_initial(page, connections, dot_connector, tmp_path):  # noqa: F811
+def test_logos_and_the_initial(page, connections, dot_connector, tmp_path):
     Connector.objects.filter(pk=dot_connector.pk).update(logo_url="tests/logo.svg")
     Connector.objects.create(name="Zeta", slug="zeta", auth_url="https://zeta.example/a",
                              token_url="https://zeta.example/t", client_id="z",
@@ -198,7 +195,7 @@ def test_logos_and_the_initial(page, connections, dot_connector, tmp_path):  # n
     save_screenshot(connections, "connections-logos.png", tmp_path)
 
 
-def test_the_operator_sets_a_logo_in_the_admin(chromium, live_server, connections,  # noqa: F811
+def test_the_operator_sets_a_logo_in_the_admin(chromium, live_server, connections,
                                                operator, dot_connector):
     admin = chromium.new_context(viewport={"width": 1440, "height": 900})
     admin.set_default_timeout(20_000)
@@ -220,7 +217,7 @@ def test_the_operator_sets_a_logo_in_the_admin(chromium, live_server, connection
     assert logo.evaluate("img => img.complete && img.naturalWidth > 0")
 
 
-def test_the_name_and_log_out(connections):  # noqa: F811
+def test_the_name_and_log_out(connections):
     assert connections.inner_text(".alloy-oauth-user") == "Signed in as alice"
     with connections.expect_navigation():
         connections.click("button:has-text('Log out')")

@@ -10,8 +10,7 @@ from django.utils import timezone
 
 from alloy_oauth.models import AuthorizationRequest, Credential
 
-from .test_browser_connect import dot_connector, end_user, sign_in_at_provider  # noqa: F401
-from .test_browser_forms import site  # noqa: F401 - fixture
+from tests.support.browser import sign_in_at_provider
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,7 +20,7 @@ def continue_to_the_provider(page) -> None:
 
 
 def test_an_expired_attempt_can_be_tried_again(page, live_server, oauth_provider,
-                                               dot_connector, site):  # noqa: F811
+                                               dot_connector, site):
     page.goto(f"{live_server.url}/oauth/demo/authorize/?next=/oauth/connections/")
     continue_to_the_provider(page)
     page.wait_for_url(f"{oauth_provider.login_url}**")
@@ -39,7 +38,7 @@ def test_an_expired_attempt_can_be_tried_again(page, live_server, oauth_provider
     assert Credential.objects.get().status == Credential.Status.ACTIVE
 
 
-def test_a_forged_answer_leads_back_only(page, live_server, dot_connector, site):  # noqa: F811
+def test_a_forged_answer_leads_back_only(page, live_server, dot_connector, site):
     page.goto(f"{live_server.url}/oauth/callback/?state=forged&code=x")
     assert "unknown_state" in page.inner_text(".alloy-oauth-reason")
     assert page.locator("text=Try again").count() == 0

@@ -9,34 +9,12 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings
-from django.test import Client
 
 from alloy_oauth.models import Connector, Credential
 
-from .test_browser_admin import log_in, operator  # noqa: F401 - fixture
-from .test_browser_connect import dot_connector, end_user  # noqa: F401 - fixtures
+from tests.support.browser import assert_revoked_at_the_provider, connected_credential, log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def site(page, live_server, end_user, settings) -> Client:  # noqa: F811
-    """The end user, signed in to our site both in ``page`` and in a test client that shares
-    its session (for connecting through the provider without driving the browser)."""
-    settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": live_server.url}
-    client = Client()
-    client.force_login(end_user)
-    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "url": live_server.url,
-                               "value": client.cookies[settings.SESSION_COOKIE_NAME].value}])
-    return client
-
-
-def connected_credential(site: Client, provider) -> Credential:
-    """Connect the signed-in end user through the live provider: real tokens."""
-    provider.connect(site, "demo")
-    credential = Credential.objects.get()
-    assert provider.call_api(credential.access_token).status_code == 200
-    return credential
 
 
 def press_disconnect(page, live_server) -> None:
@@ -44,14 +22,6 @@ def press_disconnect(page, live_server) -> None:
     row = page.locator("tr[data-connector=demo]")
     with page.expect_navigation():
         row.locator("button", has_text="Disconnect").click()
-
-
-def assert_revoked_at_the_provider(credential: Credential, provider) -> None:
-    access_token = credential.access_token
-    credential.refresh_from_db()
-    assert credential.status == Credential.Status.REVOKED
-    assert (credential.access_token, credential.refresh_token) == ("", "")
-    assert provider.call_api(access_token).status_code == 401  # the grant is gone there too
 
 
 def test_disconnect(page, live_server, oauth_provider, dot_connector, site):
@@ -76,7 +46,7 @@ def test_disconnect_a_connection_that_needs_reconnecting(page, live_server, oaut
 
 
 def test_the_confirmation_page_continues_to_the_provider(page, live_server, oauth_provider,
-                                                         dot_connector, site, end_user):  # noqa: F811
+                                                         dot_connector, site, end_user):
     # A plain link (no start ticket): the person confirms first.
     page.goto(f"{live_server.url}/oauth/demo/authorize/?next=/oauth/connections/")
     page.click("button:has-text('Continue to Demo provider')")
@@ -101,7 +71,7 @@ def run_action(page, live_server, credential: Credential, action: str) -> None:
         page.click("button[name=index]")
 
 
-def test_refresh_now(page, live_server, oauth_provider, dot_connector, site, operator):  # noqa: F811
+def test_refresh_now(page, live_server, oauth_provider, dot_connector, site, operator):
     credential = connected_credential(site, oauth_provider)
     log_in(page, live_server)  # (the operator, in this browser)
     run_action(page, live_server, credential, "refresh_now")
@@ -114,7 +84,7 @@ def test_refresh_now(page, live_server, oauth_provider, dot_connector, site, ope
     assert oauth_provider.call_api(credential.access_token).status_code == 200
 
 
-def test_revoke(page, live_server, oauth_provider, dot_connector, site, operator):  # noqa: F811
+def test_revoke(page, live_server, oauth_provider, dot_connector, site, operator):
     credential = connected_credential(site, oauth_provider)
     log_in(page, live_server)
     run_action(page, live_server, credential, "revoke")
@@ -124,7 +94,7 @@ def test_revoke(page, live_server, oauth_provider, dot_connector, site, operator
 
 
 def test_mark_for_reconnection(page, live_server, oauth_provider, dot_connector, site,
-                               operator, end_user):  # noqa: F811
+                               operator, end_user):
     credential = connected_credential(site, oauth_provider)
     log_in(page, live_server)
     run_action(page, live_server, credential, "mark_for_reconnection")
@@ -141,7 +111,7 @@ def test_mark_for_reconnection(page, live_server, oauth_provider, dot_connector,
 
 
 def test_the_pre_flight_action(page, live_server, oauth_provider, dot_connector,
-                               operator):  # noqa: F811
+                               operator):
     log_in(page, live_server)
     page.goto(f"{live_server.url}/admin/alloy_oauth/connector/")
     page.check(f"input[name=_selected_action][value='{dot_connector.pk}']")
@@ -153,7 +123,7 @@ def test_the_pre_flight_action(page, live_server, oauth_provider, dot_connector,
     assert [check["ok"] for check in report["preflight"]] == [True] * len(report["preflight"])
 
 
-def test_saving_the_connector(page, live_server, oauth_provider, dot_connector, operator):  # noqa: F811
+def test_saving_the_connector(page, live_server, oauth_provider, dot_connector, operator):
     log_in(page, live_server)
     page.goto(f"{live_server.url}/admin/alloy_oauth/connector/{dot_connector.pk}/change/")
     page.fill("#id_scope", "read write")

@@ -10,10 +10,10 @@ from django.test import Client
 
 from alloy_oauth.models import Connector, Credential
 
-from tests.support.browser import save_screenshot
-from .test_browser_admin import log_in, operator, sign_in_at_the_provider  # noqa: F401
-from .test_browser_connect import dot_connector, end_user  # noqa: F401 - fixtures
-from .test_browser_forms import assert_revoked_at_the_provider, connected_credential, site  # noqa: F401
+from tests.support.browser import (
+    assert_revoked_at_the_provider, connected_credential, log_in, save_screenshot,
+    sign_in_at_provider,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,8 +28,8 @@ def connections_page_as(page, live_server, user) -> str:
     return page.inner_text("main") if page.locator("main").count() else page.inner_text("body")
 
 
-def test_unsaved_edits_validated_then_saved(page, live_server, oauth_provider, operator,  # noqa: F811
-                                            dot_connector, end_user, tmp_path):  # noqa: F811
+def test_unsaved_edits_validated_then_saved(page, live_server, oauth_provider, operator,
+                                            dot_connector, end_user, tmp_path):
     """An OAuth edit takes the connector off end users' pages once saved without validation;
     validating the edit on the page, then Save, puts it back."""
     settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": live_server.url}
@@ -47,7 +47,7 @@ def test_unsaved_edits_validated_then_saved(page, live_server, oauth_provider, o
     page.fill("#id_scope", "read")  # unsaved: this is what Validate checks
     with page.expect_popup() as popup_info:
         page.click("#alloy-oauth-validate")
-    sign_in_at_the_provider(popup_info.value, oauth_provider)
+    sign_in_at_provider(popup_info.value, oauth_provider)
     page.wait_for_selector("#alloy-oauth-validate-status.alloy-oauth-ok")
     assert "Granted: read." in page.inner_text("#alloy-oauth-validate-result")
     connector = Connector.objects.get()
@@ -61,7 +61,7 @@ def test_unsaved_edits_validated_then_saved(page, live_server, oauth_provider, o
     assert "Demo provider" in connections_page_as(page, live_server, end_user)
 
 
-def test_the_recipes_link(page, live_server, operator):  # noqa: F811
+def test_the_recipes_link(page, live_server, operator):
     """Item 7: the connector form links the provider recipes (PROVIDER_RECIPES_URL)."""
     settings.ALLOY_OAUTH = {"PROVIDER_RECIPES_URL": "https://docs.example/providers.html"}
     log_in(page, live_server)
@@ -78,8 +78,8 @@ def credential_page(page, live_server, credential: Credential) -> None:
     page.goto(f"{live_server.url}/admin/alloy_oauth/credential/{credential.pk}/change/")
 
 
-def test_refresh_now_button(page, live_server, oauth_provider, dot_connector, site,  # noqa: F811
-                            operator, tmp_path):  # noqa: F811
+def test_refresh_now_button(page, live_server, oauth_provider, dot_connector, site,
+                            operator, tmp_path):
     credential = connected_credential(site, oauth_provider)
     log_in(page, live_server)
     credential_page(page, live_server, credential)
@@ -96,8 +96,8 @@ def test_refresh_now_button(page, live_server, oauth_provider, dot_connector, si
     assert events.count() == 2 and events.first.inner_text().split("\t")[1] == "Refreshed"
 
 
-def test_revoke_button_asks_first(page, live_server, oauth_provider, dot_connector, site,  # noqa: F811
-                                  operator, tmp_path):  # noqa: F811
+def test_revoke_button_asks_first(page, live_server, oauth_provider, dot_connector, site,
+                                  operator, tmp_path):
     credential = connected_credential(site, oauth_provider)
     log_in(page, live_server)
     credential_page(page, live_server, credential)
@@ -118,7 +118,7 @@ def test_revoke_button_asks_first(page, live_server, oauth_provider, dot_connect
 
 
 def test_mark_for_reconnection_button_asks_first(page, live_server, oauth_provider,
-                                                 dot_connector, site, operator):  # noqa: F811
+                                                 dot_connector, site, operator):
     credential = connected_credential(site, oauth_provider)
     log_in(page, live_server)
     credential_page(page, live_server, credential)

@@ -8,14 +8,13 @@ import pytest
 from alloy_oauth.models import Connector
 from alloy_oauth.presets import get_preset
 
-from tests.support.browser import save_screenshot
+from tests.support.browser import log_in, save_screenshot
 from tests.support.document_server import DocumentServer
-from .test_browser_admin import log_in, operator  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_a_connector_from_a_preset(page, live_server, operator, settings,  # noqa: F811
+def test_a_connector_from_a_preset(page, live_server, operator, settings,
                                    tmp_path):
     settings.ALLOY_OAUTH = {"PROVIDER_RECIPES_URL": "/docs/providers.md"}
     log_in(page, live_server)
@@ -67,7 +66,7 @@ def test_a_connector_from_a_preset(page, live_server, operator, settings,  # noq
     assert connector.use_pkce is False and connector.scope_separator == ","
 
 
-def test_without_a_recipes_url_the_picker_names_the_recipe(page, live_server, operator,  # noqa: F811
+def test_without_a_recipes_url_the_picker_names_the_recipe(page, live_server, operator,
                                                            settings):
     """No PROVIDER_RECIPES_URL: the script writes the chosen provider's recipe as text."""
     settings.ALLOY_OAUTH = {}
@@ -82,7 +81,8 @@ def test_without_a_recipes_url_the_picker_names_the_recipe(page, live_server, op
     page.select_option("#alloy-oauth-preset", "")
     assert not recipe.is_visible()
 
-def test_fill_from_issuer(page, live_server, operator, settings, tmp_path):  # noqa: F811
+
+def test_fill_from_issuer(page, live_server, operator, settings, tmp_path):
     settings.ALLOY_OAUTH = {"WEBHOOK_ALLOWED_NETWORKS": ["127.0.0.0/8"], "HTTP_TIMEOUT": 2}
     with DocumentServer() as server:
         issuer = server.url + "/realms/acme"

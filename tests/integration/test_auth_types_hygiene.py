@@ -15,8 +15,6 @@ from django.utils import timezone
 
 from alloy_oauth.models import Connector, Credential, CredentialEvent
 
-from .test_secret_hygiene import every_logger_at_debug  # noqa: F401 - fixture
-
 OLD, NEW = "old-key-0123456789abcdef", "new-key-abcdef0123456789"
 
 

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import pytest
+from celery.signals import task_postrun
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -22,6 +23,8 @@ from alloy_oauth.refresh import Result, batch, leases, records
 from alloy_oauth.refresh.batch import refresh_batch
 from alloy_oauth.refresh.single import refresh_one
 from alloy_oauth.signals import credential_refresh_failed, credential_refreshed
+
+from tests.support.credentials import stored
 
 
 class TokenEndpoint(ThreadingHTTPServer):
@@ -104,10 +107,6 @@ def due_credentials(connector, tokens: list[str]) -> list[Credential]:
         refresh_token=token, expires_at=now + timedelta(seconds=60),
         next_refresh_at=now - timedelta(seconds=1),
     ) for index, token in enumerate(tokens)]
-
-
-def stored(credential: Credential) -> Credential:
-    return Credential.objects.get(pk=credential.pk)
 
 
 @pytest.fixture
@@ -318,18 +317,21 @@ def test_the_sweep_and_its_batches_through_a_worker(provider_connector, endpoint
 
     settings.ALLOY_OAUTH = {"SWEEP_BATCH_SIZE": 5}
     credentials = due_credentials(provider_connector, [f"rt-{i}" for i in range(12)])
-    refreshed = threading.Semaphore(0)
-    credential_refreshed.connect(lambda **kwargs: refreshed.release(), weak=False,
-                                 dispatch_uid="batch-through-a-worker")
+    batches_done = threading.Semaphore(0)
+
+    def count_batch(sender, **kwargs):
+        if sender.name == "alloy_oauth.tasks.refresh_credential_batch":
+            batches_done.release()
+
+    task_postrun.connect(count_batch, weak=False, dispatch_uid="batch-through-a-worker")
     try:
         assert tasks.refresh_due_credentials()["enqueued"] == 12
-        # Told by the worker's signals rather than by polling the database: in-memory
-        # SQLite locks whole tables between connections, and a read here could collide
-        # with the worker's writes.
-        assert all(refreshed.acquire(timeout=30) for _ in range(12))
+        # Told by the worker when each batch task has returned, rather than by polling the
+        # database: in-memory SQLite locks whole tables between connections, and a read here
+        # could collide with the worker's writes (12 credentials in batches of 5: 3 tasks).
+        assert all(batches_done.acquire(timeout=30) for _ in range(3))
     finally:
-        credential_refreshed.disconnect(dispatch_uid="batch-through-a-worker")
-    time.sleep(0.5)  # the batch's last statements
+        task_postrun.disconnect(dispatch_uid="batch-through-a-worker")
     assert sorted(stored(c).refresh_token for c in credentials) == sorted(
         f"rt-{i}-next" for i in range(12))
     assert leases.credentials().filter(lease_until__isnull=False).count() == 0

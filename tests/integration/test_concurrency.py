@@ -8,7 +8,6 @@ access tokens live 6 seconds.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -19,7 +18,6 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -28,7 +26,7 @@ from alloy_oauth.models import Connector, Credential, CredentialEvent
 from alloy_oauth.refresh.single import refresh_one
 
 from tests.support import REPO_DIR
-from tests.support.databases import server_database_url
+from tests.support.processes import cross_process_broker, process_env
 
 # xdist_group: the tests that start many processes run one at a time, on one xdist worker.
 pytestmark = [pytest.mark.database_server, pytest.mark.django_db(transaction=True),
@@ -36,29 +34,6 @@ pytestmark = [pytest.mark.database_server, pytest.mark.django_db(transaction=Tru
 
 CLIENT_PROCESSES = 8
 RUN_SECONDS = 18
-
-
-def cross_process_broker() -> str:
-    url = os.environ.get("CELERY_BROKER_URL", "")
-    if url and not url.startswith("memory"):
-        return url
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
-    except OSError:
-        pytest.skip("needs a broker other processes can reach (CELERY_BROKER_URL=redis://…)")
-    return "redis://127.0.0.1:6379/15"
-
-
-def process_env(**alloy_oauth: object) -> dict[str, str]:
-    """The environment of a host process (web or worker) on the suite's test database."""
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="tests.support.settings",
-        DATABASE_URL=server_database_url(connection.settings_dict["NAME"]),
-        ALLOY_OAUTH_JSON=json.dumps(alloy_oauth),
-        PYTHONPATH=str(REPO_DIR),
-    )
-    return env
 
 
 def run_json(process: subprocess.Popen, timeout: float) -> dict:

@@ -20,6 +20,7 @@ from alloy_oauth import authorization, connection_params, credential_store, head
 from alloy_oauth.models import AuthorizationRequest, Connector, Credential
 from alloy_oauth.refresh.batch import refresh_batch
 
+from tests.support.migrations import at_migration, migrate_to_latest, old_connector
 from tests.support.tickets import authorize_url
 
 pytestmark = pytest.mark.django_db
@@ -499,16 +500,14 @@ def test_the_migration_keeps_one_credential_per_owner(django_user_model):
     """0006: existing credentials get account_key "", so one per owner still holds."""
     from django.db import IntegrityError, transaction
 
-    from tests.unit.test_models import TestMigrations
-
     user = django_user_model.objects.create_user("u")
-    with TestMigrations.at("0005_events_webhooks_metrics") as old:
-        connector = TestMigrations.old_connector(old)
+    with at_migration("0005_events_webhooks_metrics") as old:
+        connector = old_connector(old)
         credentials = old.get_model("alloy_oauth", "Credential")
         ids = [credentials.objects.create(connector_id=connector.pk, access_token=f"t{n}",
                                           **owner).pk
                for n, owner in enumerate([{"user_id": user.pk}, {"external_id": "cust-1"}])]
-        TestMigrations.migrate_to_latest()
+        migrate_to_latest()
     for pk, token in zip(ids, ("t0", "t1")):
         credential = Credential.objects.get(pk=pk)
         assert (credential.access_token, credential.account_key) == (token, "")

@@ -14,30 +14,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from alloy_oauth.models import Connector, Credential
+from alloy_oauth.models import Credential
 
 from tests.support.connector_page import press_validate
 from tests.support.tickets import authorize_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def tenant_connector(oauth_provider) -> Connector:
-    return Connector.objects.create(
-        validated_at=timezone.now(),  # live: offered to end users
-        name="Tenant provider", slug="tenants",
-        auth_url=oauth_provider.tenant_auth_url, token_url=oauth_provider.tenant_token_url,
-        revocation_url=oauth_provider.tenant_revocation_url,
-        api_base_url=oauth_provider.tenant_api_base_url, test_request_path="me/",
-        client_id=oauth_provider.client_id, client_secret=oauth_provider.client_secret,
-        scope="read",
-        connection_params=[{"name": "tenant", "label": "Tenant", "pattern": "[a-z][a-z0-9-]*"}],
-        metadata_fields={"instance_url": "instance_url", "tenant_id": "tenant.id",
-                         "user_id": "authed_user.id"},
-        callback_params=["realm"],
-        allow_multiple_accounts=True, account_label="{tenant}",
-    )
 
 
 @pytest.fixture

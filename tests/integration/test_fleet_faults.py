@@ -29,8 +29,8 @@ from django.utils import timezone
 
 from alloy_oauth.models import Connector, Credential
 
-from .test_concurrency import cross_process_broker, process_env
 from tests.support import REPO_DIR
+from tests.support.processes import cross_process_broker, process_env
 from tests.support.token_endpoint import CLIENT_ID, CLIENT_SECRET, TokenEndpoint, refresh_token
 
 pytestmark = [pytest.mark.database_server, pytest.mark.django_db(transaction=True),

@@ -18,39 +18,9 @@ from alloy_oauth import authorization, credential_store, protocol, tickets
 from alloy_oauth.models import AuthorizationRequest, Credential, CredentialEvent
 from alloy_oauth.signals import credential_connected
 
-from tests.support.example_provider import TOKEN_URL
 from tests.support.connector_page import press_validate, stub_preflight
-from tests.support.tickets import authorize_url
-
-TOKEN_BODY = {"access_token": "access-token-value", "token_type": "bearer", "expires_in": 3600,
-              "refresh_token": "refresh-token-value", "scope": "read write"}
-
-
-@pytest.fixture
-def user(django_user_model):
-    return django_user_model.objects.create_user("enduser", password="pw")
-
-
-@pytest.fixture
-def browser(client: Client, user) -> Client:
-    client.force_login(user)
-    return client
-
-
-def authorize(browser: Client, slug: str = "example", **query: str):
-    """What the page's connect button does (its URL carries this browser's start ticket)."""
-    return browser.get(authorize_url(browser, slug, **query))
-
-
-def start(browser: Client, slug: str = "example", **query: str) -> dict[str, str]:
-    """Begin an authorization; return the parameters sent to the provider."""
-    response = authorize(browser, slug, **query)
-    assert response.status_code == 302, response.content[:300]
-    return {k: v[0] for k, v in parse_qs(urlsplit(response["Location"]).query).items()}
-
-
-def callback(browser: Client, **params: str):
-    return browser.get(reverse("alloy_oauth:callback"), params)
+from tests.support.example_provider import TOKEN_BODY, TOKEN_URL
+from tests.support.flow import authorize, callback, open_link, start
 
 
 def assert_failed(response, reason: str) -> None:
@@ -444,8 +414,6 @@ class TestFailurePagesLeadOn:
 
     def test_a_failed_headless_flow(self, client, connector):
         from alloy_oauth import headless
-
-        from tests.unit.test_connections import open_link
 
         response = open_link(client, headless.connect_url(connector, "c-42", next_url="/shop/"))
         state = parse_qs(urlsplit(response["Location"]).query)["state"][0]

@@ -15,8 +15,9 @@ from alloy_oauth import protocol, refresh
 from alloy_oauth.models import Connector, Credential
 from alloy_oauth.refresh.single import refresh_one
 
-from .test_flow import browser, callback, start, user  # noqa: F401 - fixtures
+from tests.support.connector_page import form
 from tests.support.example_provider import TOKEN_URL
+from tests.support.flow import callback, start
 from tests.support.tickets import authorize_url
 
 NOW = datetime.fromisoformat("2026-11-29T12:00:00+00:00")
@@ -59,8 +60,6 @@ class TestIssuer:
                         iss="https://whoever.example").status_code == 303
 
     def test_the_form_wants_an_issuer_when_it_is_required(self, db):
-        from tests.unit.test_admin import form
-
         f = form(require_issuer="on", issuer="")
         assert not f.is_valid() and "issuer" in f.errors
 

@@ -17,7 +17,6 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from alloy_oauth import metrics
 from alloy_oauth.metrics import metrics_view
 from alloy_oauth.models import Credential, WebhookDelivery, WebhookEndpoint
 from alloy_oauth.refresh.batch import refresh_batch

@@ -20,9 +20,9 @@ from alloy_oauth.refresh import Result, leases, records
 from alloy_oauth.refresh.single import refresh_one
 from alloy_oauth.signals import credential_refresh_failed
 
+from tests.support.credentials import OLD_ACCESS, stored
 from tests.support.example_provider import TOKEN_URL
 from tests.support.raw_http import read_http_request
-from tests.unit.test_refresh import OLD_ACCESS, credential, stored  # noqa: F401 - fixture
 
 API = "https://api.provider.example"
 

@@ -6,7 +6,6 @@ message, webhook delivery (payload, headers), admin page or error report."""
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from urllib.parse import parse_qs, urlsplit
 
@@ -33,18 +32,6 @@ from tests.support.tickets import authorize_url
 WEBHOOK_SECRET = "webhook-signing-secret-5b1d0c9e7a"
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def every_logger_at_debug(caplog):
-    loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
-    levels = {logger: logger.level for logger in loggers}
-    for logger in loggers:
-        logger.setLevel(logging.DEBUG)
-    caplog.set_level(logging.DEBUG)
-    yield caplog
-    for logger, level in levels.items():
-        logger.setLevel(level)
 
 
 def basic_header(provider, secret: str) -> str:

@@ -16,7 +16,7 @@ from alloy_oauth import protocol, validation
 from alloy_oauth.models import Connector, Credential
 
 from tests.support.connector_page import press_validate
-from tests.unit.test_transport import raw_server, response, trickle
+from tests.support.raw_http import raw_server, response, trickle
 
 REVOCATION_URL = "https://provider.example/oauth/revoke"
 

@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import Client
+
+from alloy_oauth.models import Credential
 
 from . import REPO_DIR
 
@@ -67,3 +70,34 @@ def redrawn(page: Any, timeout: float = 20_000) -> Iterator[None]:
                                   () => { window.__alloyOAuthRedrawn = true; }, {once: true}); }""")
     yield
     page.wait_for_function("window.__alloyOAuthRedrawn === true", timeout=timeout)
+
+
+def log_in(page, live_server) -> None:
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.fill("#id_username", "operator")
+    page.fill("#id_password", "operator-pw")
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/")
+
+
+def sign_in_at_provider(popup, provider) -> None:
+    popup.wait_for_url(f"{provider.login_url}**")
+    popup.fill("#id_username", provider.username)
+    popup.fill("#id_password", provider.password)
+    popup.click("button[type=submit]")
+
+
+def connected_credential(site: Client, provider) -> Credential:
+    """Connect the signed-in end user through the live provider: real tokens."""
+    provider.connect(site, "demo")
+    credential = Credential.objects.get()
+    assert provider.call_api(credential.access_token).status_code == 200
+    return credential
+
+
+def assert_revoked_at_the_provider(credential: Credential, provider) -> None:
+    access_token = credential.access_token
+    credential.refresh_from_db()
+    assert credential.status == Credential.Status.REVOKED
+    assert (credential.access_token, credential.refresh_token) == ("", "")
+    assert provider.call_api(access_token).status_code == 401  # the grant is gone there too

@@ -1,5 +1,6 @@
-"""The connector page's form as a browser would post it, for tests that press "Validate
-credential" (which checks the values on the page) through the test client."""
+"""The connector page's form: valid values to start from, and the form as a browser would
+post it, for tests that press "Validate credential" (which checks the values on the page)
+through the test client."""
 
 from __future__ import annotations
 
@@ -58,3 +59,22 @@ def stub_preflight(responses: Any, connector: Connector) -> None:
     endpoint refuses the deliberately invalid code (accepting the client credentials)."""
     responses.get(connector.auth_url, status=302)
     responses.post(connector.token_url, json={"error": "invalid_grant"}, status=400)
+
+
+#: A valid connector form (GitHub's), for tests that change a value or two.
+VALID = {
+    "name": "GitHub", "slug": "github", "is_active": "on",
+    "auth_url": "https://github.com/login/oauth/authorize",
+    "token_url": "https://github.com/login/oauth/access_token",
+    "client_id": "Iv1.abc", "client_secret": "gh-client-secret", "scope": "repo, user",
+    "refresh_url": "", "refresh_params": "{}", "refresh_lead_time": "", "default_expires_in": "",
+    "client_auth_method": "client_secret_basic", "use_pkce": "on", "scope_separator": " ",
+    "authorization_params": "{}", "token_params": "{}", "revocation_url": "",
+    "api_base_url": "https://api.github.com", "test_request_path": "/user",
+}
+
+
+def form(data=None, instance=None, **changes) -> ConnectorForm:
+    values = dict(VALID if data is None else data)
+    values.update(changes)
+    return ConnectorForm(data=values, instance=instance)

@@ -11,26 +11,11 @@ from django.utils import timezone
 from alloy_oauth.forms import ConnectorForm
 from alloy_oauth.models import AuthorizationRequest, Connector, Credential, CredentialEvent
 
-from tests.support.connector_page import press_validate, state_of, stub_preflight, validate_url
+from tests.support.connector_page import (
+    VALID, form, press_validate, state_of, stub_preflight, validate_url,
+)
 
 pytestmark = pytest.mark.django_db
-
-VALID = {
-    "name": "GitHub", "slug": "github", "is_active": "on",
-    "auth_url": "https://github.com/login/oauth/authorize",
-    "token_url": "https://github.com/login/oauth/access_token",
-    "client_id": "Iv1.abc", "client_secret": "gh-client-secret", "scope": "repo, user",
-    "refresh_url": "", "refresh_params": "{}", "refresh_lead_time": "", "default_expires_in": "",
-    "client_auth_method": "client_secret_basic", "use_pkce": "on", "scope_separator": " ",
-    "authorization_params": "{}", "token_params": "{}", "revocation_url": "",
-    "api_base_url": "https://api.github.com", "test_request_path": "/user",
-}
-
-
-def form(data=None, instance=None, **changes) -> ConnectorForm:
-    values = dict(VALID if data is None else data)
-    values.update(changes)
-    return ConnectorForm(data=values, instance=instance)
 
 
 class TestConnectorForm:

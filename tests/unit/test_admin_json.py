@@ -12,7 +12,7 @@ from alloy_oauth.bounded_json import MAX_JSON_DEPTH, MAX_JSON_LENGTH, BoundedJSO
 from alloy_oauth.forms import ConnectorForm
 from alloy_oauth.models import Connector
 
-from .test_admin import VALID
+from tests.support.connector_page import VALID
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth.models import Permission
 from django.db import DataError
 from django.test import Client
 from django.urls import reverse
@@ -17,15 +16,11 @@ from django.utils import timezone
 from django.utils.log import AdminEmailHandler
 
 from alloy_oauth.models import (
-    AuthorizationRequest,
-    Connector,
-    Credential,
-    CredentialEvent,
-    WebhookDelivery,
-    WebhookEndpoint,
+    AuthorizationRequest, Connector, Credential, CredentialEvent, WebhookDelivery, WebhookEndpoint,
 )
 
-from .test_admin import VALID
+from tests.support.connector_page import VALID
+from tests.support.staff import staff_client
 
 pytestmark = pytest.mark.django_db
 
@@ -76,16 +71,6 @@ def planted(connector, django_user_model):
     WebhookDelivery.objects.create(endpoint=endpoint, event="credential.revoked",
                                    connector=connector, payload={"id": "x", "data": {}})
     return credential
-
-
-def staff_client(django_user_model, *actions: str) -> Client:
-    """A staff user with ``actions`` (view, change, …) on every model of the app."""
-    staff = django_user_model.objects.create_user(f"staff-{'-'.join(actions)}", is_staff=True)
-    staff.user_permissions.add(*Permission.objects.filter(
-        content_type__app_label=APP, codename__regex=rf"^({'|'.join(actions)})_"))
-    client = Client()
-    client.force_login(staff)
-    return client
 
 
 def pages_of_the_app() -> list[str]:

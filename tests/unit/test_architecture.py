@@ -129,3 +129,23 @@ def test_no_module_is_over_400_lines():
     long = {module: lines for module, path in SOURCES.items()
             if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
     assert not long, f"split by job (docs/architecture.md): {long}"
+
+
+def test_test_modules_share_code_only_through_support_and_conftest():
+    """A test module imports no other test module: what tests share is in tests/support (code)
+    or a conftest.py (fixtures), so a test folder runs on its own."""
+    shared = []
+    for path in sorted((REPO_DIR / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                target = ("." * node.level) + (node.module or "")
+                names = [alias.name for alias in node.names]
+                if any(part.startswith("test_") for part in target.split(".")) or (
+                        node.level and not node.module
+                        and any(name.startswith("test_") for name in names)):
+                    shared.append(f"{path.relative_to(REPO_DIR)}: from {target} import …")
+            elif isinstance(node, ast.Import):
+                shared += [f"{path.relative_to(REPO_DIR)}: import {alias.name}"
+                           for alias in node.names
+                           if any(part.startswith("test_") for part in alias.name.split("."))]
+    assert not shared, "move what is shared to tests/support or a conftest.py:\n" + "\n".join(shared)

@@ -14,9 +14,9 @@ from django.urls import reverse
 from alloy_oauth.forms import ConnectorForm
 from alloy_oauth.models import Connector, Credential
 
-from tests.support.connector_page import press_validate
+from tests.support.connector_page import VALID, press_validate
 from tests.support.example_provider import TOKEN_URL
-from .test_admin import VALID
+from tests.support.staff import staff_client
 
 pytestmark = pytest.mark.django_db
 
@@ -218,7 +218,6 @@ class TestReplaceSecret:
                                                    args=[credential.pk])).content.decode()
 
     def test_not_for_viewers(self, key_connector, django_user_model):
-        from .test_admin_secrets import staff_client
         credential = Credential.objects.create(connector=key_connector, external_id="x",
                                                api_key="k")
         viewer = staff_client(django_user_model, "view")

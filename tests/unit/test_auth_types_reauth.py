@@ -13,15 +13,13 @@ from asgiref.sync import async_to_sync
 from django.utils import timezone
 
 from alloy_oauth.exceptions import (
-    CredentialError,
-    NoAccessToken,
-    ReauthorizationRequired,
-    TokenRefreshFailed,
+    CredentialError, NoAccessToken, ReauthorizationRequired, TokenRefreshFailed,
 )
 from alloy_oauth.models import Credential, CredentialEvent
 from alloy_oauth.signals import credential_reauth_required
 
 from tests.support.api_server import ApiServer
+from tests.support.credentials import stored
 from tests.support.example_provider import TOKEN_URL
 
 pytestmark = pytest.mark.django_db
@@ -59,10 +57,6 @@ def make_credential(make_connector, django_user_model):
         owner = {"user": user} if user else {"external_id": "someone"}
         return Credential.objects.create(connector=connector, **owner, **SECRETS)
     return make
-
-
-def stored(credential: Credential) -> Credential:
-    return Credential.objects.get(pk=credential.pk)
 
 
 def reauth_events(credential: Credential) -> list[str]:

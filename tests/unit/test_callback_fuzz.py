@@ -10,7 +10,6 @@ from urllib.parse import parse_qs, quote, quote_from_bytes, urlsplit
 
 import pytest
 from django.test import Client
-from django.urls import reverse
 from django.utils import timezone
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings

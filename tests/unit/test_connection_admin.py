@@ -10,8 +10,7 @@ from django.urls import reverse
 
 from alloy_oauth.models import AuthorizationRequest, Connector, Credential
 
-from tests.support.connector_page import press_validate
-from .test_admin import VALID, form
+from tests.support.connector_page import VALID, form, press_validate
 
 pytestmark = pytest.mark.django_db
 

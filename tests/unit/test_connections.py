@@ -17,6 +17,7 @@ from alloy_oauth import headless
 from alloy_oauth.models import AuthorizationRequest, Credential
 
 from tests.support.example_provider import TOKEN_URL
+from tests.support.flow import open_link
 from tests.support.tickets import authorize_url, ticket
 
 pytestmark = pytest.mark.django_db
@@ -240,16 +241,6 @@ def test_connect_button_for_no_active_connector_renders_nothing(connector, caplo
         Context({"slug": slug}))
     assert html.strip() == ""
     assert f"no live connector '{slug}'" in caplog.text
-
-
-def open_link(client: Client, url: str, **extra: str):
-    """What the end user does with a connect link: open it, then confirm."""
-    page = client.get(url)
-    assert page.status_code == 200, page.content[:300]
-    assert "Continue to" in page.content.decode()
-    path, _, query = url.partition("?")
-    data = {key: values[0] for key, values in parse_qs(query).items()}
-    return client.post(path, {**data, **extra})
 
 
 class TestHeadlessLinks:

@@ -20,9 +20,8 @@ from alloy_oauth.fields import validate_logo_url
 from alloy_oauth.models import Credential
 from alloy_oauth.templatetags.alloy_oauth import alloy_oauth_ago, alloy_oauth_expiry
 
-from tests.support.example_provider import TOKEN_URL
-from .test_connections import open_link
-from tests.integration.test_flow import TOKEN_BODY, callback, start
+from tests.support.example_provider import TOKEN_BODY, TOKEN_URL
+from tests.support.flow import callback, open_link, start
 
 pytestmark = pytest.mark.django_db
 

@@ -10,10 +10,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from alloy_oauth import authorization, credential_store, protocol
 from alloy_oauth.models import AuthorizationRequest, Credential
 
-from tests.integration.test_flow import (  # noqa: F401 - fixtures
-    authorize, browser, callback, start, user,
-)
 from tests.support.example_provider import TOKEN_URL
+from tests.support.flow import authorize, callback, start
 
 
 @pytest.mark.parametrize("stub", [
@@ -301,7 +299,6 @@ class TestBasicCredentialsAreScrubbed:
             "The provider answered invalid_request: bad header [redacted] payload [redacted]")
 
     def test_in_last_error_the_event_and_the_log(self, connector, responses, caplog):
-        from alloy_oauth import refresh
         from alloy_oauth.refresh.single import refresh_one
 
         caplog.set_level("DEBUG")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -11,6 +10,8 @@ from django.db.models import ProtectedError
 
 from alloy_oauth import protocol
 from alloy_oauth.models import Connector, Credential
+
+from tests.support.migrations import at_migration, migrate_to_latest, old_connector
 
 pytestmark = pytest.mark.django_db
 
@@ -167,44 +168,17 @@ class TestMigrations:
 
         call_command("makemigrations", "alloy_oauth", "--check", "--dry-run", verbosity=0)
 
-    @staticmethod
-    @contextmanager
-    def at(migration: str):
-        """The database at ``migration`` (its historical models), then back at the latest."""
-        from django.db.migrations.executor import MigrationExecutor
-
-        before = [("alloy_oauth", migration)]
-        executor = MigrationExecutor(connection)
-        executor.migrate(before)
-        try:
-            yield executor.loader.project_state(before).apps
-        finally:
-            TestMigrations.migrate_to_latest()
-
-    @staticmethod
-    def migrate_to_latest() -> None:
-        from django.db.migrations.executor import MigrationExecutor
-
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
-
-    @staticmethod
-    def old_connector(apps):
-        return apps.get_model("alloy_oauth", "Connector").objects.create(
-            name="Old", slug="old", auth_url="https://p.example/a",
-            token_url="https://p.example/t", client_id="id", client_secret="secret")
-
     @pytest.mark.django_db(transaction=True)
     def test_the_portable_constraints_migration_keeps_every_credential(self, django_user_model):
         user = django_user_model.objects.create_user("u")
         rows = {"user": dict(user_id=user.pk), "external": dict(external_id="cust-1"),
                 "other case": dict(external_id="CUST-1")}
-        with self.at("0001_initial") as old:
-            connector = self.old_connector(old)
+        with at_migration("0001_initial") as old:
+            connector = old_connector(old)
             ids = {name: old.get_model("alloy_oauth", "Credential").objects.create(
                 connector_id=connector.pk, access_token=f"token of {name}", **owner).pk
                 for name, owner in rows.items()}
-            self.migrate_to_latest()
+            migrate_to_latest()
 
         for name, pk in ids.items():
             assert Credential.objects.get(pk=pk).access_token == f"token of {name}"
@@ -216,17 +190,17 @@ class TestMigrations:
 
     @pytest.mark.django_db(transaction=True)
     def test_external_ids_become_case_sensitive_from_any_character_set(self):
-        with self.at("0002_credential_external_key") as old:
+        with at_migration("0002_credential_external_key") as old:
             if connection.vendor == "mysql":  # a table made with Django's old default, utf8
                 with connection.cursor() as cursor:
                     cursor.execute("ALTER TABLE alloy_oauth_credential "
                                    "CONVERT TO CHARACTER SET utf8mb3")
-            connector = self.old_connector(old)
+            connector = old_connector(old)
             credentials = old.get_model("alloy_oauth", "Credential")
             for owner in ("cust-1", "CUST-1 "):
                 credentials.objects.create(connector_id=connector.pk, external_id=owner,
                                            access_token=f"token of {owner}")
-            self.migrate_to_latest()
+            migrate_to_latest()
         for owner in ("cust-1", "CUST-1 "):
             assert Credential.objects.get(external_id=owner).access_token == f"token of {owner}"
         assert not Credential.objects.filter(external_id="CUST-1").exists()
@@ -234,7 +208,7 @@ class TestMigrations:
     @pytest.mark.django_db(transaction=True)
     def test_shared_owners_stop_the_migration_and_nothing_is_lost(self, django_user_model):
         user = django_user_model.objects.create_user("u")
-        with self.at("0003_case_sensitive_external_id") as old:
+        with at_migration("0003_case_sensitive_external_id") as old:
             credentials = old.get_model("alloy_oauth", "Credential")
             # As on MySQL/MariaDB, where 0001's conditional constraints were never created.
             unique = [constraint for constraint in credentials._meta.constraints
@@ -242,7 +216,7 @@ class TestMigrations:
             with connection.schema_editor() as editor:
                 for constraint in unique:
                     editor.remove_constraint(credentials, constraint)
-            connector = self.old_connector(old)
+            connector = old_connector(old)
             owners = [dict(user_id=user.pk), dict(user_id=user.pk), dict(external_id="cust-1"),
                       dict(external_id="cust-1"), dict(external_id="CUST-1")]
             for number, owner in enumerate(owners):
@@ -250,7 +224,7 @@ class TestMigrations:
                                            access_token=f"token {number}", **owner)
 
             with pytest.raises(RuntimeError) as refused:
-                self.migrate_to_latest()
+                migrate_to_latest()
             message = str(refused.value)
             assert f"connector {connector.pk}, user {user.pk}: 2 credentials" in message
             assert f"connector {connector.pk}, external_id 'cust-1': 2 credentials" in message
@@ -263,5 +237,5 @@ class TestMigrations:
             with connection.schema_editor() as editor:  # 0001's schema again
                 for constraint in unique:
                     editor.add_constraint(credentials, constraint)
-            self.migrate_to_latest()
+            migrate_to_latest()
         assert Credential.objects.count() == 3

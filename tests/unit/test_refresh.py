@@ -27,21 +27,10 @@ from alloy_oauth.signals import (
     credential_reauth_required, credential_refresh_failed, credential_refreshed,
 )
 
+from tests.support.credentials import OLD_ACCESS, OLD_REFRESH, stored
 from tests.support.example_provider import TOKEN_URL
 
 API = "https://api.provider.example/v1"
-OLD_ACCESS, OLD_REFRESH = "old-access-token", "old-refresh-token"
-
-
-@pytest.fixture
-def credential(connector, django_user_model) -> Credential:
-    """An active credential whose refresh time has come (expires in 2 minutes)."""
-    now = timezone.now()
-    return Credential.objects.create(
-        connector=connector, user=django_user_model.objects.create_user("enduser"),
-        access_token=OLD_ACCESS, refresh_token=OLD_REFRESH, scope="read write",
-        expires_at=now + timedelta(seconds=120), next_refresh_at=now - timedelta(seconds=1),
-    )
 
 
 @pytest.fixture
@@ -62,10 +51,6 @@ def signals():
 
 signal_name = {credential_refreshed: "refreshed", credential_refresh_failed: "refresh_failed",
                credential_reauth_required: "reauth_required"}
-
-
-def stored(credential: Credential) -> Credential:
-    return Credential.objects.get(pk=credential.pk)
 
 
 def events(credential: Credential) -> list[str]:

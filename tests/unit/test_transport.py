@@ -5,12 +5,11 @@ threads. Against raw socket servers on 127.0.0.1, so that every byte's timing is
 from __future__ import annotations
 
 import gzip
-import socket
 import threading
 import time
 import tracemalloc
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -19,87 +18,9 @@ import pytest
 from alloy_oauth import protocol
 from alloy_oauth.protocol import ErrorKind, OAuthError, transport
 
-from tests.support.raw_http import read_http_request
+from tests.support.raw_http import at_once, raw_server, response, trickle
 
 JSON_TOKEN = b'{"access_token": "at", "token_type": "Bearer"}'
-
-
-@contextmanager
-def raw_server(answer: Callable[[socket.socket], None], seen: list[bytes] | None = None
-               ) -> Iterator[str]:
-    """A server on 127.0.0.1 that reads each request (into ``seen``) and lets ``answer`` write
-    to the socket (as slowly as it likes); yields its base URL. Stopping it ends every answer
-    early."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    stop = threading.Event()
-    connections: list[socket.socket] = []
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            connections.append(conn)
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    def handle(conn: socket.socket) -> None:
-        try:
-            request = read_http_request(conn)
-            if seen is not None:
-                seen.append(request)
-            answer(conn)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    answer.stop = stop  # type: ignore[attr-defined]
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        stop.set()
-        for sock in [server, *connections]:  # wakes accept() and every answer
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        server.close()
-        thread.join(5)
-
-
-def trickle(data: bytes, *, every: float = 0.05, first: bytes = b"", then: bytes = b""
-            ) -> Callable:
-    """An answer that sends ``first``, then ``data`` one byte every ``every`` seconds, then
-    ``then``."""
-
-    def answer(conn: socket.socket) -> None:
-        conn.sendall(first)
-        for byte in data:
-            if answer.stop.is_set():  # type: ignore[attr-defined]
-                return
-            conn.sendall(bytes([byte]))
-            time.sleep(every)
-        conn.sendall(then)
-
-    return answer
-
-
-def at_once(data: bytes) -> Callable:
-    def answer(conn: socket.socket) -> None:
-        conn.sendall(data)
-
-    return answer
-
-
-def response(body: bytes, *headers: str, status: str = "200 OK") -> bytes:
-    head = [f"HTTP/1.1 {status}", "Content-Type: application/json",
-            f"Content-Length: {len(body)}", "Connection: close", *headers]
-    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
 def client(base_url: str, timeout: float = 0.5) -> protocol.ClientConfig:
