@@ -258,7 +258,7 @@ def test_the_add_page_is_filled_from_a_preset(operator_client):
     assert "&quot;name&quot;: &quot;shop&quot;" in page  # the connection parameter's JSON
     assert get_preset("shopify").docs in page  # the documentation is linked
     assert 'id="alloy-oauth-preset-applied"' in page
-    assert '<img src="/static/alloy_oauth/logos/shopify.svg"' in page
+    assert '<img class="alloy-oauth-preset-logo" src="/static/alloy_oauth/logos/shopify.svg"' in page
 
 
 @pytest.mark.django_db
