@@ -90,11 +90,11 @@ def scan(
                     continue
                 report.old += 1
                 if rotate:
-                    plain, timestamp = found
+                    plain, old_key = found
                     # An empty value need not be encrypted at all (see EncryptedTextField).
                     # Otherwise as MultiFernet.rotate() does, without decrypting it again.
-                    rotated = (None if plain == b"" and model_field.null
-                               else primary.encrypt_at_time(plain, timestamp))
+                    rotated = (None if plain == b"" and model_field.null else
+                               primary.encrypt_at_time(plain, old_key.extract_timestamp(token)))
                     updates.append((rotated, pk, token))
             if updates:
                 report.rotated += sql.rewrite_encrypted_values(alias, model, model_field, updates)
@@ -104,11 +104,11 @@ def scan(
     return reports
 
 
-def _decrypt_with_old_key(old_keys: list[Fernet], token: bytes) -> tuple[bytes, int] | None:
-    """The plain value and encryption time of a value under one of the old keys, or None."""
+def _decrypt_with_old_key(old_keys: list[Fernet], token: bytes) -> tuple[bytes, Fernet] | None:
+    """The plain value of a value under one of the old keys, and that key; or None."""
     for key in old_keys:
         try:
-            return key.decrypt(token), key.extract_timestamp(token)
+            return key.decrypt(token), key
         except InvalidToken:
             continue
     return None
