@@ -22,10 +22,11 @@ import argparse
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
-import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -113,8 +114,15 @@ def serve(port: int) -> int:
     ]
 
     try:
-        wait_for_site(port, processes, stopping)
-        wait_for_worker(worker_log_path, processes, stopping)
+        wait_until(lambda: site_listens(port), processes, stopping,
+                   crashed="The demo could not start (see above).",
+                   too_slow=f"The demo did not answer on 127.0.0.1:{port} within 60 s.")
+        # The worker says it is ready with its log's "ready." line.
+        wait_until(lambda: " ready." in worker_log_path.read_text(errors="replace"),
+                   processes, stopping,
+                   crashed=f"The demo could not start (see above and {worker_log_path}).",
+                   too_slow=f"The demo's worker did not start within 60 s "
+                            f"(see {worker_log_path}).")
         if not stopping:
             banner(port, worker_log_path)
         while not stopping and all(process.poll() is None for process in processes):
@@ -137,36 +145,32 @@ def serve(port: int) -> int:
     return 1 if crashed else 0
 
 
-def wait_for_site(port: int, processes: list[subprocess.Popen], stopping: list[int]) -> None:
-    """Until runserver accepts connections: it listens only once the site is loaded.
+def wait_until(ready: Callable[[], bool], processes: list[subprocess.Popen],
+               stopping: list[int], *, crashed: str, too_slow: str) -> None:
+    """Until ``ready()``, for at most 60 s; a process of the demo that exits meanwhile, or
+    the time running out, ends the demo with ``crashed`` or ``too_slow``."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not stopping:
+        if any(process.poll() is not None for process in processes):
+            raise SystemExit(crashed)
+        if ready():
+            return
+        time.sleep(0.3)
+    if not stopping:
+        raise SystemExit(too_slow)
+
+
+def site_listens(port: int) -> bool:
+    """Whether runserver accepts connections: it listens only once the site is loaded.
 
     A connection that sends no request leaves no line in the site's access log; an HTTP request
     would, and runserver may write that line after our banner.
     """
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not stopping:
-        if any(process.poll() is not None for process in processes):
-            raise SystemExit("The demo could not start (see above).")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=2).close()
-            return
-        except OSError:
-            time.sleep(0.3)
-    if not stopping:
-        raise SystemExit(f"The demo did not answer on 127.0.0.1:{port} within 60 s.")
-
-
-def wait_for_worker(log: Path, processes: list[subprocess.Popen], stopping: list[int]) -> None:
-    """Until the worker says it is ready (its log's "ready." line), or gives up."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not stopping:
-        if any(process.poll() is not None for process in processes):
-            raise SystemExit(f"The demo could not start (see above and {log}).")
-        if " ready." in log.read_text(errors="replace"):
-            return
-        time.sleep(0.3)
-    if not stopping:
-        raise SystemExit(f"The demo's worker did not start within 60 s (see {log}).")
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return True
+    except OSError:
+        return False
 
 
 def banner(port: int, worker_log: Path) -> None:
