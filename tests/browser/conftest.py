@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
 from alloy_oauth.models import Connector
+
+from tests.support.browser import sign_in
 
 
 @pytest.fixture
@@ -35,22 +36,15 @@ def dot_connector(oauth_provider) -> Connector:
 @pytest.fixture
 def connections(page, live_server, end_user, dot_connector):
     """The end user's Connections page, signed in."""
-    site = Client()
-    site.force_login(end_user)
-    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "url": live_server.url,
-                               "value": site.cookies[settings.SESSION_COOKIE_NAME].value}])
+    sign_in(page, live_server, end_user)
     page.goto(f"{live_server.url}/oauth/connections/")
     page.wait_for_function("window.AlloyOAuth !== undefined")
     return page
 
 
 @pytest.fixture
-def site(page, live_server, end_user, settings) -> Client:  # noqa: F811
+def site(page, live_server, end_user, settings) -> Client:
     """The end user, signed in to our site both in ``page`` and in a test client that shares
     its session (for connecting through the provider without driving the browser)."""
     settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": live_server.url}
-    client = Client()
-    client.force_login(end_user)
-    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "url": live_server.url,
-                               "value": client.cookies[settings.SESSION_COOKIE_NAME].value}])
-    return client
+    return sign_in(page, live_server, end_user)

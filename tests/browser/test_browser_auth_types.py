@@ -9,13 +9,11 @@ they also replace docs/images/ (``make screenshots``)."""
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
-from django.test import Client
 from django.utils import timezone
 
 from alloy_oauth.models import Connector, Credential
 
-from tests.support.browser import log_in, redrawn, save_screenshot
+from tests.support.browser import log_in, redrawn, save_screenshot, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,10 +34,7 @@ def key_connector(oauth_provider) -> Connector:
 
 def test_end_user_enters_an_api_key_in_the_popup(page, live_server, django_user_model,
                                                  oauth_provider, key_connector, tmp_path):
-    site = Client()
-    site.force_login(django_user_model.objects.create_user("alice", password="alice-pw"))
-    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "url": live_server.url,
-                               "value": site.cookies[settings.SESSION_COOKIE_NAME].value}])
+    sign_in(page, live_server, django_user_model.objects.create_user("alice", password="alice-pw"))
     page.goto(f"{live_server.url}/oauth/connections/")
     page.wait_for_function("window.AlloyOAuth !== undefined")
     with page.expect_popup() as popup_info:

@@ -4,12 +4,10 @@ send Cross-Origin-Opener-Policy: same-origin, like many real providers)."""
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
-from django.test import Client
 
 from alloy_oauth.models import Credential
 
-from tests.support.browser import sign_in_at_provider
+from tests.support.browser import sign_in, sign_in_at_provider
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,10 +50,7 @@ def test_the_connect_button_reloads_a_host_page_connected(page, live_server, oau
                                                           end_user, dot_connector):
     """On a page of the host (the Connections page redraws itself instead: see
     test_browser_connections_page.py)."""
-    site = Client()
-    site.force_login(end_user)
-    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "url": live_server.url,
-                               "value": site.cookies[settings.SESSION_COOKIE_NAME].value}])
+    sign_in(page, live_server, end_user)
     page.goto(f"{live_server.url}/accounts/login/")  # any page of the site
     page.add_script_tag(url=f"{live_server.url}/static/alloy_oauth/connect.js")
     page.evaluate("const button = document.createElement('a');"

@@ -6,12 +6,10 @@ Validate credential asks the operator for the tenant."""
 from __future__ import annotations
 
 import pytest
-from django.conf import settings as django_settings
-from django.test import Client
 
 from alloy_oauth.models import Credential
 
-from tests.support.browser import log_in, redrawn, sign_in_at_provider
+from tests.support.browser import log_in, redrawn, sign_in, sign_in_at_provider
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,11 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def connections(page, live_server, end_user, tenant_connector, settings):
     settings.ALLOY_OAUTH = {"CALLBACK_BASE_URL": live_server.url}
-    site = Client()
-    site.force_login(end_user)
-    cookie = django_settings.SESSION_COOKIE_NAME
-    page.context.add_cookies([{"name": cookie, "url": live_server.url,
-                               "value": site.cookies[cookie].value}])
+    sign_in(page, live_server, end_user)
     page.goto(f"{live_server.url}/oauth/connections/")
     page.wait_for_function("window.AlloyOAuth !== undefined")
     return page

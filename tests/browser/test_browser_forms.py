@@ -8,11 +8,12 @@ Chromium send ``Origin: null`` with its forms, which Django's CSRF check refuses
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
 
 from alloy_oauth.models import Connector, Credential
 
-from tests.support.browser import assert_revoked_at_the_provider, connected_credential, log_in
+from tests.support.browser import (
+    assert_revoked_at_the_provider, connected_credential, log_in, sign_in,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -103,9 +104,7 @@ def test_mark_for_reconnection(page, live_server, oauth_provider, dot_connector,
     assert credential.status == Credential.Status.REAUTH_REQUIRED
     # The end user sees it on their Connections page.
     page.context.clear_cookies()
-    site.force_login(end_user)
-    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "url": live_server.url,
-                               "value": site.cookies[settings.SESSION_COOKIE_NAME].value}])
+    sign_in(page, live_server, end_user, client=site)
     page.goto(f"{live_server.url}/oauth/connections/")
     assert "Needs reconnecting" in page.inner_text("tr[data-connector=demo]")
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings
-from django.test import Client
 
 from alloy_oauth.models import Connector, Credential
 
 from tests.support.browser import (
-    assert_revoked_at_the_provider, connected_credential, log_in, save_screenshot,
+    assert_revoked_at_the_provider, connected_credential, log_in, save_screenshot, sign_in,
     sign_in_at_provider,
 )
 
@@ -20,10 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def connections_page_as(page, live_server, user) -> str:
     """The Connections page's text, for ``user`` signed in to ``page``'s browser."""
-    visitor = Client()
-    visitor.force_login(user)
-    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "url": live_server.url,
-                               "value": visitor.cookies[settings.SESSION_COOKIE_NAME].value}])
+    sign_in(page, live_server, user)
     page.goto(f"{live_server.url}/oauth/connections/")
     return page.inner_text("main") if page.locator("main").count() else page.inner_text("body")
 

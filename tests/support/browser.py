@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from alloy_oauth.models import Credential
@@ -70,6 +71,16 @@ def redrawn(page: Any, timeout: float = 20_000) -> Iterator[None]:
                                   () => { window.__alloyOAuthRedrawn = true; }, {once: true}); }""")
     yield
     page.wait_for_function("window.__alloyOAuthRedrawn === true", timeout=timeout)
+
+
+def sign_in(page: Any, live_server: Any, user: Any, client: Client | None = None) -> Client:
+    """``user`` signed in to ``page``'s browser: a test client (``client``, or a new one) logs
+    in, and the browser gets its session cookie. The client shares that session."""
+    client = client or Client()
+    client.force_login(user)
+    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "url": live_server.url,
+                               "value": client.cookies[settings.SESSION_COOKIE_NAME].value}])
+    return client
 
 
 def log_in(page, live_server) -> None:
