@@ -195,11 +195,11 @@ def browser(client: Client, user) -> Client:
 
 
 @pytest.fixture
-def credential(connector, django_user_model) -> Credential:
-    """An active credential whose refresh time has come (expires in 2 minutes)."""
+def credential(connector, user) -> Credential:
+    """``user``'s active credential, whose refresh time has come (expires in 2 minutes)."""
     now = timezone.now()
     return Credential.objects.create(
-        connector=connector, user=django_user_model.objects.create_user("enduser"),
+        connector=connector, user=user,
         access_token=OLD_ACCESS, refresh_token=OLD_REFRESH, scope="read write",
         expires_at=now + timedelta(seconds=120), next_refresh_at=now - timedelta(seconds=1),
     )
