@@ -174,7 +174,7 @@ class CredentialSession(OAuth2Session):
             # dead (a redirect's other host never saw it).
             if self.base_url and self.may_carry_secret(response.url):
                 secret_refused(self.credential, version=version,
-                                       request=f"{method.upper()} {_safe_url(response.url)}")
+                               request=f"{method.upper()} {_safe_url(response.url)}")
             return response
         self.credential.refresh_from_db()
         if self.credential.version == version:

@@ -202,8 +202,7 @@ def test_a_credential_reconnected_meanwhile_keeps_its_new_tokens(provider_connec
         return original(refresh_token)
 
     endpoint.answer = reconnect_while_the_request_is_out
-    assert refresh_batch([credential.pk]) == Counter({Result.SUPERSEDED: 1,
-                                                              "skipped": 0})
+    assert refresh_batch([credential.pk]) == Counter({Result.SUPERSEDED: 1, "skipped": 0})
     row = stored(credential)
     assert (row.access_token, row.refresh_token, row.lease_until) == (
         "reconnected", "reconnected-rt", None)

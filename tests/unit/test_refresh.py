@@ -198,7 +198,7 @@ class TestSuccess:
         outcome = refresh_one(credential.pk, force=True, if_version=99)
         assert outcome.result is Result.NOT_DUE and len(responses.calls) == 0
         outcome = refresh_one(credential.pk, force=True,
-                                             if_version=credential.version)
+                              if_version=credential.version)
         assert outcome.result is Result.REFRESHED
 
     def test_unknown_credential(self, db):
